@@ -1,0 +1,92 @@
+"""The transaction/determination contract: bundled JSON Schemas and input validation.
+
+Errors name the transaction (index and id) and the field path, so a user can find the
+offending value in a file of many transactions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+
+
+class InputError(ValueError):
+    """Invalid input: the message names the transaction and the field path."""
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    text = resources.files("chokepoint.schemas").joinpath(f"{name}.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(schema(name), format_checker=FormatChecker())
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
+    return out or "(the transaction itself)"
+
+
+def validate_transaction(txn: Any, index: int) -> dict[str, Any]:
+    """Check one transaction against the contract; raise :class:`InputError` if invalid."""
+    label = f"transaction {index}"
+    if isinstance(txn, dict) and isinstance(txn.get("id"), str):
+        label += f" (id {txn['id']!r})"
+    if not isinstance(txn, dict):
+        raise InputError(f"{label}: expected a mapping of facts, got {type(txn).__name__}")
+    errors = sorted(_validator("transaction").iter_errors(txn), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise InputError(f"{label}: {_path(e.absolute_path)}: {e.message}{more}")
+    if "date" in txn:
+        try:
+            date.fromisoformat(str(txn["date"]))
+        except ValueError as exc:
+            raise InputError(f"{label}: date: not a date (YYYY-MM-DD): {txn['date']!r}") from exc
+    return txn
+
+
+def _jsonable(obj: Any) -> Any:
+    """YAML turns unquoted dates into date objects; the contract wants ISO strings."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, date):
+        return obj.isoformat()
+    return obj
+
+
+def read_transactions(path: Path) -> list[dict[str, Any]]:
+    """One transaction or a list of them from a YAML or JSON file, validated."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                         f"{exc}") from exc
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for i, txn in enumerate(items):
+        try:
+            out.append(validate_transaction(_jsonable(txn), i))
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+    return out

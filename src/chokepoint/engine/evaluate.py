@@ -1,0 +1,334 @@
+"""Evaluating rule predicates over a transaction in three-valued logic.
+
+The evaluator records what it read (facts, thresholds with their citations, the
+definitions it consulted) so that each trace step can say what a provision looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from chokepoint.engine import eccn as eccn_mod
+from chokepoint.engine.facts import MISSING, get, join
+from chokepoint.engine.logic import FALSE, TRUE, TV, Result, Unknown, negate
+from chokepoint.rules.model import Citation
+from chokepoint.rules.predicate import (
+    All,
+    AnyEccnIn,
+    AnyOf,
+    Assertion,
+    Compare,
+    Const,
+    ContainsAny,
+    EccnIn,
+    EccnSet,
+    Exists,
+    InGroup,
+    IsBool,
+    IsEmpty,
+    ListedBy,
+    Not,
+    ParamRef,
+    ParamTrue,
+    Pred,
+    Ref,
+    UnknownLeaf,
+)
+from chokepoint.rules.ruleset import Snapshot
+
+
+class EngineError(RuntimeError):
+    """The rule data cannot be evaluated (a bug in the rules, never in the facts)."""
+
+
+@dataclass
+class Reads:
+    """What one provision's evaluation looked at, for its trace step."""
+
+    facts: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    snap: Snapshot
+    root: dict[str, Any]
+    assertions: frozenset[str]
+    rule: str = ""
+    reads: Reads = field(default_factory=Reads)
+    ref_results: dict[str, Result] = field(default_factory=dict)
+    on_ref: Callable[[str, Result, Reads], None] | None = None
+
+
+def evaluate(pred: Pred, ctx: Context) -> Result:
+    return _eval(pred, ctx, ctx.root, "")
+
+
+def _read(ctx: Context, scope: Any, prefix: str, path: str) -> tuple[Any, str]:
+    if path.startswith("$."):
+        scope, prefix, path = ctx.root, "", path[2:]
+    full = join(prefix, path)
+    value = get(scope, path)
+    ctx.reads.facts[full] = None if value is MISSING else value
+    return value, full
+
+
+def _unknown(ctx: Context, fld: str, question: str | None = None) -> Result:
+    return (None, (Unknown(fld, question, ctx.rule),))
+
+
+def _param(ctx: Context, ref: ParamRef) -> Any:
+    found = ctx.snap.param(ref.param)
+    if found is None:
+        raise EngineError(f"parameter '{ref.param}' has no value on {ctx.snap.on}")
+    value, citation = found
+    _note_param(ctx, ref.param, value, citation)
+    return value
+
+
+def _note_param(ctx: Context, pid: str, value: Any, citation: Citation) -> None:
+    if isinstance(value, EccnSet):
+        shown: Any = value.describe()
+    else:
+        shown = value if isinstance(value, (int, float, str, bool, list)) else str(value)
+    ctx.reads.thresholds[pid] = {
+        "parameter": pid,
+        "value": shown,
+        "citation": citation.short(),
+        "evidence": citation.evidence,
+    }
+
+
+def _num(v: Any) -> Decimal:
+    # Through str(): 0.25 compares as the decimal 0.25, not as its binary neighbour.
+    return Decimal(str(v))
+
+
+def _all(p: All, ctx: Context, scope: Any, prefix: str) -> Result:
+    unknowns: list[Unknown] = []
+    undecided = False
+    for item in p.items:
+        value, unk = _eval(item, ctx, scope, prefix)
+        if value is False:
+            return FALSE
+        if value is None:
+            undecided = True
+            unknowns.extend(unk)
+    return (None, tuple(unknowns)) if undecided else TRUE
+
+
+def _any(p: AnyOf, ctx: Context, scope: Any, prefix: str) -> Result:
+    unknowns: list[Unknown] = []
+    undecided = False
+    for item in p.items:
+        value, unk = _eval(item, ctx, scope, prefix)
+        if value is True:
+            return TRUE
+        if value is None:
+            undecided = True
+            unknowns.extend(unk)
+    return (None, tuple(unknowns)) if undecided else FALSE
+
+
+def _compare(p: Compare, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    target = _param(ctx, p.value) if isinstance(p.value, ParamRef) else p.value
+    op = p.op
+    if op in ("in", "not_in"):
+        hit = value in (target if isinstance(target, (list, tuple)) else (target,))
+        return (hit if op == "in" else not hit, ())
+    if op in ("eq", "ne"):
+        same = value == target
+        return (same if op == "eq" else not same, ())
+    try:
+        a, b = _num(value), _num(target)
+    except ArithmeticError as exc:
+        raise EngineError(f"{ctx.rule}: {full} is not a number") from exc
+    out = {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
+    return (out, ())
+
+
+def _is_bool(p: IsBool, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    return (bool(value) is p.expected, ())
+
+
+def _in_group(p: InGroup, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    version = ctx.snap.group(p.group)
+    if version is None:
+        return FALSE
+    ctx.reads.thresholds[f"group {p.group}"] = {
+        "parameter": f"Country Group {p.group}",
+        "value": f"{value} {'is' if value in version.members else 'is not'} a member",
+        "citation": version.citation.short(),
+        "evidence": version.citation.evidence,
+    }
+    if value in version.members:
+        return TRUE
+    if version.known_non_members is None or value in version.known_non_members:
+        return FALSE
+    title = ctx.snap.rules.groups[p.group].title
+    return _unknown(
+        ctx, f"rules:{p.group}:{value}",
+        f"Is {value} in {title}? chokepoint's rule data lists the members it could verify "
+        f"and those known not to be members; {value} is neither. Check the current list.")
+
+
+def _eccns(ctx: Context, ref: EccnSet | ParamRef) -> EccnSet:
+    if isinstance(ref, ParamRef):
+        value = _param(ctx, ref)
+        if not isinstance(value, EccnSet):
+            raise EngineError(f"parameter '{ref.param}' is not an ECCN set")
+        return value
+    return ref
+
+
+def _eccn_in(p: EccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    verdict = eccn_mod.in_set(str(value), _eccns(ctx, p.eccns))
+    return _unknown(ctx, full) if verdict is None else (verdict, ())
+
+
+def _any_eccn_in(p: AnyEccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    eccns = _eccns(ctx, p.eccns)
+    verdict: TV = False
+    for e in value:
+        m = eccn_mod.in_set(str(e), eccns)
+        if m is True:
+            return TRUE
+        if m is None:
+            verdict = None
+    return _unknown(ctx, full) if verdict is None else FALSE
+
+
+def _contains_any(p: ContainsAny, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    return (any(v in value for v in p.values), ())
+
+
+def _is_empty(p: IsEmpty, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    return (len(value) == 0, ())
+
+
+def _exists(p: Exists, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.over)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    unknowns: list[Unknown] = []
+    undecided = False
+    for i, element in enumerate(value):
+        verdict, unk = _eval(p.where, ctx, element, f"{full}[{i}]")
+        if verdict is True:
+            return TRUE
+        if verdict is None:
+            undecided = True
+            unknowns.extend(unk)
+    return (None, tuple(unknowns)) if undecided else FALSE
+
+
+def _ref(p: Ref, ctx: Context, scope: Any, prefix: str) -> Result:
+    if p.rule in ctx.ref_results:
+        result = ctx.ref_results[p.rule]
+    else:
+        prov = ctx.snap.rules.provisions[p.rule]
+        version = prov.version_on(ctx.snap.on)
+        outer_rule, outer_reads = ctx.rule, ctx.reads
+        ctx.rule, ctx.reads = p.rule, Reads()
+        try:
+            if version is None or version.predicate is None:
+                result = FALSE
+            else:
+                result = _eval(version.predicate, ctx, ctx.root, "")
+            if ctx.on_ref is not None:
+                ctx.on_ref(p.rule, result, ctx.reads)
+        finally:
+            ctx.rule, ctx.reads = outer_rule, outer_reads
+        ctx.ref_results[p.rule] = result
+    ctx.reads.refs.append(p.rule)
+    verdict, unknowns = result
+    # Attribute the referenced provision's unknowns to the rule that needed them too.
+    return (verdict, tuple(u._replace(rule=ctx.rule) for u in unknowns))
+
+
+def _assertion(p: Assertion, ctx: Context, scope: Any, prefix: str) -> Result:
+    ctx.reads.facts[f"assertions: {p.id}"] = p.id in ctx.assertions
+    if p.id in ctx.assertions:
+        return TRUE
+    if p.absent == "false":
+        return FALSE
+    return _unknown(ctx, f"assertions:{p.id}")
+
+
+def _param_true(p: ParamTrue, ctx: Context, scope: Any, prefix: str) -> Result:
+    return (bool(_param(ctx, ParamRef(p.param))), ())
+
+
+def _listed_by(p: ListedBy, ctx: Context, scope: Any, prefix: str) -> Result:
+    country, full = _read(ctx, scope, prefix, p.country_path)
+    if country is MISSING:
+        return _unknown(ctx, full)
+    table = get(ctx.root, "item.national_classifications")
+    fld = f"item.national_classifications.{country}"
+    if table is MISSING or country not in table:
+        ctx.reads.facts[fld] = None
+        return _unknown(ctx, fld)
+    ctx.reads.facts[fld] = table[country]
+    return (table[country] is not None, ())
+
+
+def _unknown_leaf(p: UnknownLeaf, ctx: Context, scope: Any, prefix: str) -> Result:
+    return _unknown(ctx, p.field, p.question)
+
+
+def _not(p: Not, ctx: Context, scope: Any, prefix: str) -> Result:
+    return negate(_eval(p.item, ctx, scope, prefix))
+
+
+def _const(p: Const, ctx: Context, scope: Any, prefix: str) -> Result:
+    return TRUE if p.value else FALSE
+
+
+_DISPATCH: dict[type, Callable[[Any, Context, Any, str], Result]] = {
+    All: _all,
+    AnyOf: _any,
+    Not: _not,
+    Compare: _compare,
+    IsBool: _is_bool,
+    InGroup: _in_group,
+    EccnIn: _eccn_in,
+    AnyEccnIn: _any_eccn_in,
+    ContainsAny: _contains_any,
+    IsEmpty: _is_empty,
+    Exists: _exists,
+    Ref: _ref,
+    Assertion: _assertion,
+    ParamTrue: _param_true,
+    ListedBy: _listed_by,
+    UnknownLeaf: _unknown_leaf,
+    Const: _const,
+}
+
+
+def _eval(pred: Pred, ctx: Context, scope: Any, prefix: str) -> Result:
+    return _DISPATCH[type(pred)](pred, ctx, scope, prefix)

@@ -1,0 +1,111 @@
+"""Reading rule files from disk: strict YAML, strict schema, errors that name file and key."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from chokepoint.rules.model import FILE_KINDS, RuleFile
+from chokepoint.rules.predicate import PredicateError
+from chokepoint.rules.ruleset import RuleSet, RuleSetError
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+class RuleLoadError(Exception):
+    """A rule file could not be loaded. The message names the file and the key."""
+
+    def __init__(self, path: str, key: str, message: str) -> None:
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+        self.path, self.key, self.message = path, key, message
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def read_yaml(text: str, path: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise RuleLoadError(path, "", f"invalid YAML: {exc}") from exc
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse_rule_file(data: Any, path: str) -> RuleFile:
+    """Validate one rule file's data against the schema of its ``kind``."""
+    if not isinstance(data, dict):
+        raise RuleLoadError(path, "", "a rule file must be a YAML mapping")
+    kind = data.get("kind")
+    if kind not in FILE_KINDS:
+        raise RuleLoadError(path, "kind", f"unknown kind {kind!r}; one of {sorted(FILE_KINDS)}")
+    try:
+        return FILE_KINDS[kind].model_validate(data)  # type: ignore[return-value]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not in the rule-file schema)"
+        if err["type"] == "missing":
+            msg = "required key is missing"
+        more = f" (and {len(exc.errors()) - 1} more error(s))" if len(exc.errors()) > 1 else ""
+        raise RuleLoadError(path, _loc(tuple(err["loc"])), msg + more) from exc
+    except PredicateError as exc:
+        raise RuleLoadError(path, exc.where, str(exc)) from exc
+
+
+def load_rules(root: Path | None = None) -> RuleSet:
+    """Load and cross-check every ``*.yaml`` rule file under ``root``."""
+    root = root or DATA_DIR
+    files: dict[str, RuleFile] = {}
+    digest = hashlib.sha256()
+    paths = sorted(root.rglob("*.yaml"))
+    if not paths:
+        raise RuleLoadError(str(root), "", "no rule files found")
+    for p in paths:
+        rel = p.relative_to(root).as_posix()
+        raw = p.read_bytes()
+        digest.update(rel.encode() + b"\0" + raw + b"\0")
+        files[rel] = parse_rule_file(read_yaml(raw.decode("utf-8"), rel), rel)
+    try:
+        return RuleSet(files=files, content_hash="sha256:" + digest.hexdigest()[:20])
+    except RuleSetError as exc:
+        raise RuleLoadError(str(root), "", str(exc)) from exc
+
+
+_DEFAULT: RuleSet | None = None
+
+
+def default_rules() -> RuleSet:
+    """The bundled rule tree, loaded once per process."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_rules()
+    return _DEFAULT

@@ -1,0 +1,198 @@
+"""A loaded, cross-checked set of rule files, and its dated snapshots.
+
+No file access here: :mod:`chokepoint.rules.loader` reads the files and builds a
+:class:`RuleSet`; the engine only reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from chokepoint.rules.model import (
+    Citation,
+    CountryAliases,
+    CountryGroup,
+    CountryGroups,
+    GroupVersion,
+    Parameter,
+    Provision,
+    Questions,
+    Regime,
+    RuleFile,
+    eccn_set_value,
+    in_force,
+)
+from chokepoint.rules.predicate import (
+    AnyEccnIn,
+    Compare,
+    EccnIn,
+    InGroup,
+    ParamRef,
+    ParamTrue,
+    Ref,
+    walk,
+)
+
+
+class RuleSetError(ValueError):
+    """The rule files are individually valid but inconsistent with each other."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    id: str
+    kind: str
+    last_reviewed: date
+    review_horizon_days: int
+
+    def stale_on(self, on: date) -> bool:
+        return on > self.last_reviewed + timedelta(days=self.review_horizon_days)
+
+
+@dataclass
+class RuleSet:
+    """All rule files of a rule tree, indexed, with a content hash (``rules_version``)."""
+
+    files: dict[str, RuleFile]
+    content_hash: str
+    scenario: tuple[str, ...] = ()
+    provisions: dict[str, Provision] = field(init=False)
+    parameters: dict[str, Parameter] = field(init=False)
+    groups: dict[str, CountryGroup] = field(init=False)
+    aliases: dict[str, CountryAliases] = field(init=False)
+    regimes: dict[str, Regime] = field(init=False)
+    questions: dict[str, str] = field(init=False)
+    file_info: list[FileInfo] = field(init=False)
+    _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.provisions, self.parameters, self.groups = {}, {}, {}
+        self.regimes, self.questions, self.file_info = {}, {}, []
+        self.aliases = {}
+        self._snapshots = {}
+        seen: dict[str, str] = {}
+        for path, f in sorted(self.files.items()):
+            key = f"{f.kind}:{f.id}"
+            if key in seen:
+                raise RuleSetError(f"{path}: id '{f.id}' is also defined in {seen[key]}")
+            seen[key] = path
+            self.file_info.append(FileInfo(path, f.id, f.kind, f.last_reviewed,
+                                           f.review_horizon_days))
+            if isinstance(f, Provision):
+                self.provisions[f.id] = f
+            elif isinstance(f, Parameter):
+                self.parameters[f.id] = f
+            elif isinstance(f, CountryGroups):
+                for name, g in f.groups.items():
+                    if name in self.groups:
+                        raise RuleSetError(f"{path}: country group '{name}' defined twice")
+                    self.groups[name] = g
+            elif isinstance(f, CountryAliases):
+                if f.regime in self.aliases:
+                    raise RuleSetError(f"{path}: a second country_aliases file for {f.regime}")
+                self.aliases[f.regime] = f
+            elif isinstance(f, Regime):
+                self.regimes[f.code] = f
+            elif isinstance(f, Questions):
+                self.questions.update(f.questions)
+        self._check_references()
+
+    def path_of(self, kind: str, ident: str) -> str:
+        for info in self.file_info:
+            if info.kind == kind and info.id == ident:
+                return info.path
+        return "?"
+
+    def _check_references(self) -> None:
+        for pid, prov in self.provisions.items():
+            where = self.path_of("provision", pid)
+            if prov.regime not in self.regimes:
+                raise RuleSetError(f"{where}: regime '{prov.regime}' has no regime file")
+            for target in prov.excludes:
+                if target not in self.provisions:
+                    raise RuleSetError(f"{where}: excludes unknown rule '{target}'")
+            for i, v in enumerate(prov.versions):
+                if v.predicate is None:
+                    continue
+                for node in walk(v.predicate):
+                    self._check_node(node, f"{where}: versions[{i}].when")
+        self._check_exclusion_cycles()
+
+    def _check_node(self, node: Any, where: str) -> None:
+        params: list[str] = []
+        if isinstance(node, Ref) and node.rule not in self.provisions:
+            raise RuleSetError(f"{where}: ref to unknown rule '{node.rule}'")
+        if isinstance(node, InGroup) and node.group not in self.groups:
+            raise RuleSetError(f"{where}: unknown country group '{node.group}'")
+        if isinstance(node, ParamTrue):
+            params.append(node.param)
+        if isinstance(node, Compare) and isinstance(node.value, ParamRef):
+            params.append(node.value.param)
+        if isinstance(node, (EccnIn, AnyEccnIn)) and isinstance(node.eccns, ParamRef):
+            params.append(node.eccns.param)
+        for p in params:
+            if p not in self.parameters:
+                raise RuleSetError(f"{where}: unknown parameter '{p}'")
+
+    def _check_exclusion_cycles(self) -> None:
+        def visit(pid: str, stack: tuple[str, ...]) -> None:
+            if pid in stack:
+                raise RuleSetError(f"exclusion cycle: {' -> '.join((*stack, pid))}")
+            for other in self.exclusions_of(pid):
+                visit(other.id, (*stack, pid))
+
+        for pid in self.provisions:
+            visit(pid, ())
+
+    def exclusions_of(self, rule_id: str) -> list[Provision]:
+        """The exclusions that qualify a rule, highest precedence first."""
+        found = [p for p in self.provisions.values() if rule_id in p.excludes]
+        return sorted(found, key=lambda p: (-(p.precedence or 0), p.id))
+
+    def of_regime(self, regime: str, role: str) -> list[Provision]:
+        return [p for p in self.provisions.values() if p.regime == regime and p.role == role]
+
+    def at(self, on: date) -> Snapshot:
+        """The rule values in force on a date (cached)."""
+        snap = self._snapshots.get(on)
+        if snap is None:
+            if len(self._snapshots) > 4096:
+                self._snapshots.clear()
+            snap = self._snapshots[on] = Snapshot(self, on)
+        return snap
+
+
+class Snapshot:
+    """Parameters, country groups and aliases as in force on one day."""
+
+    def __init__(self, rules: RuleSet, on: date) -> None:
+        self.rules = rules
+        self.on = on
+        self._params: dict[str, tuple[Any, Citation] | None] = {}
+        self._groups: dict[str, GroupVersion | None] = {}
+        self.aliases: dict[str, dict[str, tuple[str, Citation]]] = {}
+        for regime, table in rules.aliases.items():
+            active = self.aliases.setdefault(regime, {})
+            for a in table.aliases:
+                v = in_force(a.versions, on)
+                if v is not None:
+                    active[a.code] = (a.treated_as, v.citation)
+
+    def param(self, pid: str) -> tuple[Any, Citation] | None:
+        if pid not in self._params:
+            p = self.rules.parameters[pid]
+            v = p.version_on(self.on)
+            if v is None:
+                self._params[pid] = None
+            else:
+                value = eccn_set_value(v.value) if p.type == "eccn_set" else v.value
+                self._params[pid] = (value, v.citation)
+        return self._params[pid]
+
+    def group(self, name: str) -> GroupVersion | None:
+        if name not in self._groups:
+            self._groups[name] = self.rules.groups[name].version_on(self.on)
+        return self._groups[name]

@@ -1,0 +1,1 @@
+"""Bundled copies of the contract JSON Schemas (package data)."""
