@@ -54,6 +54,12 @@ def any_match(eccn: str, patterns: tuple[str, ...]) -> TV:
 
 def in_set(eccn: str, eccns: EccnSet) -> TV:
     """Kleene membership: included and not excluded; open sets leave the rest unknown."""
+    return membership(eccn, eccns)[0]
+
+
+def membership(eccn: str, eccns: EccnSet) -> tuple[TV, str]:
+    """Membership and, when unknown, why: ``specificity`` (the ECCN is not specific
+    enough), or ``rule_data`` (the set itself is not settled for this ECCN)."""
     included = any_match(eccn, eccns.include)
     excluded = any_match(eccn, eccns.exclude) if eccns.exclude else False
     if included is False or excluded is True:
@@ -62,10 +68,14 @@ def in_set(eccn: str, eccns: EccnSet) -> TV:
         result = True
     else:
         result = None
-    if result is not True and eccns.unsettled and any_match(eccn, eccns.unsettled) is not False:
-        return None
+    if result is None:
+        return None, "specificity"
+    if result is False and eccns.unsettled:
+        unsettled = any_match(eccn, eccns.unsettled)
+        if unsettled is not False:
+            return None, "rule_data" if unsettled else "specificity"
     if result is False and not eccns.closed and included is False:
         if parse(eccn)[0] == NOT_LISTED or any_match(eccn, eccns.outside) is True:
-            return False
-        return None
-    return result
+            return False, ""
+        return None, "rule_data"
+    return result, ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from chokepoint.engine import eccn as eccn_mod
 from chokepoint.engine.facts import MISSING, get, join
-from chokepoint.engine.logic import FALSE, TRUE, TV, Result, Unknown, negate
+from chokepoint.engine.logic import FALSE, TRUE, Result, Unknown, negate
 from chokepoint.rules.model import Citation
 from chokepoint.rules.predicate import (
     All,
@@ -185,36 +185,51 @@ def _in_group(p: InGroup, ctx: Context, scope: Any, prefix: str) -> Result:
         f"and those known not to be members; {value} is neither. Check the current list.")
 
 
-def _eccns(ctx: Context, ref: EccnSet | ParamRef) -> EccnSet:
+def _eccns(ctx: Context, ref: EccnSet | ParamRef) -> tuple[EccnSet, str]:
     if isinstance(ref, ParamRef):
         value = _param(ctx, ref)
         if not isinstance(value, EccnSet):
             raise EngineError(f"parameter '{ref.param}' is not an ECCN set")
-        return value
-    return ref
+        title = ctx.snap.rules.parameters[ref.param].title
+        return value, ref.param + "|" + title
+    return ref, "inline|the ECCN list of this rule"
+
+
+def _eccn_unknown(ctx: Context, fld: str, eccn: str, reason: str, source: str) -> Unknown:
+    if reason == "specificity":
+        return Unknown(fld, f"Which sub-paragraph of {eccn} is the item classified under? "
+                            "The rule turns on it.", ctx.rule)
+    key, title = source.split("|", 1)
+    return Unknown(f"rules:{key}:{eccn}",
+                   f"Is {eccn} within {title}? chokepoint's rule data does not settle it "
+                   "(list partly encoded or amendment not verified); check the regulation.",
+                   ctx.rule)
 
 
 def _eccn_in(p: EccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
     value, full = _read(ctx, scope, prefix, p.path)
     if value is MISSING:
         return _unknown(ctx, full)
-    verdict = eccn_mod.in_set(str(value), _eccns(ctx, p.eccns))
-    return _unknown(ctx, full) if verdict is None else (verdict, ())
+    eccns, source = _eccns(ctx, p.eccns)
+    verdict, reason = eccn_mod.membership(str(value), eccns)
+    if verdict is None:
+        return (None, (_eccn_unknown(ctx, full, str(value), reason, source),))
+    return (verdict, ())
 
 
 def _any_eccn_in(p: AnyEccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
     value, full = _read(ctx, scope, prefix, p.path)
     if value is MISSING:
         return _unknown(ctx, full)
-    eccns = _eccns(ctx, p.eccns)
-    verdict: TV = False
+    eccns, source = _eccns(ctx, p.eccns)
+    unknowns: list[Unknown] = []
     for e in value:
-        m = eccn_mod.in_set(str(e), eccns)
+        m, reason = eccn_mod.membership(str(e), eccns)
         if m is True:
             return TRUE
         if m is None:
-            verdict = None
-    return _unknown(ctx, full) if verdict is None else FALSE
+            unknowns.append(_eccn_unknown(ctx, full, str(e), reason, source))
+    return (None, tuple(unknowns)) if unknowns else FALSE
 
 
 def _contains_any(p: ContainsAny, ctx: Context, scope: Any, prefix: str) -> Result:

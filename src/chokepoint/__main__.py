@@ -1,0 +1,3 @@
+from chokepoint.cli.main import app
+
+app()

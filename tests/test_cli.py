@@ -1,0 +1,110 @@
+"""The command line per the contract: JSON valid against the schema, exit codes, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from chokepoint.contract import schema
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "src" / "chokepoint" / "examples").glob("*.yaml"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chokepoint", *args], capture_output=True,
+                          text=True, cwd=ROOT, check=False)
+
+
+def test_check_json_on_every_example_is_schema_valid_and_in_input_order() -> None:
+    result = run("check", *map(str, EXAMPLES), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [d["id"] for d in out] == [f"example-0{i}" for i in range(1, 7)]
+    validator = Draft202012Validator(schema("determination"))
+    for d in out:
+        errors = list(validator.iter_errors(d))
+        assert not errors, errors[0].message
+        assert d["rules_version"].startswith("sha256:")
+
+
+def test_bundled_schemas_are_the_shared_contract() -> None:
+    shared = ROOT.parent / "shared" / "contract"
+    if not shared.exists():
+        pytest.skip("../shared not present")
+    for name in ("transaction", "determination"):
+        bundled = ROOT / "src" / "chokepoint" / "schemas" / f"{name}.schema.json"
+        assert json.loads(bundled.read_text()) == json.loads(
+            (shared / f"{name}.schema.json").read_text())
+
+
+def test_date_option_overrides_every_transaction_date() -> None:
+    result = run("check", str(EXAMPLES[2]), "--format", "json", "--date", "2024-12-01")
+    (d,) = json.loads(result.stdout)
+    assert d["as_of"] == "2024-12-01"
+    assert "734.9(k)" not in [b["rule"] for b in d["jurisdictions"]["US"]["basis"]]
+
+
+def test_text_report_names_outcome_rules_citations_and_questions() -> None:
+    result = run("check", str(EXAMPLES[4]), "--format", "text")
+    assert result.returncode == 0
+    text = result.stdout
+    assert "Determination example-05 - as of 2025-09-08" in text
+    assert "US: UNDETERMINED" in text
+    assert "[item.us_content.controlled_share]" in text
+    assert "15 CFR 734.4(d)" in text
+    assert "working position" in text
+
+
+def test_invalid_input_exits_2_naming_transaction_id_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "orders.yaml"
+    bad.write_text(
+        "- {id: ok-1, to_country: CN, item: {made_in: US}}\n"
+        "- {id: po-4711, to_country: CN, item: {made_in: US, chip: {tpp: -5}}}\n")
+    result = run("check", str(bad), "--format", "json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "transaction 1 (id 'po-4711')" in result.stderr
+    assert "item.chip.tpp" in result.stderr
+
+
+def test_unknown_field_is_reported_with_its_path(tmp_path: Path) -> None:
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps({"to_country": "CN", "item": {"made_in": "US", "colour": "red"}}))
+    result = run("check", str(bad))
+    assert result.returncode == 2
+    assert "transaction 0: item:" in result.stderr and "colour" in result.stderr
+
+
+def test_bad_date_option_exits_2() -> None:
+    result = run("check", str(EXAMPLES[0]), "--date", "2024-02-30")
+    assert result.returncode == 2 and "--date" in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run("check", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_chokepoint_test_runs_yaml_cases() -> None:
+    result = run("test", "tests/rules")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("0 failed")
+
+
+def test_chokepoint_test_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
+    case = tmp_path / "wrong.yaml"
+    case.write_text(
+        "- name: a US-origin item is (wrongly) claimed not subject\n"
+        "  date: 2025-01-10\n"
+        "  input: {from_country: US, to_country: CN, item: {made_in: US}}\n"
+        "  expect: {US: {outcome: not_subject}}\n")
+    result = run("test", str(case))
+    assert result.returncode == 1
+    assert "0 passed, 1 failed" in result.stdout
+    assert "expected not_subject" in result.stderr
