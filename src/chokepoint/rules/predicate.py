@@ -287,6 +287,8 @@ def parse_predicate(obj: AnyT, where: str = "when") -> Pred:
         if extra:
             raise PredicateError(where, f"unknown key(s) with 'assertion': {sorted(extra)}")
         absent = obj.get("absent", "unknown")
+        if absent is False:
+            absent = "false"
         if absent not in ("unknown", "false"):
             raise PredicateError(f"{where}.absent", "must be 'unknown' or 'false'")
         return Assertion(str(obj["assertion"]), absent)
