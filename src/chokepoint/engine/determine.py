@@ -8,6 +8,7 @@ from typing import Any
 
 from chokepoint import __version__
 from chokepoint.engine.jurisdiction import evaluate_regime, stale_files
+from chokepoint.rules.names import normalise_name
 from chokepoint.rules.ruleset import RuleSet, Snapshot
 
 OUTCOME_ORDER = ("license_required", "undetermined", "no_license_required", "not_subject")
@@ -69,6 +70,47 @@ def _apply_aliases(txn: dict[str, Any], snap: Snapshot, regime: str
     return out, steps
 
 
+def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
+                     ) -> tuple[dict[str, Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """Look parties up in the curated Entity List snapshot by exact normalised name.
+
+    A party given with ``designations: null`` and found gets the entry's designation; one
+    not found keeps ``null`` (unknown - the engine then asks). Every party found, listed or
+    not by the user, brings its entry's review policy.
+    """
+    parties = txn.get("parties")
+    if not parties:
+        return txn, {}, []
+    index = snap.entity_index(regime)
+    if not index:
+        return txn, {}, []
+    out = copy.deepcopy(txn)
+    entries: dict[int, dict[str, Any]] = {}
+    steps: list[dict[str, Any]] = []
+    for i, party in enumerate(out["parties"]):
+        hit = index.get(normalise_name(party.get("name", "")))
+        if hit is None:
+            continue
+        entry, version = hit
+        entries[i] = {"entry_id": entry.id, "name": entry.name,
+                      "review_policy": version.review_policy,
+                      "review_policy_text": version.review_policy_text,
+                      "footnotes": version.footnotes,
+                      "citation": version.citation.short()}
+        if party.get("designations") is None:
+            party["designations"] = [{"list": "entity_list", "footnotes": list(version.footnotes)}]
+            steps.append({
+                "rule": snap.rules.entity_rule[regime],
+                "role": "definition",
+                "citation": version.citation.short(),
+                "question": f"Is {party.get('name')} on the Entity List?",
+                "result": f"parties[{i}] matches the entry '{entry.name}' by exact name "
+                          f"(footnotes {version.footnotes or 'none'}): designation set",
+                "evidence": version.citation.evidence,
+            })
+    return out, entries, steps
+
+
 def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
     """The determination for one (schema-valid) transaction under the rules in force ``on``.
 
@@ -83,8 +125,9 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
     for code in sorted(rules.regimes):
         regime = rules.regimes[code]
         facts, alias_steps = _apply_aliases(txn, snap, code)
-        pre = stale_files(snap, code, on) + alias_steps
-        jurisdictions[code] = evaluate_regime(regime, snap, facts, assertions, pre)
+        facts, entries, list_steps = _resolve_parties(facts, snap, code)
+        pre = stale_files(snap, code, on) + alias_steps + list_steps
+        jurisdictions[code] = evaluate_regime(regime, snap, facts, assertions, pre, entries)
     outcome = strictest([j["outcome"] for j in jurisdictions.values()])
     return {
         "id": txn.get("id"),

@@ -15,6 +15,7 @@ from chokepoint.engine import eccn as eccn_mod
 from chokepoint.engine.facts import MISSING, get, join
 from chokepoint.engine.logic import FALSE, TRUE, Result, Unknown, negate
 from chokepoint.rules.model import Citation
+from chokepoint.rules.names import normalise_name
 from chokepoint.rules.predicate import (
     All,
     AnyEccnIn,
@@ -29,7 +30,9 @@ from chokepoint.rules.predicate import (
     InGroup,
     IsBool,
     IsEmpty,
+    IsGiven,
     ListedBy,
+    NameIn,
     Not,
     ParamRef,
     ParamTrue,
@@ -60,8 +63,7 @@ class Context:
     assertions: frozenset[str]
     rule: str = ""
     reads: Reads = field(default_factory=Reads)
-    ref_results: dict[str, Result] = field(default_factory=dict)
-    on_ref: Callable[[str, Result, Reads], None] | None = None
+    resolve: Callable[[str], Result] | None = None
 
 
 def evaluate(pred: Pred, ctx: Context) -> Result:
@@ -159,6 +161,18 @@ def _is_bool(p: IsBool, ctx: Context, scope: Any, prefix: str) -> Result:
     if value is MISSING:
         return _unknown(ctx, full)
     return (bool(value) is p.expected, ())
+
+
+def _is_given(p: IsGiven, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, _ = _read(ctx, scope, prefix, p.path)
+    return ((value is not MISSING) is p.expected, ())
+
+
+def _name_in(p: NameIn, ctx: Context, scope: Any, prefix: str) -> Result:
+    value, full = _read(ctx, scope, prefix, p.path)
+    if value is MISSING:
+        return _unknown(ctx, full)
+    return (normalise_name(str(value)) in {normalise_name(n) for n in p.names}, ())
 
 
 def _in_group(p: InGroup, ctx: Context, scope: Any, prefix: str) -> Result:
@@ -263,23 +277,9 @@ def _exists(p: Exists, ctx: Context, scope: Any, prefix: str) -> Result:
 
 
 def _ref(p: Ref, ctx: Context, scope: Any, prefix: str) -> Result:
-    if p.rule in ctx.ref_results:
-        result = ctx.ref_results[p.rule]
-    else:
-        prov = ctx.snap.rules.provisions[p.rule]
-        version = prov.version_on(ctx.snap.on)
-        outer_rule, outer_reads = ctx.rule, ctx.reads
-        ctx.rule, ctx.reads = p.rule, Reads()
-        try:
-            if version is None or version.predicate is None:
-                result = FALSE
-            else:
-                result = _eval(version.predicate, ctx, ctx.root, "")
-            if ctx.on_ref is not None:
-                ctx.on_ref(p.rule, result, ctx.reads)
-        finally:
-            ctx.rule, ctx.reads = outer_rule, outer_reads
-        ctx.ref_results[p.rule] = result
+    if ctx.resolve is None:
+        raise EngineError(f"{ctx.rule}: 'ref' needs a resolver")
+    result = ctx.resolve(p.rule)
     ctx.reads.refs.append(p.rule)
     verdict, unknowns = result
     # Attribute the referenced provision's unknowns to the rule that needed them too.
@@ -330,6 +330,8 @@ _DISPATCH: dict[type, Callable[[Any, Context, Any, str], Result]] = {
     Not: _not,
     Compare: _compare,
     IsBool: _is_bool,
+    IsGiven: _is_given,
+    NameIn: _name_in,
     InGroup: _in_group,
     EccnIn: _eccn_in,
     AnyEccnIn: _any_eccn_in,

@@ -1,9 +1,10 @@
 """One regime's answer: is the item subject, is a licence required, and why.
 
 The regime's provisions come in roles: *subject routes* (any one reaches the item),
-*licence requirements* (any one requires a licence), *exclusions* (each names the
-rules it takes away, with a declared precedence) and *definitions* (used by ``ref``).
-A rule's effect is ``base AND NOT (any exclusion)``, all in three-valued logic.
+*licence requirements* (any one requires a licence), *exclusions* (each names the rules
+it takes away, with a declared precedence), *definitions* (used by ``ref``) and *licence
+exceptions* (reported as possibly available, never applied silently). A rule's effect is
+``base AND NOT (any exclusion naming it)``, all in three-valued logic.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from chokepoint.engine.evaluate import Context, Reads, evaluate
 from chokepoint.engine.logic import FALSE, TV, Result, Unknown, negate
-from chokepoint.engine.questions import missing_facts
+from chokepoint.engine.policy import review_policy
+from chokepoint.engine.questions import missing_facts, question_for
 from chokepoint.rules.model import Provision, Regime
 from chokepoint.rules.ruleset import Snapshot
 
@@ -35,6 +37,11 @@ _RESULT_WORDS = {
         None: "cannot be decided yet",
     },
     "definition": {True: "is met", False: "is not met", None: "cannot be decided yet"},
+    "licence_exception": {
+        True: "may be available, if its conditions are met",
+        False: "is not available",
+        None: "may be available; its scope turns on open facts",
+    },
 }
 
 
@@ -46,13 +53,15 @@ class RegimeEvaluation:
     """Evaluates one regime's provisions for one transaction on one day."""
 
     def __init__(self, regime: Regime, snap: Snapshot, txn: dict[str, Any],
-                 assertions: frozenset[str]) -> None:
+                 assertions: frozenset[str], entries: dict[int, dict[str, Any]]) -> None:
         self.regime = regime
         self.snap = snap
         self.txn = txn
+        self.entries = entries
         self.steps: list[dict[str, Any]] = []
         self._done: dict[str, Result] = {}
-        self.ctx = Context(snap=snap, root=txn, assertions=assertions, on_ref=self._ref_step)
+        self._active: set[str] = set()
+        self.ctx = Context(snap=snap, root=txn, assertions=assertions, resolve=self._resolve)
 
     # -- steps -------------------------------------------------------------------------
     def _step(self, prov: Provision, result: Result, reads: Reads | None,
@@ -81,8 +90,10 @@ class RegimeEvaluation:
                 step["working_position"] = (
                     f"not verified against the regulation text (evidence: {c.evidence})"
                     + (f"; {c.note}" if c.note else ""))
+            elif c.note:
+                step["note"] = c.note
             if version.note:
-                step["note"] = version.note
+                step["note"] = (step.get("note", "") + " " + version.note).strip()
         else:
             first = prov.versions[0].from_
             step["citation"] = prov.versions[0].citation.short()
@@ -100,9 +111,6 @@ class RegimeEvaluation:
                 step["uses"] = list(dict.fromkeys(reads.refs))
         self.steps.append(step)
 
-    def _ref_step(self, rule: str, result: Result, reads: Reads) -> None:
-        self._step(self.snap.rules.provisions[rule], result, reads)
-
     # -- evaluation ----------------------------------------------------------------------
     def base(self, prov: Provision) -> Result:
         version = prov.version_on(self.snap.on)
@@ -111,15 +119,23 @@ class RegimeEvaluation:
                        None if version is None else "the provision does not operate "
                        "in this version")
             return FALSE
+        outer = (self.ctx.rule, self.ctx.reads)
         self.ctx.rule, self.ctx.reads = prov.id, Reads()
-        result = evaluate(version.predicate, self.ctx)
-        self._step(prov, result, self.ctx.reads)
+        try:
+            result = evaluate(version.predicate, self.ctx)
+            reads = self.ctx.reads
+        finally:
+            self.ctx.rule, self.ctx.reads = outer
+        self._step(prov, result, reads)
         return result
 
     def effective(self, prov: Provision) -> Result:
         """The rule's effect after its exclusions (memoised per determination)."""
         if prov.id in self._done:
             return self._done[prov.id]
+        if prov.id in self._active:
+            raise RuntimeError(f"rule {prov.id} refers to itself")
+        self._active.add(prov.id)
         result = self.base(prov)
         if result[0] is not False:
             for excl in self.snap.rules.exclusions_of(prov.id):
@@ -129,12 +145,47 @@ class RegimeEvaluation:
                     break
                 if ex_value is None:
                     result = _and(result, negate((None, ex_unknowns)))
+        self._active.discard(prov.id)
         self._done[prov.id] = result
         return result
+
+    def _resolve(self, rule_id: str) -> Result:
+        return self.effective(self.snap.rules.provisions[rule_id])
 
     def provisions(self, role: str) -> list[Provision]:
         found = self.snap.rules.of_regime(self.regime.code, role)
         return sorted(found, key=lambda p: natural_key(p.id))
+
+    # -- answers ---------------------------------------------------------------------------
+    def requirement_ref(self, prov: Provision) -> dict[str, Any]:
+        ref = _ref(prov, self.snap)
+        version = prov.version_on(self.snap.on)
+        assert version is not None
+        ref.update(review_policy(version, self))
+        return ref
+
+    def exception_ref(self, prov: Provision, value: TV,
+                      unknowns: tuple[Unknown, ...]) -> dict[str, Any]:
+        version = prov.version_on(self.snap.on)
+        assert version is not None
+        out: dict[str, Any] = {
+            "exception": prov.title,
+            "rule": prov.id,
+            "citation": version.citation.short(),
+            "why": prov.explain,
+            "status": "may be available" if value else "scope not yet decided",
+            "conditions": [
+                {"assertion": c.assertion, "text": c.text,
+                 "asserted": c.assertion in self.ctx.assertions}
+                for c in version.conditions],
+            "note": "Reported, not applied: the outcome stays as determined until you "
+                    "confirm every condition and use the exception.",
+        }
+        if value is None:
+            out["open_questions"] = [
+                {"field": u.field, "question": question_for(u, self.snap.rules.questions,
+                                                            self.txn)} for u in unknowns]
+        return out
 
 
 def _and(a: Result, b: Result) -> Result:
@@ -157,25 +208,23 @@ def _or(results: list[Result]) -> Result:
     return (None, tuple(unknowns)) if undecided else FALSE
 
 
-def _ref(prov: Provision, snap: Snapshot, review_policy: str | None = None) -> dict[str, Any]:
+def _ref(prov: Provision, snap: Snapshot) -> dict[str, Any]:
     version = prov.version_on(snap.on)
     assert version is not None
-    ref: dict[str, Any] = {
+    return {
         "rule": prov.id,
         "citation": version.citation.short(),
         "why": prov.explain,
         "evidence": version.citation.evidence,
     }
-    if prov.role == "licence_requirement":
-        ref["review_policy"] = review_policy or version.review_policy
-    return ref
 
 
 def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
-                    assertions: frozenset[str], pre_steps: list[dict[str, Any]]) -> dict[str, Any]:
+                    assertions: frozenset[str], pre_steps: list[dict[str, Any]],
+                    entries: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The contract's ``jurisdiction`` object for one regime."""
     on = snap.on
-    ev = RegimeEvaluation(regime, snap, txn, assertions)
+    ev = RegimeEvaluation(regime, snap, txn, assertions, entries or {})
     ev.steps.extend(pre_steps)
     templates = snap.rules.questions
     if on < regime.coverage_from:
@@ -195,40 +244,57 @@ def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
             "trace": ev.steps,
         }
 
-    routes = ev.provisions("subject_route")
-    route_results = [(p, ev.effective(p)) for p in routes]
+    route_results = [(p, ev.effective(p)) for p in ev.provisions("subject_route")]
     subject: Result = _or([r for _, r in route_results])
 
     requirements: list[tuple[Provision, Result]] = []
-    licence: Result = FALSE
-    if subject[0] is not False:
-        requirements = [(p, ev.effective(p)) for p in ev.provisions("licence_requirement")]
-        licence = _or([r for _, r in requirements])
+    for p in ev.provisions("licence_requirement"):
+        if subject[0] is not False or p.independent_of_subject:
+            requirements.append((p, ev.effective(p)))
+    dependent = _or([r for p, r in requirements if not p.independent_of_subject])
+    independent = _or([r for p, r in requirements if p.independent_of_subject])
 
-    outcome, unknowns = _outcome(subject[0], licence[0], subject[1], licence[1])
+    outcome, unknowns = _outcome(subject, dependent, independent)
+    exceptions = []
+    if outcome in ("license_required", "undetermined"):
+        for p in ev.provisions("licence_exception"):
+            value, unk = ev.effective(p)
+            if value is not False:
+                exceptions.append(ev.exception_ref(p, value, unk))
     return {
         "outcome": outcome,
         "subject": subject[0],
         "basis": [_ref(p, snap) for p, r in route_results if r[0] is True],
-        "license_requirements": [_ref(p, snap) for p, r in requirements if r[0] is True],
-        "license_exceptions": [],
+        "license_requirements": [ev.requirement_ref(p) for p, r in requirements
+                                 if r[0] is True],
+        "license_exceptions": exceptions,
         "missing_facts": missing_facts(list(unknowns), templates, txn),
         "trace": ev.steps,
     }
 
 
-def _outcome(subject: TV, licence: TV, subject_unknowns: tuple[Unknown, ...],
-             licence_unknowns: tuple[Unknown, ...]) -> tuple[str, tuple[Unknown, ...]]:
-    """Combine the two questions; never 'no licence' while a deciding fact is unknown."""
-    if subject is False:
-        return "not_subject", ()
-    if licence is False:
-        # Whether or not the item is subject, no provision requires a licence.
-        return "no_license_required", ()
-    if subject is True and licence is True:
+def _outcome(subject: Result, dependent: Result, independent: Result
+             ) -> tuple[str, tuple[Unknown, ...]]:
+    """Combine the questions; never 'no licence' while a deciding fact is unknown.
+
+    ``dependent`` requirements apply to items subject to the regime; ``independent`` ones
+    (activities such as US-person support) apply whether or not the item is subject.
+    """
+    s, d, i = subject[0], dependent[0], independent[0]
+    if i is True or (s is True and d is True):
         return "license_required", ()
-    return "undetermined", (subject_unknowns if subject is None else ()) + (
-        licence_unknowns if licence is None else ())
+    # Whether or not the item is subject, is any licence still possible?
+    need_subject = s is None and d is not False
+    if i is False and (s is False or d is False):
+        return ("not_subject" if s is False else "no_license_required"), ()
+    unknowns: tuple[Unknown, ...] = ()
+    if need_subject:
+        unknowns += subject[1]
+    if s is not False and d is None:
+        unknowns += dependent[1]
+    if i is None:
+        unknowns += independent[1]
+    return "undetermined", unknowns
 
 
 def stale_files(snap: Snapshot, regime: str, on: date) -> list[dict[str, Any]]:

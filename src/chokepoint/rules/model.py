@@ -22,7 +22,11 @@ Evidence = Literal["regulation", "secondary", "transcription", "unverified"]
 """How a value was checked: against the regulation text, a secondary source (law-firm
 alert, CSIS, an SEC filing), a third-party transcription of the text, or not at all."""
 
-Role = Literal["subject_route", "licence_requirement", "exclusion", "definition"]
+Role = Literal["subject_route", "licence_requirement", "exclusion", "definition",
+               "licence_exception"]
+
+PER_ENTRY = "per_entity_list_entry"
+"""A review policy that the listed party's own Entity List entry states."""
 
 
 class _Strict(BaseModel):
@@ -63,6 +67,28 @@ def _parse_when(v: Any) -> Pred | None:
     return parse_predicate(v, "when")
 
 
+class ConditionalPolicy(_Strict):
+    """A review policy that applies when its predicate holds (tried in the order given)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    when: Any
+    policy: str
+    why: str
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _when(cls, v: Any) -> Pred:
+        return parse_predicate(v, "when")
+
+
+class Condition(_Strict):
+    """A condition of a licence exception, stated as the user's assertion that it is met."""
+
+    assertion: str
+    text: str
+
+
 class ProvisionVersion(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True,
                               populate_by_name=True)
@@ -72,6 +98,8 @@ class ProvisionVersion(_Strict):
     citation: Citation
     when: Annotated[Any, Field(description="predicate; null = the provision does not operate")]
     review_policy: str | None = None
+    review_policies: list[ConditionalPolicy] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
     note: str | None = None
 
     @field_validator("when", mode="before")
@@ -118,11 +146,23 @@ class Provision(_FileHead):
     explain: str = Field(min_length=1, description="what the provision does, in plain words")
     excludes: list[str] = Field(default_factory=list)
     precedence: int | None = None
+    independent_of_subject: bool = Field(
+        default=False,
+        description="a licence requirement on an activity, applying even to items not "
+        "subject to the regime (e.g. US-person support, § 744.6)")
     versions: list[ProvisionVersion]
 
     @model_validator(mode="after")
     def _valid(self) -> Provision:
         _check_versions(self.versions)
+        for i, v in enumerate(self.versions):
+            has_policy = v.review_policy is not None or v.review_policies
+            if has_policy and self.role != "licence_requirement":
+                raise ValueError(f"versions[{i}]: only licence requirements have review policies")
+            if v.conditions and self.role != "licence_exception":
+                raise ValueError(f"versions[{i}]: only licence exceptions have conditions")
+        if self.independent_of_subject and self.role != "licence_requirement":
+            raise ValueError("only a licence requirement can be independent_of_subject")
         if self.role == "exclusion" and not self.excludes:
             raise ValueError("an exclusion must name the rules it 'excludes'")
         if self.role != "exclusion" and self.excludes:
@@ -273,6 +313,49 @@ class Regime(_FileHead):
         return self
 
 
+class EntryVersion(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    ends: date | None = None
+    footnotes: list[int] = Field(default_factory=list)
+    license_requirement: str
+    review_policy: str = Field(description="presumption_of_denial, case_by_case, ...")
+    review_policy_text: str
+    rff: bool = Field(default=False, description="a restricted fabrication facility (§ 740.26)")
+    citation: Citation
+    note: str | None = None
+
+
+class EntityEntry(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    addresses: list[str] = Field(default_factory=list)
+    versions: list[EntryVersion]
+
+    @model_validator(mode="after")
+    def _valid(self) -> EntityEntry:
+        _check_versions(self.versions)
+        return self
+
+    def version_on(self, on: date) -> EntryVersion | None:
+        return in_force(self.versions, on)
+
+
+class EntityList(_FileHead):
+    """A curated, dated snapshot of Entity List entries (Supp. No. 4 to part 744)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["entity_list"]
+    list_name: Literal["entity_list"] = Field(alias="list")
+    regime: str = Field(pattern=r"^[A-Z]{2}$")
+    rule: str = Field(description="the provision that imposes the listed requirements")
+    entries: list[EntityEntry]
+
+
 class Questions(_FileHead):
     """Plain questions for unknown facts, keyed by fact path (``[]`` for any index)."""
 
@@ -280,7 +363,8 @@ class Questions(_FileHead):
     questions: dict[str, str]
 
 
-RuleFile = Provision | Parameter | CountryGroups | CountryAliases | Regime | Questions
+RuleFile = (Provision | Parameter | CountryGroups | CountryAliases | Regime | Questions
+            | EntityList)
 
 FILE_KINDS: dict[str, type[_FileHead]] = {
     "provision": Provision,
@@ -289,6 +373,7 @@ FILE_KINDS: dict[str, type[_FileHead]] = {
     "country_aliases": CountryAliases,
     "regime": Regime,
     "questions": Questions,
+    "entity_list": EntityList,
 }
 
 

@@ -78,6 +78,26 @@ class IsBool:
 
 
 @dataclass(frozen=True, slots=True)
+class IsGiven:
+    """Whether a fact is given at all: the one test that is never unknown.
+
+    Some provisions turn on what the exporter does *not* know (e.g. § 744.23(a)(2)(ii):
+    a fab whose advanced-node status is unknown); ``is_given: false`` states that.
+    """
+
+    path: str
+    expected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NameIn:
+    """A name fact equals one of the names, compared after normalisation (case, punctuation)."""
+
+    path: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class InGroup:
     """A country-valued fact is a member of a (dated) country group."""
 
@@ -176,6 +196,8 @@ Pred = (
     | Not
     | Compare
     | IsBool
+    | IsGiven
+    | NameIn
     | InGroup
     | EccnIn
     | AnyEccnIn
@@ -200,8 +222,8 @@ class PredicateError(ValueError):
 
 
 _COMPARE_OPS = ("eq", "ne", "in", "not_in", "gt", "ge", "lt", "le")
-_FACT_OPS = (*_COMPARE_OPS, "is", "in_group", "not_in_group", "eccn_in", "any_eccn_in",
-             "contains_any", "is_empty", "listed_by")
+_FACT_OPS = (*_COMPARE_OPS, "is", "is_given", "name_in", "in_group", "not_in_group", "eccn_in",
+             "any_eccn_in", "contains_any", "is_empty", "listed_by")
 
 
 def _scalar(where: str, v: AnyT) -> Scalar:
@@ -322,6 +344,12 @@ def parse_predicate(obj: AnyT, where: str = "when") -> Pred:
             if not isinstance(arg, bool):
                 raise PredicateError(at, "expected true or false")
             return IsBool(path, arg)
+        if op == "is_given":
+            if not isinstance(arg, bool):
+                raise PredicateError(at, "expected true or false")
+            return IsGiven(path, arg)
+        if op == "name_in":
+            return NameIn(path, _str_list(at, arg))
         if op in ("in_group", "not_in_group"):
             if not isinstance(arg, str):
                 raise PredicateError(at, "expected a country group name")

@@ -15,6 +15,9 @@ from chokepoint.rules.model import (
     CountryAliases,
     CountryGroup,
     CountryGroups,
+    EntityEntry,
+    EntityList,
+    EntryVersion,
     GroupVersion,
     Parameter,
     Provision,
@@ -24,6 +27,7 @@ from chokepoint.rules.model import (
     eccn_set_value,
     in_force,
 )
+from chokepoint.rules.names import normalise_name
 from chokepoint.rules.predicate import (
     AnyEccnIn,
     Compare,
@@ -65,12 +69,15 @@ class RuleSet:
     aliases: dict[str, CountryAliases] = field(init=False)
     regimes: dict[str, Regime] = field(init=False)
     questions: dict[str, str] = field(init=False)
+    entities: dict[str, list[EntityEntry]] = field(init=False)
+    entity_rule: dict[str, str] = field(init=False)
     file_info: list[FileInfo] = field(init=False)
     _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.provisions, self.parameters, self.groups = {}, {}, {}
         self.regimes, self.questions, self.file_info = {}, {}, []
+        self.entities, self.entity_rule = {}, {}
         self.aliases = {}
         self._snapshots = {}
         seen: dict[str, str] = {}
@@ -98,6 +105,9 @@ class RuleSet:
                 self.regimes[f.code] = f
             elif isinstance(f, Questions):
                 self.questions.update(f.questions)
+            elif isinstance(f, EntityList):
+                self.entities.setdefault(f.regime, []).extend(f.entries)
+                self.entity_rule[f.regime] = f.rule
         self._check_references()
 
     def path_of(self, kind: str, ident: str) -> str:
@@ -119,6 +129,9 @@ class RuleSet:
                     continue
                 for node in walk(v.predicate):
                     self._check_node(node, f"{where}: versions[{i}].when")
+                for j, cp in enumerate(v.review_policies):
+                    for node in walk(cp.when):
+                        self._check_node(node, f"{where}: versions[{i}].review_policies[{j}]")
         self._check_exclusion_cycles()
 
     def _check_node(self, node: Any, where: str) -> None:
@@ -173,6 +186,7 @@ class Snapshot:
         self.on = on
         self._params: dict[str, tuple[Any, Citation] | None] = {}
         self._groups: dict[str, GroupVersion | None] = {}
+        self._entities: dict[str, dict[str, tuple[EntityEntry, EntryVersion]]] = {}
         self.aliases: dict[str, dict[str, tuple[str, Citation]]] = {}
         for regime, table in rules.aliases.items():
             active = self.aliases.setdefault(regime, {})
@@ -191,6 +205,19 @@ class Snapshot:
                 value = eccn_set_value(v.value) if p.type == "eccn_set" else v.value
                 self._params[pid] = (value, v.citation)
         return self._params[pid]
+
+    def entity_index(self, regime: str) -> dict[str, tuple[EntityEntry, EntryVersion]]:
+        """Entries in force, by every normalised name and alias (for exact look-up)."""
+        if regime not in self._entities:
+            index: dict[str, tuple[EntityEntry, EntryVersion]] = {}
+            for entry in self.rules.entities.get(regime, []):
+                version = entry.version_on(self.on)
+                if version is None:
+                    continue
+                for name in (entry.name, *entry.aliases):
+                    index.setdefault(normalise_name(name), (entry, version))
+            self._entities[regime] = index
+        return self._entities[regime]
 
     def group(self, name: str) -> GroupVersion | None:
         if name not in self._groups:
