@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from chokepoint import __version__
+from chokepoint.engine.classify import classify, derive
 from chokepoint.engine.jurisdiction import evaluate_regime, stale_files
 from chokepoint.rules.names import normalise_name
 from chokepoint.rules.ruleset import RuleSet, Snapshot
@@ -122,12 +123,18 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
         txn = {**txn, "activity": "export"}  # the contract's declared default
     assertions = frozenset(txn.get("assertions") or ())
     jurisdictions: dict[str, Any] = {}
+    classification: dict[str, Any] | None = None
     for code in sorted(rules.regimes):
         regime = rules.regimes[code]
         facts, alias_steps = _apply_aliases(txn, snap, code)
         facts, entries, list_steps = _resolve_parties(facts, snap, code)
-        pre = stale_files(snap, code, on) + alias_steps + list_steps
-        jurisdictions[code] = evaluate_regime(regime, snap, facts, assertions, pre, entries)
+        facts, derive_steps = derive(facts, snap)
+        facts, cls, eccn_questions = classify(facts, snap, code, assertions)
+        if cls is not None and classification is None:
+            classification = {**cls, "trace": derive_steps + cls["trace"]}
+        pre = stale_files(snap, code, on) + alias_steps + list_steps + derive_steps
+        jurisdictions[code] = evaluate_regime(regime, snap, facts, assertions, pre, entries,
+                                              eccn_questions)
     outcome = strictest([j["outcome"] for j in jurisdictions.values()])
     return {
         "id": txn.get("id"),
@@ -135,7 +142,7 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
         "rules_version": rules.content_hash,
         "engine_version": __version__,
         "outcome": outcome,
-        "classification": None,
+        "classification": classification,
         "jurisdictions": jurisdictions,
         "receipt": {
             "engine_version": __version__,

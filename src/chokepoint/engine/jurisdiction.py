@@ -221,7 +221,8 @@ def _ref(prov: Provision, snap: Snapshot) -> dict[str, Any]:
 
 def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
                     assertions: frozenset[str], pre_steps: list[dict[str, Any]],
-                    entries: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+                    entries: dict[int, dict[str, Any]] | None = None,
+                    eccn_questions: list[Unknown] | None = None) -> dict[str, Any]:
     """The contract's ``jurisdiction`` object for one regime."""
     on = snap.on
     ev = RegimeEvaluation(regime, snap, txn, assertions, entries or {})
@@ -268,9 +269,23 @@ def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
         "license_requirements": [ev.requirement_ref(p) for p, r in requirements
                                  if r[0] is True],
         "license_exceptions": exceptions,
-        "missing_facts": missing_facts(list(unknowns), templates, txn),
+        "missing_facts": missing_facts(_expand_eccn(list(unknowns), eccn_questions or []),
+                                       templates, txn),
         "trace": ev.steps,
     }
+
+
+def _expand_eccn(unknowns: list[Unknown], eccn_questions: list[Unknown]) -> list[Unknown]:
+    """An unknown ECCN that the specifications would settle is asked as those specs."""
+    if not eccn_questions:
+        return unknowns
+    out: list[Unknown] = []
+    for u in unknowns:
+        if u.field == "item.eccn":
+            out.extend(q._replace(rule=u.rule) for q in eccn_questions)
+        else:
+            out.append(u)
+    return out
 
 
 def _outcome(subject: Result, dependent: Result, independent: Result

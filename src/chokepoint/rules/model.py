@@ -23,7 +23,7 @@ Evidence = Literal["regulation", "secondary", "transcription", "unverified"]
 alert, CSIS, an SEC filing), a third-party transcription of the text, or not at all."""
 
 Role = Literal["subject_route", "licence_requirement", "exclusion", "definition",
-               "licence_exception"]
+               "licence_exception", "classification"]
 
 PER_ENTRY = "per_entity_list_entry"
 """A review policy that the listed party's own Entity List entry states."""
@@ -100,6 +100,8 @@ class ProvisionVersion(_Strict):
     review_policy: str | None = None
     review_policies: list[ConditionalPolicy] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
+    eccn: str | None = Field(default=None, description="classification provisions: the "
+                             "ECCN an item meeting 'when' falls under")
     note: str | None = None
 
     @field_validator("when", mode="before")
@@ -161,6 +163,8 @@ class Provision(_FileHead):
                 raise ValueError(f"versions[{i}]: only licence requirements have review policies")
             if v.conditions and self.role != "licence_exception":
                 raise ValueError(f"versions[{i}]: only licence exceptions have conditions")
+            if (v.eccn is not None) != (self.role == "classification"):
+                raise ValueError(f"versions[{i}]: classification provisions (only) name an 'eccn'")
         if self.independent_of_subject and self.role != "licence_requirement":
             raise ValueError("only a licence requirement can be independent_of_subject")
         if self.role == "exclusion" and not self.excludes:
@@ -356,6 +360,35 @@ class EntityList(_FileHead):
     entries: list[EntityEntry]
 
 
+class DerivationVersion(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    ends: date | None = None
+    operation: Literal["product", "quotient"]
+    inputs: list[str] = Field(min_length=2, max_length=2)
+    citation: Citation
+    note: str | None = None
+
+
+class Derivation(_FileHead):
+    """A fact computed from others when not given (e.g. TPP = TOPS x bit length)."""
+
+    kind: Literal["derivation"]
+    target: str
+    order: int = Field(description="derivations run in this order (inputs first)")
+    explain: str
+    versions: list[DerivationVersion]
+
+    @model_validator(mode="after")
+    def _valid(self) -> Derivation:
+        _check_versions(self.versions)
+        return self
+
+    def version_on(self, on: date) -> DerivationVersion | None:
+        return in_force(self.versions, on)
+
+
 class Questions(_FileHead):
     """Plain questions for unknown facts, keyed by fact path (``[]`` for any index)."""
 
@@ -364,7 +397,7 @@ class Questions(_FileHead):
 
 
 RuleFile = (Provision | Parameter | CountryGroups | CountryAliases | Regime | Questions
-            | EntityList)
+            | EntityList | Derivation)
 
 FILE_KINDS: dict[str, type[_FileHead]] = {
     "provision": Provision,
@@ -374,6 +407,7 @@ FILE_KINDS: dict[str, type[_FileHead]] = {
     "regime": Regime,
     "questions": Questions,
     "entity_list": EntityList,
+    "derivation": Derivation,
 }
 
 

@@ -15,6 +15,7 @@ from chokepoint.rules.model import (
     CountryAliases,
     CountryGroup,
     CountryGroups,
+    Derivation,
     EntityEntry,
     EntityList,
     EntryVersion,
@@ -71,13 +72,14 @@ class RuleSet:
     questions: dict[str, str] = field(init=False)
     entities: dict[str, list[EntityEntry]] = field(init=False)
     entity_rule: dict[str, str] = field(init=False)
+    derivations: list[Derivation] = field(init=False)
     file_info: list[FileInfo] = field(init=False)
     _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.provisions, self.parameters, self.groups = {}, {}, {}
         self.regimes, self.questions, self.file_info = {}, {}, []
-        self.entities, self.entity_rule = {}, {}
+        self.entities, self.entity_rule, self.derivations = {}, {}, []
         self.aliases = {}
         self._snapshots = {}
         seen: dict[str, str] = {}
@@ -105,9 +107,12 @@ class RuleSet:
                 self.regimes[f.code] = f
             elif isinstance(f, Questions):
                 self.questions.update(f.questions)
+            elif isinstance(f, Derivation):
+                self.derivations.append(f)
             elif isinstance(f, EntityList):
                 self.entities.setdefault(f.regime, []).extend(f.entries)
                 self.entity_rule[f.regime] = f.rule
+        self.derivations.sort(key=lambda d: d.order)
         self._check_references()
 
     def path_of(self, kind: str, ident: str) -> str:
