@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import date
 from typing import Any
 
@@ -16,6 +17,7 @@ OUTCOME_ORDER = ("license_required", "undetermined", "no_license_required", "not
 """Strictest first: the overall outcome is the strictest over all jurisdictions."""
 
 _COUNTRY_FIELDS = ("to_country", "from_country")
+_TRAILING_NOTE = re.compile(r"\s*\([^)]*\)\s*$")
 _PARTY_COUNTRY_FIELDS = ("country", "headquartered_in")
 
 
@@ -89,7 +91,9 @@ def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
     entries: dict[int, dict[str, Any]] = {}
     steps: list[dict[str, Any]] = []
     for i, party in enumerate(out["parties"]):
-        hit = index.get(normalise_name(party.get("name", "")))
+        name = party.get("name", "")
+        hit = index.get(normalise_name(name)) or index.get(
+            normalise_name(_TRAILING_NOTE.sub("", name)))
         if hit is None:
             continue
         entry, version = hit
@@ -98,6 +102,7 @@ def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                       "review_policy_text": version.review_policy_text,
                       "footnotes": version.footnotes,
                       "citation": version.citation.short()}
+        party["entity_list_entry"] = {"id": entry.id, "rff": version.rff}
         if party.get("designations") is None:
             party["designations"] = [{"list": "entity_list", "footnotes": list(version.footnotes)}]
             steps.append({

@@ -260,7 +260,7 @@ def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
     if outcome in ("license_required", "undetermined"):
         for p in ev.provisions("licence_exception"):
             value, unk = ev.effective(p)
-            if value is not False:
+            if value is True:
                 exceptions.append(ev.exception_ref(p, value, unk))
     return {
         "outcome": outcome,
