@@ -12,6 +12,7 @@ A file holds a list of cases (or ``{cases: [...]}``)::
           subject: true
           basis: [734.9(k)]                      # exactly these routes (prefix match)
           license_requirements: [742.4(a)(4)]    # exactly these (prefix match)
+          license_exceptions: [740.8(a)]         # reported as possibly available
           missing_facts: [item.eccn]             # exactly these fields
           missing_facts_include: [item.eccn]     # at least these fields
           missing_facts_exclude: [item.eccn]     # none of these fields
@@ -36,7 +37,8 @@ from chokepoint.engine import determine
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.ruleset import RuleSet
 
-_JURISDICTION_KEYS = {"outcome", "subject", "basis", "license_requirements", "missing_facts",
+_JURISDICTION_KEYS = {"outcome", "subject", "basis", "license_requirements", "license_exceptions",
+                      "missing_facts",
                       "missing_facts_include", "missing_facts_exclude", "review_policy",
                       "applies"}
 
@@ -137,6 +139,10 @@ def run_case(case: Case, rules: RuleSet, today: date | None = None) -> list[str]
             got = [r["rule"] for r in j["license_requirements"]]
             problems += [where + "license_requirements: " + p
                          for p in _matches(exp["license_requirements"], got)]
+        if "license_exceptions" in exp:
+            got = [e["rule"] for e in j["license_exceptions"]]
+            problems += [where + "license_exceptions: " + p
+                         for p in _matches(exp["license_exceptions"], got)]
         fields = [m["field"] for m in j["missing_facts"]]
         if "missing_facts" in exp and sorted(exp["missing_facts"]) != sorted(fields):
             problems.append(f"{where}missing_facts: expected {exp['missing_facts']}, got {fields}")
