@@ -8,7 +8,6 @@ asked about - never silently resolved either way.
 
 from __future__ import annotations
 
-import copy
 from decimal import Decimal
 from typing import Any
 
@@ -19,14 +18,17 @@ from chokepoint.engine.logic import Unknown
 from chokepoint.rules.ruleset import Snapshot
 
 
-def _set(root: dict[str, Any], path: str, value: Any) -> None:
-    node = root
+def _set(root: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``root`` with ``path`` set, copying only the dicts along the path."""
     parts = path.split(".")
+    out = dict(root)
+    node = out
     for p in parts[:-1]:
-        if not isinstance(node.get(p), dict):
-            node[p] = {}
+        child = node.get(p)
+        node[p] = dict(child) if isinstance(child, dict) else {}
         node = node[p]
     node[parts[-1]] = value
+    return out
 
 
 def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -47,10 +49,8 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
         if version.operation == "quotient" and y == 0:
             continue
         value = x * y if version.operation == "product" else x / y
-        if out is None:
-            out = copy.deepcopy(txn)
         shown = float(round(value, 4))
-        _set(out, d.target, shown)
+        out = _set(current, d.target, shown)
         op = " x " if version.operation == "product" else " / "
         steps.append({
             "rule": version.citation.ref.removeprefix("15 CFR ").strip(),
@@ -134,8 +134,7 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
         eccn = derived
         unknowns = []
     if eccn != given:
-        out = copy.deepcopy(txn)
-        out["item"]["eccn"] = eccn
+        out = _set(txn, "item.eccn", eccn)
     if given is None and derived is None and decided:
         unknowns = [Unknown("item.eccn",
                             "The specifications place the item outside "

@@ -42,7 +42,7 @@ def _apply_aliases(txn: dict[str, Any], snap: Snapshot, regime: str
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Replace destinations the regime treats as another (e.g. HK as CN) and say so."""
     table = snap.aliases.get(regime, {})
-    if not table:
+    if not table or not _mentions(txn, set(table)):
         return txn, []
     out = copy.deepcopy(txn)
     steps: list[dict[str, Any]] = []
@@ -87,7 +87,7 @@ def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
     index = snap.entity_index(regime)
     if not index:
         return txn, {}, []
-    out = copy.deepcopy(txn)
+    out = {**txn, "parties": [dict(p) for p in parties]}
     entries: dict[int, dict[str, Any]] = {}
     steps: list[dict[str, Any]] = []
     for i, party in enumerate(out["parties"]):
@@ -115,6 +115,18 @@ def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                 "evidence": version.citation.evidence,
             })
     return out, entries, steps
+
+
+def _mentions(txn: dict[str, Any], codes: set[str]) -> bool:
+    """Does any country field of the transaction hold one of the codes?"""
+    if any(txn.get(k) in codes for k in _COUNTRY_FIELDS):
+        return True
+    exporter = txn.get("exporter")
+    if isinstance(exporter, dict) and any(exporter.get(k) in codes
+                                          for k in ("country", "headquartered_in")):
+        return True
+    return any(p.get(k) in codes for p in txn.get("parties") or []
+               for k in _PARTY_COUNTRY_FIELDS)
 
 
 def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:

@@ -57,7 +57,23 @@ def in_set(eccn: str, eccns: EccnSet) -> TV:
     return membership(eccn, eccns)[0]
 
 
+_MEMBERSHIP: dict[tuple[int, str], tuple[EccnSet, tuple[TV, str]]] = {}
+
+
 def membership(eccn: str, eccns: EccnSet) -> tuple[TV, str]:
+    """Cached :func:`_membership` (sets are immutable; keyed by identity)."""
+    key = (id(eccns), eccn)
+    hit = _MEMBERSHIP.get(key)
+    if hit is not None and hit[0] is eccns:
+        return hit[1]
+    if len(_MEMBERSHIP) > 65536:
+        _MEMBERSHIP.clear()
+    result = _membership(eccn, eccns)
+    _MEMBERSHIP[key] = (eccns, result)
+    return result
+
+
+def _membership(eccn: str, eccns: EccnSet) -> tuple[TV, str]:
     """Membership and, when unknown, why: ``specificity`` (the ECCN is not specific
     enough), or ``rule_data`` (the set itself is not settled for this ECCN)."""
     included = any_match(eccn, eccns.include)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from chokepoint.engine import eccn as eccn_mod
-from chokepoint.engine.facts import MISSING, get, join
+from chokepoint.engine.facts import MISSING, get
 from chokepoint.engine.logic import FALSE, TRUE, Result, Unknown, negate
 from chokepoint.rules.model import Citation
 from chokepoint.rules.names import normalise_name
@@ -47,13 +47,15 @@ class EngineError(RuntimeError):
     """The rule data cannot be evaluated (a bug in the rules, never in the facts)."""
 
 
-@dataclass
 class Reads:
     """What one provision's evaluation looked at, for its trace step."""
 
-    facts: dict[str, Any] = field(default_factory=dict)
-    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    refs: list[str] = field(default_factory=list)
+    __slots__ = ("facts", "thresholds", "refs")
+
+    def __init__(self) -> None:
+        self.facts: dict[str, Any] = {}
+        self.thresholds: dict[str, dict[str, Any]] = {}
+        self.refs: list[str] = []
 
 
 @dataclass
@@ -67,13 +69,13 @@ class Context:
 
 
 def evaluate(pred: Pred, ctx: Context) -> Result:
-    return _eval(pred, ctx, ctx.root, "")
+    return _compiled(pred)(ctx, ctx.root, "")
 
 
 def _read(ctx: Context, scope: Any, prefix: str, path: str) -> tuple[Any, str]:
-    if path.startswith("$."):
+    if path[0] == "$" and path.startswith("$."):
         scope, prefix, path = ctx.root, "", path[2:]
-    full = join(prefix, path)
+    full = f"{prefix}.{path}" if prefix else path
     value = get(scope, path)
     ctx.reads.facts[full] = None if value is MISSING else value
     return value, full
@@ -93,21 +95,30 @@ def _param(ctx: Context, ref: ParamRef) -> Any:
 
 
 def _note_param(ctx: Context, pid: str, value: Any, citation: Citation) -> None:
-    if isinstance(value, EccnSet):
-        shown: Any = value.describe()
-    else:
-        shown = value if isinstance(value, (int, float, str, bool, list)) else str(value)
-    ctx.reads.thresholds[pid] = {
-        "parameter": pid,
-        "value": shown,
-        "citation": citation.short(),
-        "evidence": citation.evidence,
-    }
+    memo = ctx.snap.memo("param-notes")
+    note = memo.get(pid)
+    if note is None:
+        if isinstance(value, EccnSet):
+            shown: Any = value.describe()
+        else:
+            shown = value if isinstance(value, (int, float, str, bool, list)) else str(value)
+        note = memo[pid] = {
+            "parameter": pid,
+            "value": shown,
+            "citation": citation.short(),
+            "evidence": citation.evidence,
+        }
+    ctx.reads.thresholds[pid] = note
 
 
-def _num(v: Any) -> Decimal:
-    # Through str(): 0.25 compares as the decimal 0.25, not as its binary neighbour.
-    return Decimal(str(v))
+def _num(v: Any) -> float:
+    # Facts and thresholds arrive as decimal literals (JSON/YAML). Distinct literals of
+    # fewer than 16 significant digits map to distinct doubles in the same order, and
+    # "0.25" maps to exactly the double that a threshold written 0.25 maps to, so comparing
+    # the doubles decides every inequality exactly as the decimals would.
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ArithmeticError(f"not a number: {v!r}")
+    return float(v)
 
 
 def _all(p: All, ctx: Context, scope: Any, prefix: str) -> Result:
@@ -182,12 +193,17 @@ def _in_group(p: InGroup, ctx: Context, scope: Any, prefix: str) -> Result:
     version = ctx.snap.group(p.group)
     if version is None:
         return FALSE
-    ctx.reads.thresholds[f"group {p.group}"] = {
-        "parameter": f"Country Group {p.group}",
-        "value": f"{value} {'is' if value in version.members else 'is not'} a member",
-        "citation": version.citation.short(),
-        "evidence": version.citation.evidence,
-    }
+    memo = ctx.snap.memo("group-notes")
+    key = f"{p.group}|{value}"
+    note = memo.get(key)
+    if note is None:
+        note = memo[key] = {
+            "parameter": f"Country Group {p.group}",
+            "value": f"{value} {'is' if value in version.members else 'is not'} a member",
+            "citation": version.citation.short(),
+            "evidence": version.citation.evidence,
+        }
+    ctx.reads.thresholds[f"group {p.group}"] = note
     if value in version.members:
         return TRUE
     if version.known_non_members is None or value in version.known_non_members:
@@ -347,5 +363,46 @@ _DISPATCH: dict[type, Callable[[Any, Context, Any, str], Result]] = {
 }
 
 
+Evaluator = Callable[[Context, Any, str], Result]
+_COMPILED: dict[int, tuple[Pred, Evaluator]] = {}
+
+
+def _compiled(pred: Pred) -> Evaluator:
+    """The predicate as a closure (built once per predicate object): composite nodes call
+    their children directly instead of dispatching on type at every evaluation."""
+    hit = _COMPILED.get(id(pred))
+    if hit is not None and hit[0] is pred:
+        return hit[1]
+    fn = _build(pred)
+    _COMPILED[id(pred)] = (pred, fn)
+    return fn
+
+
+def _build(pred: Pred) -> Evaluator:
+    if isinstance(pred, (All, AnyOf)):
+        kids = tuple(_compiled(p) for p in pred.items)
+        stop = pred.__class__ is AnyOf  # any: stop at True; all: stop at False
+
+        def combine(ctx: Context, scope: Any, prefix: str) -> Result:
+            unknowns: list[Unknown] = []
+            undecided = False
+            for kid in kids:
+                value, unk = kid(ctx, scope, prefix)
+                if value is stop:
+                    return TRUE if stop else FALSE
+                if value is None:
+                    undecided = True
+                    unknowns.extend(unk)
+            if undecided:
+                return (None, tuple(unknowns))
+            return FALSE if stop else TRUE
+
+        return combine
+    if isinstance(pred, Not):
+        inner = _compiled(pred.item)
+        return lambda ctx, scope, prefix: negate(inner(ctx, scope, prefix))
+    return partial(_DISPATCH[type(pred)], pred)
+
+
 def _eval(pred: Pred, ctx: Context, scope: Any, prefix: str) -> Result:
-    return _DISPATCH[type(pred)](pred, ctx, scope, prefix)
+    return _compiled(pred)(ctx, scope, prefix)

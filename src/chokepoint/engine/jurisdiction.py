@@ -9,7 +9,6 @@ exceptions* (reported as possibly available, never applied silently). A rule's e
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -45,10 +44,6 @@ _RESULT_WORDS = {
 }
 
 
-def natural_key(rule_id: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.findall(r"\d+|[A-Za-z]+", rule_id)]
-
-
 class RegimeEvaluation:
     """Evaluates one regime's provisions for one transaction on one day."""
 
@@ -62,11 +57,11 @@ class RegimeEvaluation:
         self._done: dict[str, Result] = {}
         self._active: set[str] = set()
         self.ctx = Context(snap=snap, root=txn, assertions=assertions, resolve=self._resolve)
+        self._static = snap.memo("steps")
 
     # -- steps -------------------------------------------------------------------------
     def _step(self, prov: Provision, result: Result, reads: Reads | None,
               note: str | None = None) -> None:
-        version = prov.version_on(self.snap.on)
         value, unknowns = result
         words = _RESULT_WORDS[prov.role][value]
         if prov.role == "exclusion" and value is True:
@@ -74,12 +69,31 @@ class RegimeEvaluation:
         if value is None:
             fields = list(dict.fromkeys(u.field for u in unknowns))
             words += ": it turns on " + ", ".join(fields)
+        static = self._static.get(prov.id)
+        if static is None:
+            static = self._static[prov.id] = self._static_step(prov)
+        step = dict(static)
+        if "result" not in step:
+            step["result"] = words
+        if note:
+            step["note"] = (step.get("note", "") + " " + note).strip()
+        if reads is not None:
+            if reads.facts:
+                step["facts"] = reads.facts
+            if reads.thresholds:
+                step["thresholds"] = list(reads.thresholds.values())
+            if reads.refs:
+                step["uses"] = list(dict.fromkeys(reads.refs))
+        self.steps.append(step)
+
+    def _static_step(self, prov: Provision) -> dict[str, Any]:
+        """The parts of a trace step that depend only on the provision and the day."""
+        version = self.snap.version(prov)
         step: dict[str, Any] = {
             "rule": prov.id,
             "role": prov.role,
             "question": prov.title,
             "provision": prov.explain,
-            "result": words,
         }
         if version is not None:
             c = version.citation
@@ -100,20 +114,11 @@ class RegimeEvaluation:
             step["result"] = (f"not in force on {self.snap.on.isoformat()}"
                               + (f" (in force from {first.isoformat()})"
                                  if self.snap.on < first else " (no longer in force)"))
-        if note:
-            step["note"] = (step.get("note", "") + " " + note).strip()
-        if reads is not None:
-            if reads.facts:
-                step["facts"] = dict(reads.facts)
-            if reads.thresholds:
-                step["thresholds"] = list(reads.thresholds.values())
-            if reads.refs:
-                step["uses"] = list(dict.fromkeys(reads.refs))
-        self.steps.append(step)
+        return step
 
     # -- evaluation ----------------------------------------------------------------------
     def base(self, prov: Provision) -> Result:
-        version = prov.version_on(self.snap.on)
+        version = self.snap.version(prov)
         if version is None or version.predicate is None:
             self._step(prov, FALSE, None,
                        None if version is None else "the provision does not operate "
@@ -153,8 +158,7 @@ class RegimeEvaluation:
         return self.effective(self.snap.rules.provisions[rule_id])
 
     def provisions(self, role: str) -> list[Provision]:
-        found = self.snap.rules.of_regime(self.regime.code, role)
-        return sorted(found, key=lambda p: natural_key(p.id))
+        return self.snap.rules.of_regime(self.regime.code, role)
 
     # -- answers ---------------------------------------------------------------------------
     def requirement_ref(self, prov: Provision) -> dict[str, Any]:
@@ -314,6 +318,13 @@ def _outcome(subject: Result, dependent: Result, independent: Result
 
 def stale_files(snap: Snapshot, regime: str, on: date) -> list[dict[str, Any]]:
     """Trace warnings for rule files of a regime evaluated past their review horizon."""
+    cache = snap.memo("stale")
+    if regime not in cache:
+        cache[regime] = _stale_files(snap, regime, on)
+    return list(cache[regime])
+
+
+def _stale_files(snap: Snapshot, regime: str, on: date) -> list[dict[str, Any]]:
     out = []
     prefix = regime.lower() + "/"
     for info in snap.rules.file_info:

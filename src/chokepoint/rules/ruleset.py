@@ -6,6 +6,7 @@ No file access here: :mod:`chokepoint.rules.loader` reads the files and builds a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -39,6 +40,11 @@ from chokepoint.rules.predicate import (
     Ref,
     walk,
 )
+
+
+def natural_key(rule_id: str) -> list[Any]:
+    """Sort key that orders paragraph ids as the regulation does (734.4(a)(9) < (a)(10))."""
+    return [int(t) if t.isdigit() else t for t in re.findall(r"\d+|[A-Za-z]+", rule_id)]
 
 
 class RuleSetError(ValueError):
@@ -75,6 +81,8 @@ class RuleSet:
     derivations: list[Derivation] = field(init=False)
     file_info: list[FileInfo] = field(init=False)
     _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
+    _exclusions: dict[str, list[Provision]] | None = field(init=False, repr=False)
+    _by_role: dict[tuple[str, str], list[Provision]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.provisions, self.parameters, self.groups = {}, {}, {}
@@ -82,6 +90,8 @@ class RuleSet:
         self.entities, self.entity_rule, self.derivations = {}, {}, []
         self.aliases = {}
         self._snapshots = {}
+        self._exclusions = None
+        self._by_role = {}
         seen: dict[str, str] = {}
         for path, f in sorted(self.files.items()):
             key = f"{f.kind}:{f.id}"
@@ -167,11 +177,24 @@ class RuleSet:
 
     def exclusions_of(self, rule_id: str) -> list[Provision]:
         """The exclusions that qualify a rule, highest precedence first."""
-        found = [p for p in self.provisions.values() if rule_id in p.excludes]
-        return sorted(found, key=lambda p: (-(p.precedence or 0), p.id))
+        if self._exclusions is None:
+            table: dict[str, list[Provision]] = {}
+            for p in self.provisions.values():
+                for target in p.excludes:
+                    table.setdefault(target, []).append(p)
+            for found in table.values():
+                found.sort(key=lambda p: (-(p.precedence or 0), p.id))
+            self._exclusions = table
+        return self._exclusions.get(rule_id, [])
 
     def of_regime(self, regime: str, role: str) -> list[Provision]:
-        return [p for p in self.provisions.values() if p.regime == regime and p.role == role]
+        """A regime's provisions of one role, in the regulation's paragraph order."""
+        key = (regime, role)
+        if key not in self._by_role:
+            found = [p for p in self.provisions.values()
+                     if p.regime == regime and p.role == role]
+            self._by_role[key] = sorted(found, key=lambda p: natural_key(p.id))
+        return self._by_role[key]
 
     def at(self, on: date) -> Snapshot:
         """The rule values in force on a date (cached)."""
@@ -192,6 +215,8 @@ class Snapshot:
         self._params: dict[str, tuple[Any, Citation] | None] = {}
         self._groups: dict[str, GroupVersion | None] = {}
         self._entities: dict[str, dict[str, tuple[EntityEntry, EntryVersion]]] = {}
+        self._versions: dict[str, Any] = {}
+        self._memo: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, dict[str, tuple[str, Citation]]] = {}
         for regime, table in rules.aliases.items():
             active = self.aliases.setdefault(regime, {})
@@ -199,6 +224,18 @@ class Snapshot:
                 v = in_force(a.versions, on)
                 if v is not None:
                     active[a.code] = (a.treated_as, v.citation)
+
+    def version(self, prov: Provision) -> Any:
+        """The provision's version in force on this day (cached)."""
+        try:
+            return self._versions[prov.id]
+        except KeyError:
+            v = self._versions[prov.id] = prov.version_on(self.on)
+            return v
+
+    def memo(self, key: str) -> dict[str, Any]:
+        """A per-day scratch cache for values derived from the rules alone."""
+        return self._memo.setdefault(key, {})
 
     def param(self, pid: str) -> tuple[Any, Citation] | None:
         if pid not in self._params:
