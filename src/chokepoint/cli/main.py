@@ -40,6 +40,10 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _shown(value: object) -> str:
+    return "unknown" if value is None else str(value)
+
+
 def _parse_date(value: str | None) -> date | None:
     if value is None:
         return None
@@ -70,6 +74,61 @@ def check(
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write("\n".join(render_determination(d) for d in results))
+
+
+@app.command()
+def classify(
+    model: Annotated[str | None, typer.Option(help="Product name (catalogue look-up).")] = None,
+    tpp: Annotated[float | None, typer.Option(help="Total processing performance.")] = None,
+    tops: Annotated[float | None, typer.Option(help="Peak dense TOPS at --bit-length.")] = None,
+    bit_length: Annotated[int | None, typer.Option(help="Bit length of --tops.")] = None,
+    die_area: Annotated[float | None, typer.Option(help="Applicable die area, mm2.")] = None,
+    datacenter: Annotated[bool | None, typer.Option(
+        "--datacenter/--not-datacenter", help="Designed or marketed for datacenters.")] = None,
+    interconnect: Annotated[float | None, typer.Option(help="Interconnect, GB/s.")] = None,
+    memory_bandwidth: Annotated[float | None, typer.Option(help="DRAM bandwidth, GB/s.")] = None,
+    memory_density: Annotated[float | None, typer.Option(
+        help="HBM memory bandwidth density, GB/s per mm2.")] = None,
+    kind: Annotated[str, typer.Option(help="chip or computer")] = "chip",
+    eccn: Annotated[str | None, typer.Option(help="Your own ECCN, to be checked.")] = None,
+    on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
+    format: Annotated[Format, typer.Option("--format", help="json or text")] = Format.text,
+) -> None:
+    """Classify a chip from its specifications or model name (3A090 / HBM), with reasoning."""
+    from chokepoint.engine.classify import classify_item
+
+    when = _parse_date(on) or date.today()
+    figures = {"tpp": tpp, "tops": tops, "bit_length": bit_length, "die_area_mm2": die_area,
+               "datacenter": datacenter, "interconnect_bandwidth_gbps": interconnect,
+               "memory_bandwidth_gbps": memory_bandwidth,
+               "memory_bandwidth_density_gbps_per_mm2": memory_density}
+    item: dict[str, object] = {"kind": kind, "chip": {k: v for k, v in figures.items()
+                                                      if v is not None}}
+    if model:
+        item["model"] = model
+        if kind == "chip" and not any(v is not None for v in figures.values()):
+            del item["kind"]  # let the catalogue say what it is
+    if eccn:
+        item["eccn"] = eccn
+    try:
+        result = classify_item(item, default_rules(), when, "US")
+    except RuleLoadError as exc:
+        raise _fail(f"rule data: {exc}", 1) from exc
+    if format is Format.json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return
+    lines = [f"Classification as of {result['as_of']}"
+             + (f" - {result['model']}" if result["model"] else ""),
+             f"ECCN: {result['eccn'] or 'not decided'}",
+             f"TPP: {_shown(result['tpp'])}; "
+             f"performance density: {_shown(result['performance_density'])}",
+             "Reasoning:"]
+    for step in result["trace"]:
+        lines.append(f"  - {step['rule']}: {step.get('question', '')} -> {step['result']}"
+                     + (f" [{step['citation']}]" if step.get("citation") else ""))
+    for m in result["missing_facts"]:
+        lines.append(f"  ? [{m['field']}] {m['question']}")
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 @app.command("test")

@@ -53,7 +53,7 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
         out = _set(current, d.target, shown)
         op = " x " if version.operation == "product" else " / "
         steps.append({
-            "rule": version.citation.ref.removeprefix("15 CFR ").strip(),
+            "rule": d.id,
             "role": "derivation",
             "citation": version.citation.short(),
             "question": d.title,
@@ -62,6 +62,24 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
             "evidence": version.citation.evidence,
         })
     return (out if out is not None else txn), steps
+
+
+def _ask_inputs(unknowns: list[Unknown], txn: dict[str, Any], snap: Snapshot) -> list[Unknown]:
+    """A derived figure that is unknown is asked as the given figures it is computed from."""
+    targets = {}
+    for d in snap.rules.derivations:
+        version = d.version_on(snap.on)
+        if version is not None:
+            targets[d.target] = version.inputs
+    out: list[Unknown] = []
+    for u in unknowns:
+        inputs = targets.get(u.field)
+        if inputs is None:
+            out.append(u)
+            continue
+        missing = [i for i in inputs if get(txn, i) is MISSING]
+        out.extend(Unknown(m, None, u.rule) for m in (missing or [u.field]))
+    return list({u.field: u for u in out}.values())
 
 
 def _contradicts(given: str, derived: str | None, regime_patterns: tuple[str, ...]) -> bool:
@@ -108,6 +126,7 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
             matched.append(version.eccn)
         elif value is None:
             unknowns.extend(unk)
+    unknowns = _ask_inputs(unknowns, txn, snap)
     derived = matched[0] if matched else None
     decided = derived is not None or not unknowns
     given = item.get("eccn")
@@ -142,3 +161,29 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
                             + ". Under which other ECCN (or EAR99) is it classified?",
                             "classification")]
     return out, {"eccn": eccn, "derived_eccn": derived, "trace": trace}, unknowns
+
+
+def classify_item(item: dict[str, Any], rules: Any, on: Any, regime: str
+                  ) -> dict[str, Any]:
+    """Classify one item on its own (the ``classify`` command): catalogue, derived figures,
+    classification provisions in force ``on``. Returns ECCN, figures, reasoning, questions."""
+    from chokepoint.engine.catalogue import apply_catalogue
+    from chokepoint.engine.questions import missing_facts
+
+    snap = rules.at(on)
+    txn: dict[str, Any] = {"item": dict(item)}
+    txn, steps = apply_catalogue(txn, snap)
+    txn, derived_steps = derive(txn, snap)
+    txn, cls, unknowns = classify(txn, snap, regime, frozenset())
+    chip = txn["item"].get("chip") or {}
+    return {
+        "as_of": on.isoformat(),
+        "rules_version": rules.content_hash,
+        "model": item.get("model"),
+        "eccn": cls["eccn"] if cls else item.get("eccn"),
+        "derived_eccn": cls["derived_eccn"] if cls else None,
+        "tpp": chip.get("tpp"),
+        "performance_density": chip.get("performance_density"),
+        "trace": steps + derived_steps + (cls["trace"] if cls else []),
+        "missing_facts": missing_facts(unknowns, rules.questions, txn),
+    }

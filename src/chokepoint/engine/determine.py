@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from chokepoint import __version__
+from chokepoint.engine.catalogue import apply_catalogue
 from chokepoint.engine.classify import classify, derive
 from chokepoint.engine.jurisdiction import evaluate_regime, stale_files
 from chokepoint.rules.names import normalise_name
@@ -145,7 +146,9 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
         regime = rules.regimes[code]
         facts, alias_steps = _apply_aliases(txn, snap, code)
         facts, entries, list_steps = _resolve_parties(facts, snap, code)
+        facts, catalogue_steps = apply_catalogue(facts, snap)
         facts, derive_steps = derive(facts, snap)
+        derive_steps = catalogue_steps + derive_steps
         facts, cls, eccn_questions = classify(facts, snap, code, assertions)
         if cls is not None and classification is None:
             classification = {**cls, "trace": derive_steps + cls["trace"]}

@@ -389,6 +389,57 @@ class Derivation(_FileHead):
         return in_force(self.versions, on)
 
 
+class CatalogueVersion(_Strict):
+    """What a catalogued product is, on the control lists, from a date."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    ends: date | None = None
+    eccn: str | None = None
+    national_classifications: dict[str, str | None] = Field(default_factory=dict)
+    citation: Citation
+    note: str | None = None
+
+
+class CatalogueEntry(_Strict):
+    model: str
+    aliases: list[str] = Field(default_factory=list)
+    kind: Literal["chip", "computer", "sme", "sme_part_or_component"]
+    made_by: str
+    made_in: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    description: str
+    chip: dict[str, float | int | bool] = Field(default_factory=dict)
+    parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    figures_citation: Citation | None = None
+    versions: list[CatalogueVersion] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> CatalogueEntry:
+        if (self.chip or self.parameters) and self.figures_citation is None:
+            raise ValueError(f"{self.model}: figures need 'figures_citation'")
+        allowed = {"tpp", "tops", "bit_length", "die_area_mm2", "datacenter",
+                   "memory_bandwidth_density_gbps_per_mm2", "interconnect_bandwidth_gbps",
+                   "memory_bandwidth_gbps", "io_bandwidth_gbps", "transistor_count",
+                   "sparse_tops"}
+        unknown = set(self.chip) - allowed
+        if unknown:
+            raise ValueError(f"{self.model}: unknown chip figure(s) {sorted(unknown)}")
+        if self.versions:
+            _check_versions(self.versions)
+        return self
+
+    def version_on(self, on: date) -> CatalogueVersion | None:
+        return in_force(self.versions, on) if self.versions else None
+
+
+class Catalogue(_FileHead):
+    """Well-known chips and chipmaking tools, each figure cited."""
+
+    kind: Literal["catalogue"]
+    entries: list[CatalogueEntry]
+
+
 class Questions(_FileHead):
     """Plain questions for unknown facts, keyed by fact path (``[]`` for any index)."""
 
@@ -397,7 +448,7 @@ class Questions(_FileHead):
 
 
 RuleFile = (Provision | Parameter | CountryGroups | CountryAliases | Regime | Questions
-            | EntityList | Derivation)
+            | EntityList | Derivation | Catalogue)
 
 FILE_KINDS: dict[str, type[_FileHead]] = {
     "provision": Provision,
@@ -408,6 +459,7 @@ FILE_KINDS: dict[str, type[_FileHead]] = {
     "questions": Questions,
     "entity_list": EntityList,
     "derivation": Derivation,
+    "catalogue": Catalogue,
 }
 
 

@@ -12,6 +12,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from chokepoint.rules.model import (
+    Catalogue,
+    CatalogueEntry,
     Citation,
     CountryAliases,
     CountryGroup,
@@ -79,6 +81,7 @@ class RuleSet:
     entities: dict[str, list[EntityEntry]] = field(init=False)
     entity_rule: dict[str, str] = field(init=False)
     derivations: list[Derivation] = field(init=False)
+    catalogue: dict[str, CatalogueEntry] = field(init=False)
     file_info: list[FileInfo] = field(init=False)
     _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
     _exclusions: dict[str, list[Provision]] | None = field(init=False, repr=False)
@@ -88,6 +91,7 @@ class RuleSet:
         self.provisions, self.parameters, self.groups = {}, {}, {}
         self.regimes, self.questions, self.file_info = {}, {}, []
         self.entities, self.entity_rule, self.derivations = {}, {}, []
+        self.catalogue = {}
         self.aliases = {}
         self._snapshots = {}
         self._exclusions = None
@@ -117,6 +121,13 @@ class RuleSet:
                 self.regimes[f.code] = f
             elif isinstance(f, Questions):
                 self.questions.update(f.questions)
+            elif isinstance(f, Catalogue):
+                for entry in f.entries:
+                    for name in (entry.model, *entry.aliases):
+                        key = normalise_name(name)
+                        if key in self.catalogue:
+                            raise RuleSetError(f"{path}: model name '{name}' catalogued twice")
+                        self.catalogue[key] = entry
             elif isinstance(f, Derivation):
                 self.derivations.append(f)
             elif isinstance(f, EntityList):
