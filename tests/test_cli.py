@@ -108,3 +108,31 @@ def test_chokepoint_test_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "0 passed, 1 failed" in result.stdout
     assert "expected not_subject" in result.stderr
+
+
+def test_classify_by_model_cites_the_catalogue_json() -> None:
+    result = run("classify", "--model", "H100", "--date", "2024-06-01", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["eccn"] == "3A090.a.1" and out["tpp"] == 15832
+    catalogue = [s for s in out["trace"] if s["rule"] == "catalogue"]
+    assert catalogue and "item.chip.tpp = 15832" in catalogue[0]["result"]
+    assert "shared/reference" in catalogue[0]["citation"] or "datasheet" in catalogue[0]["citation"]
+
+
+def test_classify_from_flags_text_and_the_open_question() -> None:
+    result = run("classify", "--tops", "375", "--bit-length", "16", "--die-area", "720",
+                 "--datacenter", "--date", "2024-09-16")
+    assert result.returncode == 0
+    assert "ECCN: 3A090.a.1" in result.stdout and "TPP: 6000" in result.stdout
+    open_q = run("classify", "--tpp", "2000", "--date", "2024-06-01")
+    assert "ECCN: not decided" in open_q.stdout
+    assert "[item.chip.die_area_mm2]" in open_q.stdout
+
+
+def test_classify_uses_the_version_in_force() -> None:
+    before = json.loads(run("classify", "--model", "A800", "--date", "2023-11-16",
+                            "--format", "json").stdout)
+    after = json.loads(run("classify", "--model", "A800", "--date", "2023-11-17",
+                           "--format", "json").stdout)
+    assert before["eccn"] is None and after["eccn"] == "3A090.a.1"

@@ -7,6 +7,7 @@ A file holds a list of cases (or ``{cases: [...]}``)::
       input: {...transaction...}
       expect:
         outcome: undetermined     # overall (optional)
+        classification: {eccn: 3A090.a.1}        # the ECCN the engine settled on
         US:
           outcome: license_required
           subject: true
@@ -71,6 +72,10 @@ def _load_file(path: Path) -> list[Case]:
         for key, value in expect.items():
             if key == "outcome":
                 continue
+            if key == "classification":
+                if not isinstance(value, dict) or set(value) != {"eccn"}:
+                    raise InputError(f"{where}: expect.classification takes only 'eccn'")
+                continue
             if not isinstance(value, dict) or set(value) - _JURISDICTION_KEYS:
                 raise InputError(f"{where}: expect.{key}: unknown expectation keys")
         on = raw.get("date")
@@ -117,10 +122,15 @@ def run_case(case: Case, rules: RuleSet, today: date | None = None) -> list[str]
         return [f"expected the input to be rejected ({case.expect_error!r}); it was accepted"]
     d = determine(txn, rules, as_of(txn, case.on, today or date.today()))
     problems: list[str] = []
+    if "classification" in case.expect:
+        want = case.expect["classification"].get("eccn")
+        got = (d.get("classification") or {}).get("eccn")
+        if want != got:
+            problems.append(f"classification: expected ECCN {want}, got {got}")
     if "outcome" in case.expect and d["outcome"] != case.expect["outcome"]:
         problems.append(f"outcome: expected {case.expect['outcome']}, got {d['outcome']}")
     for code, exp in case.expect.items():
-        if code == "outcome":
+        if code in ("outcome", "classification"):
             continue
         j = d["jurisdictions"].get(code)
         if j is None:

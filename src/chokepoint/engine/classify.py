@@ -49,8 +49,10 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
         if version.operation == "quotient" and y == 0:
             continue
         value = x * y if version.operation == "product" else x / y
+        # Exact decimal arithmetic, stored unrounded: a boundary value (PD 5.92) must not be
+        # pushed across its threshold by display rounding.
+        out = _set(current, d.target, float(value))
         shown = float(round(value, 4))
-        out = _set(current, d.target, shown)
         op = " x " if version.operation == "product" else " / "
         steps.append({
             "rule": d.id,
@@ -100,6 +102,22 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
     if not provisions or not isinstance(item.get("chip"), dict):
         return txn, None, []
     ctx = Context(snap=snap, root=txn, assertions=assertions)
+    memo: dict[str, Any] = {}
+
+    def resolve(rule_id: str) -> Any:
+        # definitions referenced by classification provisions (e.g. "meets 3A090.a")
+        if rule_id not in memo:
+            version = snap.rules.provisions[rule_id].version_on(snap.on)
+            outer = (ctx.rule, ctx.reads)
+            ctx.reads = Reads()
+            try:
+                memo[rule_id] = (False, ()) if version is None or version.predicate is None \
+                    else evaluate(version.predicate, ctx)
+            finally:
+                ctx.rule, ctx.reads = outer
+        return memo[rule_id]
+
+    ctx.resolve = resolve
     trace: list[dict[str, Any]] = []
     matched: list[str] = []
     unknowns: list[Unknown] = []
@@ -127,12 +145,21 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
         elif value is None:
             unknowns.extend(unk)
     unknowns = _ask_inputs(unknowns, txn, snap)
+    # the most specific paragraph met (3A090.a.1 over the presumption's 3A090.a)
+    matched.sort(key=lambda e: -len(eccn_mod.parse(e)[1]))
     derived = matched[0] if matched else None
     decided = derived is not None or not unknowns
     given = item.get("eccn")
     out = txn
     eccn: str | None = given
-    if given:
+    if given and derived and eccn_mod.match(derived, str(given)) is True \
+            and derived != given:
+        # the specifications refine the given ECCN (e.g. 5A992 -> 5A992.z)
+        trace.append({"rule": "classification", "result":
+                      f"the specifications refine the given ECCN {given} to {derived}"})
+        eccn = derived
+        unknowns = []
+    elif given:
         if decided and _contradicts(str(given), derived, tuple(patterns)):
             shown = derived or "outside " + ", ".join(dict.fromkeys(
                 p.split(".")[0] for p in patterns))

@@ -46,7 +46,8 @@ from chokepoint.rules.predicate import (
 
 def natural_key(rule_id: str) -> list[Any]:
     """Sort key that orders paragraph ids as the regulation does (734.4(a)(9) < (a)(10))."""
-    return [int(t) if t.isdigit() else t for t in re.findall(r"\d+|[A-Za-z]+", rule_id)]
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t)
+            for t in re.findall(r"\d+|[A-Za-z]+", rule_id)]
 
 
 class RuleSetError(ValueError):
