@@ -10,8 +10,12 @@ from typing import Any
 from chokepoint import __version__
 from chokepoint.engine.catalogue import apply_catalogue
 from chokepoint.engine.classify import classify, derive
+from chokepoint.engine.evaluate import Context, evaluate
 from chokepoint.engine.jurisdiction import evaluate_regime, stale_files
+from chokepoint.engine.logic import Unknown
+from chokepoint.engine.questions import missing_facts
 from chokepoint.rules.names import normalise_name
+from chokepoint.rules.model import Regime
 from chokepoint.rules.ruleset import RuleSet, Snapshot
 
 OUTCOME_ORDER = ("license_required", "undetermined", "no_license_required", "not_subject")
@@ -130,6 +134,23 @@ def _mentions(txn: dict[str, Any], codes: set[str]) -> bool:
                for k in _PARTY_COUNTRY_FIELDS)
 
 
+def _regime_applies(regime: Regime, snap: Snapshot, facts: dict[str, Any],
+                    assertions: frozenset[str]) -> tuple[bool | None, list[dict[str, Any]],
+                                                         list[Unknown]]:
+    """Does the regime reach the transaction at all (e.g. the Dutch rules: shipped from NL)?"""
+    version = regime.version_on(snap.on)
+    if version is None or version.applies is None:
+        return True, [], []
+    ctx = Context(snap=snap, root=facts, assertions=assertions, rule=regime.code)
+    value, unknowns = evaluate(version.applies, ctx)
+    step = {"rule": regime.code, "role": "regime", "citation": version.citation.short(),
+            "question": f"Does the {regime.title} reach this transaction?",
+            "result": {True: "yes", False: "no",
+                       None: "cannot be decided yet"}[value],
+            "facts": ctx.reads.facts}
+    return value, [step], list(unknowns)
+
+
 def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
     """The determination for one (schema-valid) transaction under the rules in force ``on``.
 
@@ -153,8 +174,16 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
         if cls is not None and classification is None:
             classification = {**cls, "trace": derive_steps + cls["trace"]}
         pre = stale_files(snap, code, on) + alias_steps + list_steps + derive_steps
-        jurisdictions[code] = evaluate_regime(regime, snap, facts, assertions, pre, entries,
-                                              eccn_questions)
+        applies, apply_step, apply_unknowns = _regime_applies(regime, snap, facts, assertions)
+        if applies is False:
+            continue  # the regime does not reach this transaction: no entry
+        answer = evaluate_regime(regime, snap, facts, assertions, pre + apply_step, entries,
+                                 eccn_questions)
+        if applies is None:
+            answer = {**answer, "outcome": "undetermined", "subject": None,
+                      "missing_facts": missing_facts(apply_unknowns, rules.questions, facts)
+                      + answer["missing_facts"]}
+        jurisdictions[code] = answer
     outcome = strictest([j["outcome"] for j in jurisdictions.values()])
     return {
         "id": txn.get("id"),

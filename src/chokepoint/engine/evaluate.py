@@ -32,6 +32,7 @@ from chokepoint.rules.predicate import (
     IsEmpty,
     IsGiven,
     ListedBy,
+    ListedIn,
     NameIn,
     Not,
     ParamRef,
@@ -319,6 +320,14 @@ def _listed_by(p: ListedBy, ctx: Context, scope: Any, prefix: str) -> Result:
     country, full = _read(ctx, scope, prefix, p.country_path)
     if country is MISSING:
         return _unknown(ctx, full)
+    return _listed(ctx, str(country))
+
+
+def _listed_in(p: ListedIn, ctx: Context, scope: Any, prefix: str) -> Result:
+    return _listed(ctx, p.regime)
+
+
+def _listed(ctx: Context, country: str) -> Result:
     table = get(ctx.root, "item.national_classifications")
     fld = f"item.national_classifications.{country}"
     if table is MISSING or country not in table:
@@ -358,6 +367,7 @@ _DISPATCH: dict[type, Callable[[Any, Context, Any, str], Result]] = {
     Assertion: _assertion,
     ParamTrue: _param_true,
     ListedBy: _listed_by,
+    ListedIn: _listed_in,
     UnknownLeaf: _unknown_leaf,
     Const: _const,
 }

@@ -294,12 +294,20 @@ class CountryAliases(_FileHead):
 
 
 class RegimeVersion(_Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              arbitrary_types_allowed=True)
 
     from_: date = Field(alias="from")
     ends: date | None = None
     citation: Citation
+    applies: Annotated[Any, Field(description="when the regime reaches a transaction at all "
+                                              "(predicate); null = always")] = None
     note: str | None = None
+
+    @field_validator("applies", mode="before")
+    @classmethod
+    def _applies(cls, v: Any) -> Pred | None:
+        return None if v is None else parse_predicate(v, "applies")
 
 
 class Regime(_FileHead):
@@ -315,6 +323,9 @@ class Regime(_FileHead):
     def _valid(self) -> Regime:
         _check_versions(self.versions)
         return self
+
+    def version_on(self, on: date) -> RegimeVersion | None:
+        return in_force(self.versions, on)
 
 
 class EntryVersion(_Strict):

@@ -178,6 +178,13 @@ class ListedBy:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedIn:
+    """The item is on a named regime's control list (``item.national_classifications``)."""
+
+    regime: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownLeaf:
     """A question the rule data itself cannot settle (always unknown)."""
 
@@ -208,6 +215,7 @@ Pred = (
     | Assertion
     | ParamTrue
     | ListedBy
+    | ListedIn
     | UnknownLeaf
     | Const
 )
@@ -370,6 +378,10 @@ def parse_predicate(obj: AnyT, where: str = "when") -> Pred:
         if op == "listed_by":
             raise PredicateError(at, "'listed_by' does not take 'fact'; write {listed_by: <path>}")
         raise PredicateError(at, f"unknown operator '{op}'")
+    if "listed_in" in keys:
+        if keys != {"listed_in"} or not isinstance(obj["listed_in"], str):
+            raise PredicateError(where, "'listed_in' must be a regime code and stand alone")
+        return ListedIn(obj["listed_in"])
     if "listed_by" in keys:
         if keys != {"listed_by"} or not isinstance(obj["listed_by"], str):
             raise PredicateError(where, "'listed_by' must be a country fact path and stand alone")
