@@ -131,6 +131,27 @@ def classify(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+@app.command()
+def gaps(
+    files: Annotated[list[Path], typer.Argument(help=_FILES_HELP)],
+    format: Annotated[Format, typer.Option("--format", help="json or text")] = Format.text,
+    on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
+) -> None:
+    """Which regimes (US, NL, JP) catch each transaction, which do not, and why."""
+    from chokepoint.gaps import gap_report, render_gaps
+
+    override = _parse_date(on)
+    try:
+        transactions = [t for f in files for t in read_transactions(f)]
+        report = gap_report(transactions, default_rules(), override)
+    except InputError as exc:
+        raise _fail(str(exc), 2) from exc
+    if format is Format.json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_gaps(report))
+
+
 @app.command("test")
 def run_tests(
     paths: Annotated[list[Path], typer.Argument(help="YAML test-case files or folders.")],

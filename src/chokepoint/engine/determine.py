@@ -14,8 +14,8 @@ from chokepoint.engine.evaluate import Context, evaluate
 from chokepoint.engine.jurisdiction import evaluate_regime, stale_files
 from chokepoint.engine.logic import Unknown
 from chokepoint.engine.questions import missing_facts
-from chokepoint.rules.names import normalise_name
 from chokepoint.rules.model import Regime
+from chokepoint.rules.names import normalise_name
 from chokepoint.rules.ruleset import RuleSet, Snapshot
 
 OUTCOME_ORDER = ("license_required", "undetermined", "no_license_required", "not_subject")

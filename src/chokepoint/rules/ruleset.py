@@ -159,10 +159,10 @@ class RuleSet:
                 for j, cp in enumerate(v.review_policies):
                     for node in walk(cp.when):
                         self._check_node(node, f"{where}: versions[{i}].review_policies[{j}]")
-        for code, regime in self.regimes.items():
-            for i, v in enumerate(regime.versions):
-                if v.applies is not None:
-                    for node in walk(v.applies):
+        for regime in self.regimes.values():
+            for i, rv in enumerate(regime.versions):
+                if rv.applies is not None:
+                    for node in walk(rv.applies):
                         self._check_node(node, f"{self.path_of('regime', regime.id)}: "
                                                f"versions[{i}].applies")
         self._check_exclusion_cycles()
