@@ -163,22 +163,23 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
     assertions = frozenset(txn.get("assertions") or ())
     jurisdictions: dict[str, Any] = {}
     classification: dict[str, Any] | None = None
+    # Regime-independent facts first: the catalogue and the derived figures (TPP, PD).
+    shared, catalogue_steps = apply_catalogue(txn, snap)
+    shared, derive_steps = derive(shared, snap)
+    derive_steps = catalogue_steps + derive_steps
     for code in sorted(rules.regimes):
         regime = rules.regimes[code]
-        facts, alias_steps = _apply_aliases(txn, snap, code)
+        applies, apply_step, apply_unknowns = _regime_applies(regime, snap, shared, assertions)
+        if applies is False:
+            continue  # the regime does not reach this transaction: no entry
+        facts, alias_steps = _apply_aliases(shared, snap, code)
         facts, entries, list_steps = _resolve_parties(facts, snap, code)
-        facts, catalogue_steps = apply_catalogue(facts, snap)
-        facts, derive_steps = derive(facts, snap)
-        derive_steps = catalogue_steps + derive_steps
         facts, cls, eccn_questions = classify(facts, snap, code, assertions)
         if cls is not None and classification is None:
             classification = {**cls, "trace": derive_steps + cls["trace"]}
-        pre = stale_files(snap, code, on) + alias_steps + list_steps + derive_steps
-        applies, apply_step, apply_unknowns = _regime_applies(regime, snap, facts, assertions)
-        if applies is False:
-            continue  # the regime does not reach this transaction: no entry
-        answer = evaluate_regime(regime, snap, facts, assertions, pre + apply_step, entries,
-                                 eccn_questions)
+        pre = (stale_files(snap, code, on) + apply_step + alias_steps + list_steps
+               + derive_steps)
+        answer = evaluate_regime(regime, snap, facts, assertions, pre, entries, eccn_questions)
         if applies is None:
             answer = {**answer, "outcome": "undetermined", "subject": None,
                       "missing_facts": missing_facts(apply_unknowns, rules.questions, facts)
