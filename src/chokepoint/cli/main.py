@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,8 @@ from chokepoint.contract import InputError, read_transactions
 from chokepoint.engine import determine
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import RuleLoadError, default_rules
+from chokepoint.rules.ruleset import RuleSet
+from chokepoint.screening.service import Screener, screen_parties
 
 app = typer.Typer(
     name="chokepoint",
@@ -69,11 +71,32 @@ def check(
     except RuleLoadError as exc:
         raise _fail(f"rule data: {exc}", 1) from exc
     today = date.today()
-    results = [determine(t, rules, as_of(t, override, today)) for t in transactions]
+    results = [_determine_screened(t, rules, as_of(t, override, today)) for t in transactions]
     if format is Format.json:
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write("\n".join(render_determination(d) for d in results))
+
+
+_SCREENERS: dict[date, Screener] = {}
+
+
+def _determine_screened(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
+    """Screen parties whose designations are unknown, then determine."""
+    if not any(p.get("designations") is None for p in txn.get("parties") or []):
+        return determine(txn, rules, on)
+    screener = _SCREENERS.get(on)
+    if screener is None:
+        screener = _SCREENERS[on] = Screener.for_date(rules, on)
+    screened, hits, review = screen_parties(txn, screener, on)
+    d = determine(screened, rules, on)
+    d["screening"] = hits
+    for j in d["jurisdictions"].values():
+        for m in j["missing_facts"]:
+            for i, question in review.items():
+                if m["field"] == f"parties[{i}].designations":
+                    m["question"] = question
+    return d
 
 
 @app.command()
@@ -150,6 +173,91 @@ def gaps(
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_gaps(report))
+
+
+lists_app = typer.Typer(help="Restricted-party lists: import official files.",
+                        no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
+
+
+@lists_app.command("import")
+def lists_import(
+    files: Annotated[list[Path], typer.Argument(help="CSL CSV/JSON, OFAC sdn.csv, BIS DPL.")],
+) -> None:
+    """Store official list files (with their source and date) for screening."""
+    from chokepoint.screening.lists import ListFormatError
+    from chokepoint.screening.service import import_list
+
+    for f in files:
+        try:
+            info = import_list(f)
+        except ListFormatError as exc:
+            raise _fail(str(exc), 2) from exc
+        typer.echo(f"imported {info['entries']} entries from {info['source_file']} "
+                   f"({info['format']}, {'complete list' if info['complete'] else 'partial'}) "
+                   f"-> {info['stored_at']}", err=True)
+
+
+@app.command()
+def screen(
+    name: Annotated[str | None, typer.Argument(help="The party name to screen.")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO country code of the party.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="CSV of names to screen.")] = None,
+    lists: Annotated[list[Path] | None, typer.Option(
+        "--list", help="Screen against these list files instead (repeatable).")] = None,
+    threshold: Annotated[float, typer.Option(help="Lowest score reported (0..1).")] = 0.75,
+    format: Annotated[str, typer.Option("--format", help="json, text or csv")] = "text",
+    on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
+) -> None:
+    """Screen party names against the Entity List, the CSL, SDN and imported lists."""
+    import csv as csv_mod
+
+    from chokepoint.screening.lists import ListFormatError
+
+    when = _parse_date(on) or date.today()
+    try:
+        screener = Screener.for_date(default_rules(), when, lists or None)
+    except ListFormatError as exc:
+        raise _fail(str(exc), 2) from exc
+    queries: list[dict[str, str]] = []
+    if file is not None:
+        with file.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv_mod.DictReader(fh)
+            if not reader.fieldnames or "name" not in reader.fieldnames:
+                raise _fail(f"{file}: line 1: needs a 'name' column", 2)
+            for row in reader:
+                if not (row.get("name") or "").strip():
+                    raise _fail(f"{file}: line {reader.line_num}: empty name", 2)
+                queries.append({"id": row.get("id") or "", "name": row["name"],
+                                "country": row.get("country") or ""})
+    elif name:
+        queries.append({"id": "", "name": name, "country": country or ""})
+    else:
+        raise _fail("give a NAME or --file NAMES.csv", 2)
+    rows = []
+    for q in queries:
+        for h in screener.screen(q["name"], q["country"] or None, threshold):
+            rows.append({"query_id": q["id"], "query": q["name"], **h.as_dict()})
+    if format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    elif format == "csv":
+        cols = ["query_id", "query", "list", "entry_id", "name", "matched_name", "score",
+                "band", "country", "footnotes"]
+        writer = csv_mod.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "footnotes": ";".join(map(str, r["footnotes"]))})
+    else:
+        if not rows:
+            sys.stdout.write("no hit at or above the threshold\n")
+        for r in rows:
+            sys.stdout.write(
+                f"{r['score']:.2f} {r['band']:6s} {r['list']}: {r['name']} "
+                f"(matched '{r['matched_name']}'; entry {r['entry_id']}"
+                + (f"; footnotes {r['footnotes']}" if r["footnotes"] else "") + ")\n"
+                + "".join(f"     {e}\n" for e in r["evidence"])
+                + (f"     unmatched: {', '.join(r['unmatched_query_tokens'])}\n"
+                   if r["unmatched_query_tokens"] else ""))
 
 
 @app.command("test")

@@ -1,0 +1,1 @@
+"""Party screening: list loaders, name normalisation, matching and the engine hook."""

@@ -1,0 +1,208 @@
+"""Screening names against list entries: a candidate index and an explainable score.
+
+Every name and alias is indexed as a name of its own. Candidates come from a blocking index
+(whole tokens, 3-character prefixes and suffixes, and adjacent token pairs joined, so that
+"Gazprom Bank" meets "Gazprombank"). The score weighs each token by its rarity (inverse
+document frequency), so generic words such as "International" or "Trading" cannot carry a
+match; it is the harmonic mean of how much of the query and how much of the listed name
+are matched, token against token with a typo-tolerant similarity (RapidFuzz). Chinese
+characters are compared as characters when both sides have them. A country mismatch lowers
+the score; it never raises it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from rapidfuzz.distance import Indel, JaroWinkler, Levenshtein
+
+from chokepoint.screening.lists import ListEntry
+from chokepoint.screening.normalise import Normalised, normalise
+
+MATCH = 0.90
+"""At or above: the party is taken to be the listed entry (the trace names the hit)."""
+REVIEW = 0.75
+"""At or above (and below MATCH): a human must decide; the determination asks."""
+COUNTRY_MISMATCH_FACTOR = 0.85
+TOKEN_FLOOR = 0.80  # a token pair below this similarity does not count as matching
+_MAX_POSTINGS = 3000
+_TOP = 12
+
+
+@lru_cache(maxsize=1_000_000)
+def token_similarity(a: str, b: str) -> float:
+    """Typo-tolerant similarity of two tokens: the better of Indel and Jaro-Winkler, with
+    Jaro-Winkler discounted for short tokens (where one letter changes the word)."""
+    if a == b:
+        return 1.0
+    indel = Indel.normalized_similarity(a, b)
+    jw = JaroWinkler.normalized_similarity(a, b)
+    if min(len(a), len(b)) <= 4:
+        jw -= 0.05
+    return max(indel, jw)
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: ListEntry
+    matched_name: str
+    score: float
+    matched_tokens: tuple[tuple[str, str, float], ...]
+    unmatched_query: tuple[str, ...]
+    unmatched_name: tuple[str, ...]
+    evidence: tuple[str, ...]
+
+    @property
+    def band(self) -> str:
+        return "match" if self.score >= MATCH else "review" if self.score >= REVIEW else "low"
+
+    def as_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "list": e.list, "entry_id": e.entry_id, "name": e.name,
+            "matched_name": self.matched_name, "score": round(self.score, 4),
+            "band": self.band, "country": e.country, "footnotes": list(e.footnotes),
+            "source": e.source,
+            "matched_tokens": [{"query": q, "name": n, "similarity": round(s, 3)}
+                               for q, n, s in self.matched_tokens],
+            "unmatched_query_tokens": list(self.unmatched_query),
+            "unmatched_name_tokens": list(self.unmatched_name),
+            "evidence": list(self.evidence),
+        }
+
+
+def _keys(tokens: tuple[str, ...]) -> set[str]:
+    keys: set[str] = set()
+    for t in tokens:
+        keys.add("t:" + t)
+        if len(t) >= 4:
+            keys.add("p:" + t[:3])
+            keys.add("s:" + t[-3:])
+    for a, b in zip(tokens, tokens[1:], strict=False):
+        joined = a + b
+        keys.add("t:" + joined)
+        keys.add("p:" + joined[:3])
+    return keys
+
+
+class ScreeningIndex:
+    """All names of a set of list entries, ready to screen against."""
+
+    def __init__(self, entries: list[ListEntry]) -> None:
+        self.entries = entries
+        self.names: list[tuple[int, str, Normalised]] = []
+        postings: dict[str, list[int]] = defaultdict(list)
+        df: Counter[str] = Counter()
+        for ei, entry in enumerate(entries):
+            for name in dict.fromkeys(entry.names()):
+                norm = normalise(name)
+                if not norm.tokens and not norm.cjk:
+                    continue
+                ni = len(self.names)
+                self.names.append((ei, name, norm))
+                for key in _keys(norm.tokens):
+                    postings[key].append(ni)
+                for ch in set(norm.cjk):
+                    postings["c:" + ch].append(ni)
+                df.update(set(norm.tokens))
+        self.postings = dict(postings)
+        total = max(len(self.names), 1)
+        self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
+        self.max_idf = math.log((total + 1) / 0.5)
+        # per name: token weights and their total, computed once
+        self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
+                             for _, _, norm in self.names]
+
+    def weight(self, token: str) -> float:
+        w = self.idf.get(token, self.max_idf)
+        return w * (0.5 if len(token) <= 2 else 1.0)
+
+    def candidates(self, norm: Normalised) -> list[int]:
+        """The names sharing the most (rarity-weighted) blocking keys with the query."""
+        hits: dict[int, float] = defaultdict(float)
+        keys = _keys(norm.tokens) | {"c:" + ch for ch in set(norm.cjk)}
+        exact = {k[2:] for k in keys if k[0] == "t" and k in self.postings}
+        for key in keys:
+            kind = key[0]
+            if kind in "ps" and any(t.startswith(key[2:]) if kind == "p" else t.endswith(key[2:])
+                                    for t in exact):
+                continue  # the token itself was found; its fuzzy keys add only noise
+            post = self.postings.get(key)
+            limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
+            if post is None or len(post) > limit:
+                continue
+            weight = self.weight(key[2:]) if kind == "t" else 1.0
+            for ni in post:
+                hits[ni] += weight
+        return sorted(hits, key=hits.__getitem__, reverse=True)[:_TOP]
+
+    def screen(self, name: str, country: str | None = None,
+               threshold: float = REVIEW) -> list[Hit]:
+        """Hits at or above ``threshold``, best first, one per list entry."""
+        norm = normalise(name)
+        best: dict[int, Hit] = {}
+        for ni in self.candidates(norm):
+            ei, listed, lnorm = self.names[ni]
+            hit = self._score(norm, self.entries[ei], listed, lnorm, country,
+                              self.name_weights[ni])
+            if hit.score >= threshold and (ei not in best or hit.score > best[ei].score):
+                best[ei] = hit
+        return sorted(best.values(), key=lambda h: -h.score)
+
+    def _score(self, q: Normalised, entry: ListEntry, listed: str, n: Normalised,
+               country: str | None, n_weights: tuple[float, ...] | None = None) -> Hit:
+        evidence: list[str] = []
+        pairs: list[tuple[str, str, float]] = []
+        used: set[int] = set()
+        q_weight = q_hit = 0.0
+        for qt in q.tokens:
+            w = self.weight(qt)
+            q_weight += w
+            best, best_j = 0.0, -1
+            for j, nt in enumerate(n.tokens):
+                sim = token_similarity(qt, nt)
+                if sim > best:
+                    best, best_j = sim, j
+            if best >= TOKEN_FLOOR:
+                q_hit += w * best
+                pairs.append((qt, n.tokens[best_j], best))
+                used.add(best_j)
+        nw = n_weights if n_weights is not None else tuple(self.weight(t) for t in n.tokens)
+        n_weight = sum(nw)
+        n_hit = sum(nw[j] * s for j, s in
+                    {n.tokens.index(nt): s for _, nt, s in pairs}.items())
+        recall = q_hit / q_weight if q_weight else 0.0
+        precision = n_hit / n_weight if n_weight else 0.0
+        score = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+        if (q.compact and n.compact and len(q.compact) >= 6
+                and len(q.tokens) != len(n.tokens)):
+            # the same letters cut into words differently ("Gazprom Bank" / "Gazprombank")
+            joined = Indel.normalized_similarity(q.compact, n.compact)
+            if joined > score and joined >= 0.95:
+                score = joined
+                evidence.append(f"joined/split tokens: '{q.compact}' ~ '{n.compact}'")
+        if q.cjk and n.cjk:
+            # Levenshtein over characters: an inserted place name (a subsidiary) costs more
+            # than it would under Indel, so it lands in review, not match.
+            chars = Levenshtein.normalized_similarity(q.cjk, n.cjk)
+            evidence.append(f"Chinese characters compared: {q.cjk} ~ {n.cjk} ({chars:.2f})")
+            score = max(score, chars)
+        elif q.cjk:
+            evidence.append("Chinese characters compared through pinyin and translated "
+                            "organisation words")
+        if country and entry.country and country != entry.country:
+            score *= COUNTRY_MISMATCH_FACTOR
+            evidence.append(f"country differs ({country} vs {entry.country}): score lowered")
+        elif country and entry.country == country:
+            evidence.append(f"country agrees ({country})")
+        matched_q = {p[0] for p in pairs}
+        matched_n = {p[1] for p in pairs}
+        return Hit(entry=entry, matched_name=listed, score=min(score, 1.0),
+                   matched_tokens=tuple(pairs),
+                   unmatched_query=tuple(t for t in q.tokens if t not in matched_q),
+                   unmatched_name=tuple(t for t in n.tokens if t not in matched_n),
+                   evidence=tuple(evidence))

@@ -1,0 +1,118 @@
+"""Name normalisation for screening: Latin folding, legal forms, Chinese characters.
+
+A name becomes a list of tokens. Latin script is folded (accents, case, punctuation) with
+Unidecode; legal forms and stop words are dropped ("Co., Ltd.", "有限公司"). Chinese
+characters are kept as a character string for comparison with Chinese list names, and are
+also rendered as English organisation words (集团 Group, 科技 Technology, ...) plus pinyin for
+the rest, so that a Chinese-character query can meet an English list name.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pypinyin import lazy_pinyin
+from unidecode import unidecode
+
+LEGAL_FORMS = frozenset([
+    "co", "company", "companies", "corp", "corporation", "inc", "incorporated", "ltd",
+    "limited", "llc", "plc", "gmbh", "ag", "sa", "sas", "srl", "bv", "nv", "kk", "kabushiki",
+    "kaisha", "jsc", "pjsc", "ojsc", "ooo", "zao", "oao", "pte", "pty", "lp", "llp", "sdn",
+    "bhd", "spa", "ab", "oy", "as", "holdings", "holding", "the", "and", "of", "for", "de",
+    "la", "del", "der", "und",
+])
+
+# Chinese organisation words and legal forms, longest first. Legal forms map to "".
+CJK_WORDS: tuple[tuple[str, str], ...] = tuple(sorted({
+    "股份有限公司": "", "有限责任公司": "", "有限公司": "", "公司": "", "集团": "group",
+    "控股": "", "科技": "technology", "技术": "technology", "大学": "university",
+    "研究所": "institute", "研究院": "institute", "研究中心": "research center",
+    "中心": "center", "实验室": "laboratory", "电子": "electronics", "微电子": "microelectronics",
+    "半导体": "semiconductor", "集成电路": "integrated circuit", "制造": "manufacturing",
+    "国际": "international", "装备": "equipment", "设备": "equipment", "存储": "memory",
+    "中国科学院": "chinese academy of sciences", "科学院": "academy of sciences",
+    "贸易": "trading", "进出口": "import export", "工业": "industry", "工程": "engineering",
+    "材料": "materials", "光电": "optoelectronics", "通信": "communications",
+    "航空": "aviation", "航天": "aerospace", "信息": "information", "软件": "software",
+    "网络": "network", "智能": "intelligent", "精密": "precision", "仪器": "instruments",
+    "创新": "innovation", "产业": "industry", "发展": "development",
+    # place names whose English form is not their pinyin
+    "长江": "yangtze", "香港": "hong kong", "澳门": "macau",
+}.items(), key=lambda kv: -len(kv[0])))
+
+ABBREVIATIONS = {
+    "intl": "international", "int'l": "international", "tech": "technology",
+    "techs": "technologies", "mfg": "manufacturing", "mfr": "manufacturer",
+    "elec": "electronics", "eqpt": "equipment", "equip": "equipment", "univ": "university",
+    "inst": "institute", "natl": "national", "dept": "department", "sci": "science",
+    "semi": "semiconductor", "ind": "industry", "grp": "group",
+}
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_NOISE = re.compile(r";\s*and any successor.*$|\s*\(?formerly[^)]*\)?", re.IGNORECASE)
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """A name ready for matching."""
+
+    tokens: tuple[str, ...]        # folded Latin / translated / pinyin tokens, no legal forms
+    compact: str                   # tokens joined without spaces (joined/split tokens)
+    cjk: str                       # the Chinese characters, legal forms removed
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+def _cjk_to_tokens(text: str) -> tuple[list[str], str]:
+    words: list[str] = []
+    kept = []
+    i = 0
+    while i < len(text):
+        for cn, en in CJK_WORDS:
+            if text.startswith(cn, i):
+                words.extend(en.split())
+                if en:
+                    kept.append(cn)
+                i += len(cn)
+                break
+        else:
+            ch = text[i]
+            if _CJK.match(ch):
+                kept.append(ch)
+                words.extend(lazy_pinyin(ch))
+            i += 1
+    return words, "".join(kept)
+
+
+@lru_cache(maxsize=200_000)
+def normalise(name: str) -> Normalised:
+    text = unicodedata.normalize("NFKC", name)
+    text = _NOISE.sub("", text)
+    cjk = ""
+    tokens: list[str] = []
+    if has_cjk(text):
+        chunks = re.split(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)", text)
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if has_cjk(chunk):
+                words, kept = _cjk_to_tokens(chunk)
+                tokens.extend(words)
+                cjk += kept
+            else:
+                tokens.extend(_latin_tokens(chunk))
+    else:
+        tokens = _latin_tokens(text)
+    tokens = [ABBREVIATIONS.get(t, t) for t in tokens if t and t not in LEGAL_FORMS]
+    return Normalised(tuple(tokens), "".join(tokens), cjk)
+
+
+def _latin_tokens(text: str) -> list[str]:
+    folded = unidecode(text).lower()
+    return [t for t in _NON_WORD.split(folded) if t]

@@ -1,0 +1,158 @@
+"""Screening in use: the lists available (bundled snapshot + imported files), and screening
+the parties of a transaction before the engine decides.
+
+A party given with ``designations: null`` is screened. A hit in the match band sets its
+designation (the trace names the hit); a hit in the review band leaves it unknown and the
+determination asks "is <party> the listed <entry>?"; no hit makes the party known-unlisted
+only when a complete list (an imported Consolidated Screening List) was in force on the
+as-of date - the bundled snapshot alone is too small to clear anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from chokepoint.rules.ruleset import RuleSet
+from chokepoint.screening.lists import ListEntry, load_list
+from chokepoint.screening.match import MATCH, REVIEW, Hit, ScreeningIndex
+
+COMPLETE_FORMATS = ("csl_csv", "csl_json")
+
+
+def data_dir() -> Path:
+    base = os.environ.get("CHOKEPOINT_DATA_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "chokepoint"
+
+
+def snapshot_entries(rules: RuleSet, on: date) -> list[ListEntry]:
+    """The curated Entity List snapshot (rule data) as list entries in force ``on``."""
+    out = []
+    for entries in rules.entities.values():
+        for e in entries:
+            version = e.version_on(on)
+            if version is None:
+                continue
+            out.append(ListEntry(list="entity_list", entry_id=e.id, name=e.name,
+                                 aliases=tuple(e.aliases), country=e.country,
+                                 addresses=tuple(e.addresses),
+                                 footnotes=tuple(version.footnotes),
+                                 start_date=version.from_.isoformat(),
+                                 source="chokepoint curated Entity List snapshot"))
+    return out
+
+
+def _format_of(path: Path) -> str:
+    if path.suffix.lower() == ".json":
+        return "csl_json"
+    if path.name.lower() == "sdn.csv":
+        return "ofac_sdn"
+    head = path.read_bytes()[:40].decode("latin-1")
+    if head.startswith('"Name"\t'):
+        return "bis_dpl"
+    if head.startswith(("_id,source", "source,entity_number")):
+        return "csl_csv"
+    return "watch_list"
+
+
+def import_list(path: Path, today: date | None = None) -> dict[str, Any]:
+    """Store an official list file in the data directory; returns what was stored."""
+    entries = load_list(path)
+    fmt = _format_of(path)
+    record = {
+        "source_file": path.name,
+        "format": fmt,
+        "imported_on": (today or date.today()).isoformat(),
+        "complete": fmt in COMPLETE_FORMATS,
+        "entries": [asdict(e) for e in entries],
+    }
+    target = data_dir() / "lists"
+    target.mkdir(parents=True, exist_ok=True)
+    out = target / f"{fmt}-{path.stem}.json"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, ensure_ascii=False))
+    tmp.replace(out)  # nothing half-written on a crash
+    return {k: v for k, v in record.items() if k != "entries"} | {"entries": len(entries),
+                                                                  "stored_at": str(out)}
+
+
+def imported_lists() -> list[dict[str, Any]]:
+    folder = data_dir() / "lists"
+    if not folder.exists():
+        return []
+    records = []
+    for f in sorted(folder.glob("*.json")):
+        record = json.loads(f.read_text())
+        record["entries"] = [ListEntry(**{**e, "aliases": tuple(e["aliases"]),
+                                          "addresses": tuple(e["addresses"]),
+                                          "footnotes": tuple(e["footnotes"])})
+                             for e in record["entries"]]
+        records.append(record)
+    return records
+
+
+class Screener:
+    """An index over the lists to screen against, and whether it can clear a party."""
+
+    def __init__(self, entries: list[ListEntry], complete_until: date | None = None) -> None:
+        self.index = ScreeningIndex(entries)
+        self.complete_until = complete_until
+
+    @classmethod
+    def for_date(cls, rules: RuleSet, on: date,
+                 list_files: list[Path] | None = None) -> Screener:
+        if list_files:
+            entries = [e for f in list_files for e in load_list(f)]
+            return cls(entries, None)
+        entries = snapshot_entries(rules, on)
+        complete: date | None = None
+        for record in imported_lists():
+            entries.extend(record["entries"])
+            if record["complete"]:
+                day = date.fromisoformat(record["imported_on"])
+                complete = max(complete, day) if complete else day
+        return cls(entries, complete)
+
+    def can_clear(self, on: date) -> bool:
+        return self.complete_until is not None and on <= self.complete_until
+
+    def screen(self, name: str, country: str | None = None,
+               threshold: float = REVIEW) -> list[Hit]:
+        return self.index.screen(name, country, threshold)
+
+
+def screen_parties(txn: dict[str, Any], screener: Screener, on: date
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, str]]:
+    """The transaction with screened designations, the hits, and review questions by party."""
+    parties = txn.get("parties")
+    if not parties:
+        return txn, [], {}
+    out = {**txn, "parties": [dict(p) for p in parties]}
+    hits_out: list[dict[str, Any]] = []
+    review: dict[int, str] = {}
+    for i, party in enumerate(out["parties"]):
+        if party.get("designations") is not None:
+            continue
+        hits = screener.screen(party["name"], party.get("country"))
+        for h in hits[:3]:
+            hits_out.append({"party_index": i, "party": party["name"], **h.as_dict()})
+        best = hits[0] if hits else None
+        if best is not None and best.score >= MATCH:
+            designation: dict[str, Any] = {"list": best.entry.list}
+            if best.entry.list == "entity_list":
+                designation["footnotes"] = list(best.entry.footnotes)
+            party["designations"] = [designation]
+        elif best is not None:
+            review[i] = (f"Is {party['name']} the listed '{best.entry.name}' "
+                         f"({best.entry.list}, matched '{best.matched_name}' at "
+                         f"{best.score:.2f})? Answer with its designations, or [] if not.")
+        elif screener.can_clear(on):
+            party["designations"] = []
+    return out, hits_out, review

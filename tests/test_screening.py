@@ -1,0 +1,175 @@
+"""Screening: loaders on every shared data file, matching phenomena, the engine hook."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from chokepoint.rules.ruleset import RuleSet
+from chokepoint.screening.lists import ListEntry, ListFormatError, load_list
+from chokepoint.screening.match import MATCH, REVIEW, ScreeningIndex
+from chokepoint.screening.service import Screener, screen_parties, snapshot_entries
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+FIX = Path(__file__).parent / "fixtures" / "lists"
+needs_shared = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
+
+
+@needs_shared
+@pytest.mark.parametrize(("path", "count", "aliases"), [
+    ("csl_samples/csl_sample_2025.csv", 13, 15),
+    ("csl_samples/csl_sample_2019.csv", 115, 161),
+    ("ofac_sdn_2021/sdn.csv", 8976, 11910),
+    ("bis_dpl_2022/dpl.txt", 581, 0),
+])
+def test_loaders_read_every_shared_file(path: str, count: int, aliases: int) -> None:
+    entries = load_list(DATA / path)
+    assert len(entries) == count
+    assert sum(len(e.aliases) for e in entries) == aliases
+
+
+@needs_shared
+def test_sdn_addresses_countries_and_latin1() -> None:
+    entries = {e.entry_id: e for e in load_list(DATA / "ofac_sdn_2021" / "sdn.csv")}
+    bnc = entries["306"]
+    assert bnc.name == "BANCO NACIONAL DE CUBA" and "NATIONAL BANK OF CUBA" in bnc.aliases
+    assert any("Zurich" in a for a in bnc.addresses)
+    assert entries["36"].country == "CU"
+
+
+@needs_shared
+def test_dpl_and_csl_fields() -> None:
+    dpl = load_list(DATA / "bis_dpl_2022" / "dpl.txt")
+    assert dpl[1].name == "AARON ABRAHAM VILLA" and dpl[1].list == "denied_persons"
+    csl = load_list(DATA / "csl_samples" / "csl_sample_2019.csv")
+    assert csl[0].list == "denied_persons" and csl[0].start_date == "2017-10-16"
+
+
+def test_watch_list_and_malformed_files_name_the_line(tmp_path: Path) -> None:
+    watch = load_list(FIX / "watch.csv")
+    assert watch[0].aliases == ("GPB", "Gazprom Bank JSC") and watch[0].country == "RU"
+    with pytest.raises(ListFormatError, match="line 1"):
+        load_list(FIX / "bad_csl.csv")
+    bad = tmp_path / "sdn.csv"
+    bad.write_text('x1,"NAME",-0- ,"PROG",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \n')
+    with pytest.raises(ListFormatError, match="line 1: entity number"):
+        load_list(bad)
+
+
+def _index(rules: RuleSet) -> ScreeningIndex:
+    extra = load_list(FIX / "watch.csv")
+    filler = [ListEntry("watch_list", f"f{i}", f"{w} International Trading Co", (), "HK")
+              for i, w in enumerate(["Alpha", "Beta", "Gamma", "Delta", "Sigma", "Omega"])]
+    return ScreeningIndex(snapshot_entries(rules, date(2025, 6, 1)) + extra + filler)
+
+
+def test_chinese_characters_find_smic_through_its_chinese_name(rules: RuleSet) -> None:
+    (top, *_) = _index(rules).screen("中芯国际集成电路制造有限公司")
+    assert top.entry.entry_id == "smic" and top.score >= MATCH
+    assert top.matched_name == "中芯国际集成电路制造有限公司"
+
+
+def test_a_subsidiary_with_a_place_name_is_review_not_match(rules: RuleSet) -> None:
+    hits = {h.entry.entry_id: h for h in _index(rules).screen("中芯国际集成电路制造有限公司")}
+    assert REVIEW <= hits["smic-beijing"].score < MATCH
+
+
+def test_chinese_name_meets_english_form_through_translation(rules: RuleSet) -> None:
+    (top, *_) = _index(rules).screen("长江存储科技有限责任公司")
+    assert top.entry.entry_id == "ymtc" and top.score >= MATCH
+
+
+def test_joined_and_split_tokens(rules: RuleSet) -> None:
+    (top, *_) = _index(rules).screen("Gazprom Bank")
+    assert top.entry.name == "Gazprombank" and top.score >= MATCH
+    assert any("joined/split" in e for e in top.evidence) or top.matched_name != "Gazprombank"
+
+
+def test_generic_words_alone_never_match(rules: RuleSet) -> None:
+    index = _index(rules)
+    assert index.screen("CORP") == []
+    assert all(h.score < REVIEW for h in index.screen("International Trading Company", None, 0))
+
+
+def test_typos_reordering_legal_forms_and_abbreviations(rules: RuleSet) -> None:
+    index = _index(rules)
+    for query in ["Semiconductor Manufactoring International Corp",
+                  "International Semiconductor Manufacturing Corporation",
+                  "SEMICONDUCTOR MANUFACTURING INTL CO., LTD.",
+                  "Semiconductor Manufacturing International"]:
+        (top, *_) = index.screen(query)
+        assert top.entry.entry_id == "smic", query
+        assert top.score >= MATCH, (query, top.score)
+
+
+def test_country_mismatch_lowers_never_raises(rules: RuleSet) -> None:
+    index = _index(rules)
+    same = index.screen("Yangtze Memory Technologies", "CN")[0].score
+    other = index.screen("Yangtze Memory Technologies", "US")[0].score
+    none = index.screen("Yangtze Memory Technologies")[0].score
+    assert other < same and same == none
+
+
+def test_hits_explain_which_alias_and_tokens(rules: RuleSet) -> None:
+    (top, *_) = _index(rules).screen("SMIC")
+    d = top.as_dict()
+    assert d["matched_name"] == "SMIC" and d["name"].startswith("Semiconductor Manufacturing")
+    assert d["matched_tokens"][0]["query"] == "smic" and d["footnotes"] == [5]
+
+
+def test_engine_hook_sets_designation_on_match_and_asks_on_review(rules: RuleSet) -> None:
+    on = date(2025, 6, 1)
+    screener = Screener(snapshot_entries(rules, on))
+    txn = {"to_country": "CN", "item": {"made_in": "US"}, "parties": [
+        {"role": "end_user", "name": "Semiconductor Manufacturing International Corp."},
+        {"role": "purchaser", "name": "中芯国际集成电路制造（宁波）公司"},
+        {"role": "other", "name": "Example Unlisted Trading (invented)"}]}
+    out, hits, review = screen_parties(txn, screener, on)
+    assert out["parties"][0]["designations"] == [{"list": "entity_list", "footnotes": [5]}]
+    assert out["parties"][1].get("designations") is None and 1 in review
+    # without a complete list in force, no hit does not clear a party
+    assert out["parties"][2].get("designations") is None
+    cleared, _, _ = screen_parties(txn, Screener(snapshot_entries(rules, on),
+                                                 complete_until=on), on)
+    assert cleared["parties"][2]["designations"] == []
+    assert hits and hits[0]["party_index"] == 0
+
+
+def test_check_screens_parties_and_reports_hits(tmp_path: Path) -> None:
+    txn = tmp_path / "t.yaml"
+    txn.write_text("date: '2025-06-02'\nfrom_country: US\nto_country: CN\n"
+                   "item: {made_in: US, eccn: EAR99}\nend_uses: []\nus_person_support: false\n"
+                   "parties: [{role: end_user, name: 'SEMICONDUCTOR MANUFACTURING INTL CORP'}]\n")
+    env = {"CHOKEPOINT_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "chokepoint", "check", str(txn),
+                             "--format", "json"], capture_output=True, text=True, env=env,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    (d,) = json.loads(result.stdout)
+    assert d["screening"][0]["entry_id"] == "smic"
+    assert d["jurisdictions"]["US"]["outcome"] == "license_required"
+
+
+@needs_shared
+def test_screen_cli_against_given_list_and_import(tmp_path: Path) -> None:
+    env = {"CHOKEPOINT_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "chokepoint", *a],  # noqa: E731
+                                    capture_output=True, text=True, env=env, check=False)
+    out = run("screen", "Banco Nacional de Cuba", "--list",
+              str(DATA / "ofac_sdn_2021" / "sdn.csv"), "--format", "json")
+    hits = json.loads(out.stdout)
+    assert hits[0]["entry_id"] == "306" and hits[0]["score"] == 1.0
+    names = tmp_path / "names.csv"
+    names.write_text("id,name\nq1,Banco Nacional de Cuba\nq2,Example Nobody\n")
+    csv_out = run("screen", "--file", str(names), "--list",
+                  str(DATA / "ofac_sdn_2021" / "sdn.csv"), "--format", "csv").stdout
+    assert csv_out.splitlines()[1].startswith("q1,Banco Nacional de Cuba,sdn,306")
+    imported = run("lists", "import", str(DATA / "csl_samples" / "csl_sample_2025.csv"))
+    assert imported.returncode == 0 and "complete list" in imported.stderr
+    assert (tmp_path / "lists").exists()
