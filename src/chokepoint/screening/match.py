@@ -178,8 +178,8 @@ class ScreeningIndex:
         recall = q_hit / q_weight if q_weight else 0.0
         precision = n_hit / n_weight if n_weight else 0.0
         score = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
-        if (q.compact and n.compact and len(q.compact) >= 6
-                and len(q.tokens) != len(n.tokens)):
+        if (score < MATCH and q.compact and n.compact and len(q.compact) >= 4
+                and q.tokens != n.tokens):
             # the same letters cut into words differently ("Gazprom Bank" / "Gazprombank")
             joined = Indel.normalized_similarity(q.compact, n.compact)
             if joined > score and joined >= 0.95:

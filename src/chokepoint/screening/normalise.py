@@ -39,8 +39,8 @@ CJK_WORDS: tuple[tuple[str, str], ...] = tuple(sorted({
     "航空": "aviation", "航天": "aerospace", "信息": "information", "软件": "software",
     "网络": "network", "智能": "intelligent", "精密": "precision", "仪器": "instruments",
     "创新": "innovation", "产业": "industry", "发展": "development",
-    # place names whose English form is not their pinyin
-    "长江": "yangtze", "香港": "hong kong", "澳门": "macau",
+    # place names whose English form is not their pinyin; administrative suffixes
+    "长江": "yangtze", "香港": "hong kong", "澳门": "macau", "市": "", "省": "",
 }.items(), key=lambda kv: -len(kv[0])))
 
 ABBREVIATIONS = {
@@ -61,7 +61,7 @@ class Normalised:
     """A name ready for matching."""
 
     tokens: tuple[str, ...]        # folded Latin / translated / pinyin tokens, no legal forms
-    compact: str                   # tokens joined without spaces (joined/split tokens)
+    compact: str                   # every token joined, legal forms kept (joined/split tokens)
     cjk: str                       # the Chinese characters, legal forms removed
 
 
@@ -109,8 +109,9 @@ def normalise(name: str) -> Normalised:
                 tokens.extend(_latin_tokens(chunk))
     else:
         tokens = _latin_tokens(text)
+    compact = "".join(tokens)
     tokens = [ABBREVIATIONS.get(t, t) for t in tokens if t and t not in LEGAL_FORMS]
-    return Normalised(tuple(tokens), "".join(tokens), cjk)
+    return Normalised(tuple(tokens), compact, cjk)
 
 
 def _latin_tokens(text: str) -> list[str]:
