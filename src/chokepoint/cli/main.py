@@ -7,17 +7,16 @@ import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from chokepoint.cli.report import render_determination
 from chokepoint.contract import InputError, read_transactions
-from chokepoint.engine import determine
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import RuleLoadError, default_rules
-from chokepoint.rules.ruleset import RuleSet
-from chokepoint.screening.service import Screener, screen_parties
+from chokepoint.screening.service import Screener, determine_screened
 
 app = typer.Typer(
     name="chokepoint",
@@ -71,32 +70,11 @@ def check(
     except RuleLoadError as exc:
         raise _fail(f"rule data: {exc}", 1) from exc
     today = date.today()
-    results = [_determine_screened(t, rules, as_of(t, override, today)) for t in transactions]
+    results = [determine_screened(t, rules, as_of(t, override, today)) for t in transactions]
     if format is Format.json:
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write("\n".join(render_determination(d) for d in results))
-
-
-_SCREENERS: dict[date, Screener] = {}
-
-
-def _determine_screened(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
-    """Screen parties whose designations are unknown, then determine."""
-    if not any(p.get("designations") is None for p in txn.get("parties") or []):
-        return determine(txn, rules, on)
-    screener = _SCREENERS.get(on)
-    if screener is None:
-        screener = _SCREENERS[on] = Screener.for_date(rules, on)
-    screened, hits, review = screen_parties(txn, screener, on)
-    d = determine(screened, rules, on)
-    d["screening"] = hits
-    for j in d["jurisdictions"].values():
-        for m in j["missing_facts"]:
-            for i, question in review.items():
-                if m["field"] == f"parties[{i}].designations":
-                    m["question"] = question
-    return d
 
 
 @app.command()
@@ -258,6 +236,57 @@ def screen(
                 + "".join(f"     {e}\n" for e in r["evidence"])
                 + (f"     unmatched: {', '.join(r['unmatched_query_tokens'])}\n"
                    if r["unmatched_query_tokens"] else ""))
+
+
+@app.command()
+def batch(
+    inp: Annotated[Path, typer.Argument(metavar="IN", help="Order book: .csv, .parquet, .jsonl")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Results: .csv, .parquet, .jsonl")],
+    on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
+    columns: Annotated[Path | None, typer.Option(
+        "--columns", help="YAML map of your column names to the flat layout's.")] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Add the full determination.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (spark: not yet)")] = "local",
+) -> None:
+    """Determinations for a whole order book, in input order, with a progress bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from chokepoint.batch.run import BatchError, count_rows, run_batch
+
+    if engine != "local":
+        raise _fail("--engine spark is not implemented yet; use --engine local", 2)
+    override = _parse_date(on)
+    try:
+        total = count_rows(inp) if inp.exists() else None
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=False) as bar:
+            task = bar.add_task("determinations", total=total, rate="-")
+            started = [0.0]
+
+            def tick(n: int) -> None:
+                import time
+
+                now = time.perf_counter()
+                if not started[0]:
+                    started[0] = now
+                if n % 200 == 0 or n == total:
+                    rate = n / max(now - started[0], 1e-9)
+                    bar.update(task, completed=n, rate=f"{rate:,.0f}")
+
+            summary = run_batch(inp, out, default_rules(), override=override, columns=columns,
+                                with_trace=trace, resume=resume, progress=tick)
+    except BatchError as exc:
+        raise _fail(str(exc), 2) from exc
+    typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
+               f"rejected (see {out.name}.rejects.csv); outcomes {summary.outcomes}", err=True)
 
 
 @app.command("test")

@@ -99,6 +99,10 @@ def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
         name = party.get("name", "")
         hit = index.get(normalise_name(name)) or index.get(
             normalise_name(_TRAILING_NOTE.sub("", name)))
+        if hit is None and party.get("screened_entry_id"):
+            # a fuzzy screening hit on a snapshot entry (set by the screening adapter)
+            hit = next((v for v in index.values() if v[0].id == party["screened_entry_id"]),
+                       None)
         if hit is None:
             continue
         entry, version = hit

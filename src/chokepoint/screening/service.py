@@ -104,6 +104,7 @@ class Screener:
     def __init__(self, entries: list[ListEntry], complete_until: date | None = None) -> None:
         self.index = ScreeningIndex(entries)
         self.complete_until = complete_until
+        self._cache: dict[tuple[str, str | None, float], list[Hit]] = {}
 
     @classmethod
     def for_date(cls, rules: RuleSet, on: date,
@@ -125,7 +126,14 @@ class Screener:
 
     def screen(self, name: str, country: str | None = None,
                threshold: float = REVIEW) -> list[Hit]:
-        return self.index.screen(name, country, threshold)
+        """Hits for a name (cached: an order book repeats its customers)."""
+        key = (name, country, threshold)
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            hit = self._cache[key] = self.index.screen(name, country, threshold)
+        return hit
 
 
 def screen_parties(txn: dict[str, Any], screener: Screener, on: date
@@ -148,6 +156,7 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
             designation: dict[str, Any] = {"list": best.entry.list}
             if best.entry.list == "entity_list":
                 designation["footnotes"] = list(best.entry.footnotes)
+                party["screened_entry_id"] = best.entry.entry_id
             party["designations"] = [designation]
         elif best is not None:
             review[i] = (f"Is {party['name']} the listed '{best.entry.name}' "
@@ -156,3 +165,28 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
         elif screener.can_clear(on):
             party["designations"] = []
     return out, hits_out, review
+
+
+_SCREENERS: dict[date, Screener] = {}
+
+
+def determine_screened(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
+    """Screen the parties whose designations are unknown, then determine (adapter glue)."""
+    from chokepoint.engine import determine
+
+    if not any(p.get("designations") is None for p in txn.get("parties") or []):
+        return determine(txn, rules, on)
+    screener = _SCREENERS.get(on)
+    if screener is None:
+        if len(_SCREENERS) > 64:
+            _SCREENERS.clear()
+        screener = _SCREENERS[on] = Screener.for_date(rules, on)
+    screened, hits, review = screen_parties(txn, screener, on)
+    d = determine(screened, rules, on)
+    d["screening"] = hits
+    for j in d["jurisdictions"].values():
+        for m in j["missing_facts"]:
+            for i, question in review.items():
+                if m["field"] == f"parties[{i}].designations":
+                    m["question"] = question
+    return d

@@ -1,0 +1,1 @@
+"""Order books: the flat layout, streaming batch runs."""

@@ -1,0 +1,158 @@
+"""The flat column layout of an order book, and its mapping to contract transactions.
+
+One row is one transaction. An empty cell means "unknown". List-valued facts are written
+as ``;``-separated values, and ``none`` (or ``[]``) means "known: none". Booleans are
+``true``/``false``. The layout is documented in ``docs/batch.md``; a column-mapping file
+renames a user's ERP columns to these names without editing the export.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NONE_MARKERS = ("none", "[]")
+
+# column -> (path in the transaction, type)
+COLUMNS: dict[str, tuple[str, str]] = {
+    "id": ("id", "str"),
+    "date": ("date", "str"),
+    "activity": ("activity", "str"),
+    "from_country": ("from_country", "str"),
+    "to_country": ("to_country", "str"),
+    "exporter_name": ("exporter.name", "str"),
+    "exporter_country": ("exporter.country", "str"),
+    "exporter_headquartered_in": ("exporter.headquartered_in", "str"),
+    "exporter_is_us_person": ("exporter.is_us_person", "bool"),
+    "item_description": ("item.description", "str"),
+    "item_model": ("item.model", "str"),
+    "item_eccn": ("item.eccn", "str"),
+    "item_kind": ("item.kind", "str"),
+    "item_made_in": ("item.made_in", "str"),
+    "item_made_by": ("item.made_by", "str"),
+    "chip_tpp": ("item.chip.tpp", "num"),
+    "chip_tops": ("item.chip.tops", "num"),
+    "chip_bit_length": ("item.chip.bit_length", "int"),
+    "chip_die_area_mm2": ("item.chip.die_area_mm2", "num"),
+    "chip_datacenter": ("item.chip.datacenter", "bool"),
+    "chip_interconnect_bandwidth_gbps": ("item.chip.interconnect_bandwidth_gbps", "num"),
+    "chip_memory_bandwidth_gbps": ("item.chip.memory_bandwidth_gbps", "num"),
+    "chip_memory_bandwidth_density_gbps_per_mm2":
+        ("item.chip.memory_bandwidth_density_gbps_per_mm2", "num"),
+    "chip_transistor_count": ("item.chip.transistor_count", "num"),
+    "us_controlled_share": ("item.us_content.controlled_share", "num"),
+    "us_incorporated_items": ("item.us_content.incorporated_us_items", "items"),
+    "us_direct_product_of": ("item.us_technology.direct_product_of", "list"),
+    "us_plant_direct_product_of": ("item.us_technology.plant_direct_product_of", "list"),
+    "us_contains_ic_made_by_plant_direct_product_of":
+        ("item.us_technology.contains_ic_made_by_plant_direct_product_of", "list"),
+    "national_NL": ("item.national_classifications.NL", "listing"),
+    "national_JP": ("item.national_classifications.JP", "listing"),
+    "end_uses": ("end_uses", "list"),
+    "us_person_support": ("us_person_support", "bool"),
+    "assertions": ("assertions", "list"),
+}
+PARTY_COLUMNS = {
+    "name": "str", "role": "str", "country": "str", "headquartered_in": "str",
+    "designations": "designations", "at_advanced_node_facility": "bool",
+}
+MAX_PARTIES = 3
+
+
+class RowError(ValueError):
+    """A cell that cannot be read; ``column`` names it."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(f"{column}: {message}")
+        self.column = column
+
+
+def _cell(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, float) and raw != raw:  # NaN from a Parquet null
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def _value(column: str, kind: str, raw: Any) -> Any:
+    text = _cell(raw)
+    if text is None:
+        return None
+    if kind == "str":
+        return text
+    if kind in ("num", "int"):
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise RowError(column, f"not a number: {text!r}") from exc
+        return int(value) if kind == "int" or value.is_integer() else value
+    if kind == "bool":
+        low = text.lower()
+        if low in ("true", "yes", "1", "y"):
+            return True
+        if low in ("false", "no", "0", "n"):
+            return False
+        raise RowError(column, f"not true/false: {text!r}")
+    if kind == "list":
+        return [] if text.lower() in NONE_MARKERS else [v.strip() for v in text.split(";")
+                                                        if v.strip()]
+    if kind == "listing":  # a national list entry, or "-" / "not listed" for explicit null
+        return "__null__" if text.lower() in ("-", "not listed", "none") else text
+    if kind == "items":  # "3A991:ic;3D992:software"
+        if text.lower() in NONE_MARKERS:
+            return []
+        items = []
+        for part in text.split(";"):
+            eccn, _, item_kind = part.strip().partition(":")
+            if not eccn:
+                raise RowError(column, f"empty ECCN in {text!r}")
+            items.append({"eccn": eccn, **({"kind": item_kind} if item_kind else {})})
+        return items
+    if kind == "designations":  # "entity_list:5,1;sdn" or "none"
+        if text.lower() in NONE_MARKERS:
+            return []
+        out = []
+        for part in text.split(";"):
+            name, _, notes = part.strip().partition(":")
+            entry: dict[str, Any] = {"list": name}
+            if notes:
+                try:
+                    entry["footnotes"] = [int(n) for n in notes.split(",") if n.strip()]
+                except ValueError as exc:
+                    raise RowError(column, f"footnotes must be numbers: {notes!r}") from exc
+            out.append(entry)
+        return out
+    raise AssertionError(kind)
+
+
+def _put(txn: dict[str, Any], path: str, value: Any) -> None:
+    node = txn
+    parts = path.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = None if value == "__null__" else value
+
+
+def row_to_transaction(row: dict[str, Any]) -> dict[str, Any]:
+    """A flat row as a contract transaction (validation follows in the caller)."""
+    txn: dict[str, Any] = {}
+    for column, (path, kind) in COLUMNS.items():
+        if column in row:
+            value = _value(column, kind, row[column])
+            if value is not None:
+                _put(txn, path, value)
+    txn.setdefault("item", {})
+    parties = []
+    for n in range(1, MAX_PARTIES + 1):
+        prefix = "party_" if n == 1 else f"party{n}_"
+        fields = {key: _value(prefix + key, kind, row.get(prefix + key))
+                  for key, kind in PARTY_COLUMNS.items()}
+        if fields["name"] is None:
+            continue
+        party = {k: v for k, v in fields.items() if v is not None}
+        party.setdefault("role", "end_user")
+        parties.append(party)
+    if parties:
+        txn["parties"] = parties
+    return txn

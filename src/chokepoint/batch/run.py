@@ -1,0 +1,270 @@
+"""Determinations for a whole order book: streaming, crash-safe, resumable.
+
+Rows are read one at a time (CSV, JSON Lines, or Parquet in record batches) and written in
+input order. Invalid rows go to a rejects file with their row number and field; they never
+stop the batch. Output is written to ``OUT.partial`` and renamed to ``OUT`` only when the
+whole book is done, so an interrupted run leaves no partial ``OUT``; a checkpoint every
+``CHUNK`` rows lets ``resume`` continue without duplicating a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chokepoint.batch.flat import RowError, row_to_transaction
+from chokepoint.contract import InputError, validate_transaction
+from chokepoint.engine.determine import as_of
+from chokepoint.rules.ruleset import RuleSet
+from chokepoint.screening.service import determine_screened
+
+CHUNK = 1000
+REGIMES = ("US", "NL", "JP")
+OUT_COLUMNS = ["row", "id", "outcome", "rules_version", "as_of",
+               *[f"{r}_outcome" for r in REGIMES], *[f"{r}_rules" for r in REGIMES],
+               *[f"{r}_review_policy" for r in REGIMES], "missing_facts", "screening_hits"]
+REJECT_COLUMNS = ["row", "id", "field", "message"]
+
+
+class BatchError(ValueError):
+    """The batch cannot run (bad file, unsupported format, nothing to resume)."""
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    written: int = 0
+    rejected: int = 0
+    outcomes: dict[str, int] | None = None
+
+
+def _mapping(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise BatchError(f"{path}: a column map is 'their column: our column' pairs")
+    return {str(k): v for k, v in data.items()}
+
+
+def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, raw row) in input order; row 1 is the first data row."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield n, {"__json__": line}
+    elif suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for n, row in enumerate(csv.DictReader(fh), 1):
+                yield n, {mapping.get(k, k): v for k, v in row.items() if k is not None}
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        n = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, {mapping.get(k, k): (";".join(map(str, v)) if isinstance(v, list)
+                                              else v) for k, v in row.items()}
+    else:
+        raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
+
+
+def _transaction(raw: dict[str, Any], row: int) -> dict[str, Any]:
+    if "__json__" in raw:
+        try:
+            txn = json.loads(raw["__json__"])
+        except json.JSONDecodeError as exc:
+            raise InputError(f"transaction {row - 1}: (the line): not JSON: {exc.msg}") from exc
+    else:
+        txn = row_to_transaction(raw)
+    return validate_transaction(txn, row - 1)
+
+
+def result_row(row: int, d: dict[str, Any], with_trace: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"row": row, "id": d.get("id") or "", "outcome": d["outcome"],
+                           "rules_version": d["rules_version"], "as_of": d["as_of"]}
+    missing: list[str] = []
+    for code in REGIMES:
+        j = d["jurisdictions"].get(code)
+        out[f"{code}_outcome"] = j["outcome"] if j else ""
+        if j:
+            rules = [b["rule"] for b in j["basis"]] + [r["rule"]
+                                                        for r in j["license_requirements"]]
+            out[f"{code}_rules"] = ";".join(dict.fromkeys(rules))
+            out[f"{code}_review_policy"] = ";".join(
+                dict.fromkeys(r.get("review_policy") or "" for r in j["license_requirements"]
+                              if r.get("review_policy")))
+            missing += [f"{code}:{m['field']}" for m in j["missing_facts"]]
+        else:
+            out[f"{code}_rules"] = out[f"{code}_review_policy"] = ""
+    out["missing_facts"] = ";".join(missing)
+    out["screening_hits"] = ";".join(f"{h['party']}->{h['name']} ({h['score']})"
+                                     for h in d.get("screening") or [])
+    if with_trace:
+        out["trace"] = json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+    return out
+
+
+class _Writer:
+    """Appends result rows to OUT.partial in the output's format."""
+
+    def __init__(self, path: Path, columns: list[str], append: bool) -> None:
+        self.path, self.columns = path, columns
+        self.kind = path.suffix.lower()
+        mode = "a" if append else "w"
+        self._rows: list[dict[str, Any]] = []
+        self._pq: Any = None
+        if self.kind == ".csv":
+            self.fh = path.with_name(path.name + ".partial").open(mode, newline="",
+                                                                  encoding="utf-8")
+            self.csv = csv.DictWriter(self.fh, fieldnames=columns)
+            if not append:
+                self.csv.writeheader()
+        elif self.kind == ".jsonl":
+            self.fh = path.with_name(path.name + ".partial").open(mode, encoding="utf-8")
+        elif self.kind == ".parquet":
+            if append:
+                raise BatchError("resume is supported for .csv and .jsonl outputs")
+            self.fh = None  # type: ignore[assignment]
+        else:
+            raise BatchError(f"{path}: output must be .csv, .parquet or .jsonl")
+
+    @property
+    def partial(self) -> Path:
+        return self.path.with_name(self.path.name + ".partial")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.kind == ".csv":
+            self.csv.writerow(row)
+        elif self.kind == ".jsonl":
+            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            self._rows.append(row)
+            if len(self._rows) >= CHUNK:
+                self._flush_parquet()
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=pa.schema(
+            [(c, pa.int64() if c == "row" else pa.string()) for c in self.columns]))
+        if self._pq is None:
+            self._pq = pq.ParquetWriter(self.partial, table.schema)
+        self._pq.write_table(table)
+        self._rows = []
+
+    def sync(self) -> int:
+        """Flush to disk; returns the partial file's size (the checkpoint offset)."""
+        if self.kind == ".parquet":
+            self._flush_parquet()
+            return 0
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
+
+    def close(self) -> None:
+        if self.kind == ".parquet":
+            self._flush_parquet()
+            if self._pq is not None:
+                self._pq.close()
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.Table.from_pylist([], schema=pa.schema(
+                    [(c, pa.string()) for c in self.columns])), self.partial)
+        else:
+            self.fh.close()
+
+
+def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
+              columns: Path | None = None, with_trace: bool = False, resume: bool = False,
+              today: date | None = None,
+              progress: Callable[[int], None] | None = None) -> Summary:
+    """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``)."""
+    if not inp.exists():
+        raise BatchError(f"{inp}: no such file")
+    mapping = _mapping(columns)
+    cols = OUT_COLUMNS + (["trace"] if with_trace else [])
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    rejects_path = out.with_name(out.name + ".rejects.csv")
+    rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")
+    done = 0
+    if resume:
+        if not checkpoint.exists():
+            raise BatchError(f"{checkpoint}: nothing to resume")
+        state = json.loads(checkpoint.read_text())
+        done = int(state["rows"])
+        for target, size in ((out.with_name(out.name + ".partial"), state["bytes"]),
+                             (rejects_partial, state["reject_bytes"])):
+            with target.open("r+b") as fh:
+                fh.truncate(size)  # drop anything written after the last checkpoint
+    writer = _Writer(out, cols, append=resume)
+    rej_fh = rejects_partial.open("a" if resume else "w", newline="", encoding="utf-8")
+    rejects = csv.DictWriter(rej_fh, fieldnames=REJECT_COLUMNS)
+    if not resume:
+        rejects.writeheader()
+    summary = Summary(outcomes={})
+    assert summary.outcomes is not None
+    today = today or date.today()
+    for n, raw in read_rows(inp, mapping):
+        summary.rows = n
+        if n <= done:
+            continue
+        try:
+            txn = _transaction(raw, n)
+            d = determine_screened(txn, rules, as_of(txn, override, today))
+            writer.write(result_row(n, d, with_trace))
+            summary.written += 1
+            summary.outcomes[d["outcome"]] = summary.outcomes.get(d["outcome"], 0) + 1
+        except (InputError, RowError) as exc:
+            message = str(exc)
+            field = exc.column if isinstance(exc, RowError) else (
+                message.split(": ")[1] if message.count(": ") >= 2 else "")
+            rejects.writerow({"row": n, "id": raw.get("id", ""), "field": field,
+                              "message": message})
+            summary.rejected += 1
+        if n % CHUNK == 0:
+            size = writer.sync()
+            rej_fh.flush()
+            os.fsync(rej_fh.fileno())
+            tmp = checkpoint.with_name(checkpoint.name + ".tmp")
+            tmp.write_text(json.dumps({"rows": n, "bytes": size,
+                                       "reject_bytes": rej_fh.tell()}))
+            tmp.replace(checkpoint)
+        if progress is not None:
+            progress(n)
+    writer.close()
+    rej_fh.close()
+    writer.partial.replace(out)
+    rejects_partial.replace(rejects_path)
+    checkpoint.unlink(missing_ok=True)
+    return summary
+
+
+def count_rows(path: Path) -> int | None:
+    """Rows in the input, for the progress bar (cheap: no parsing)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if suffix in (".csv", ".jsonl"):
+        with path.open("rb") as fh:
+            lines = sum(1 for line in fh if line.strip())
+        return lines - (1 if suffix == ".csv" else 0)
+    return None

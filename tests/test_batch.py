@@ -1,0 +1,116 @@
+"""Batch runs: flat layout, formats, rejects, atomic output, kill -9 and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from chokepoint.batch.flat import RowError, row_to_transaction
+from chokepoint.batch.run import run_batch
+from chokepoint.rules.ruleset import RuleSet
+
+HEADER = ("id,date,from_country,to_country,item_eccn,item_made_in,item_kind,chip_tpp,"
+          "chip_die_area_mm2,chip_datacenter,us_controlled_share,us_incorporated_items,"
+          "us_direct_product_of,us_plant_direct_product_of,"
+          "us_contains_ic_made_by_plant_direct_product_of,party_name,party_country,"
+          "party_headquartered_in,party_designations,party_at_advanced_node_facility,end_uses,"
+          "us_person_support,exporter_name")
+ROWS = [
+    "po-1,2025-06-02,US,CN,,US,chip,6000,720,true,,,,,,Example Cloud,CN,CN,none,,none,false,Ex",
+    "po-2,2025-06-02,KR,CN,3B001.a.4,KR,sme,,,,0,none,none,3E001,,Example Fab,CN,CN,none,false,"
+    "ic_development_or_production_other,false,Ex",
+    "po-3,2025-06-02,US,China,EAR99,US,other,,,,,,,,,X,CN,,,,none,false,Ex",
+    "po-4,2025-06-02,US,CN,EAR99,US,other,many,,,,,,,,X,CN,,,,none,false,Ex",
+    "po-5,2025-06-02,US,FR,EAR99,US,other,,,,,,,,,Example Paris,FR,FR,none,,none,false,Ex",
+]
+
+
+def book(path: Path, rows: list[str]) -> Path:
+    path.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_flat_row_maps_to_the_contract() -> None:
+    txn = row_to_transaction({"to_country": "CN", "item_eccn": "3B001.a.4",
+                              "us_incorporated_items": "3A991:ic;3D992:software",
+                              "us_plant_direct_product_of": "none", "party_name": "A",
+                              "party_designations": "entity_list:5,1", "national_NL": "-",
+                              "chip_datacenter": "true", "chip_tpp": "4800"})
+    assert txn["item"]["us_content"]["incorporated_us_items"] == [
+        {"eccn": "3A991", "kind": "ic"}, {"eccn": "3D992", "kind": "software"}]
+    assert txn["item"]["us_technology"]["plant_direct_product_of"] == []
+    assert txn["parties"][0]["designations"] == [{"list": "entity_list", "footnotes": [5, 1]}]
+    assert txn["item"]["national_classifications"] == {"NL": None}
+    assert txn["item"]["chip"] == {"datacenter": True, "tpp": 4800}
+    with pytest.raises(RowError, match="chip_tpp"):
+        row_to_transaction({"to_country": "CN", "chip_tpp": "lots"})
+
+
+def test_csv_book_keeps_order_and_rejects_bad_rows(tmp_path: Path, rules: RuleSet) -> None:
+    out = tmp_path / "out.csv"
+    summary = run_batch(book(tmp_path / "in.csv", ROWS), out, rules)
+    assert (summary.rows, summary.written, summary.rejected) == (5, 3, 2)
+    rows = read_csv(out)
+    assert [r["id"] for r in rows] == ["po-1", "po-2", "po-5"]
+    assert rows[0]["US_outcome"] == "license_required" and "742.6(a)(6)" in rows[0]["US_rules"]
+    assert rows[1]["US_rules"].startswith("734.9(k)") and rows[1]["NL_outcome"] == ""
+    assert rows[2]["outcome"] == "no_license_required"
+    assert all(r["rules_version"].startswith("sha256:") for r in rows)
+    rejects = read_csv(tmp_path / "out.csv.rejects.csv")
+    assert [(r["row"], r["field"]) for r in rejects] == [("3", "to_country"), ("4", "chip_tpp")]
+
+
+def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: RuleSet) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "j1", "date": "2025-06-02", "from_country": "US",
+                               "to_country": "CN", "item": {"made_in": "US", "eccn": "EAR99"},
+                               "parties": [], "end_uses": []}) + "\n")
+    out = tmp_path / "out.parquet"
+    run_batch(src, out, rules, with_trace=True)
+    table = pq.read_table(out).to_pylist()
+    assert table[0]["id"] == "j1" and json.loads(table[0]["trace"])["id"] == "j1"
+    erp = tmp_path / "erp.csv"
+    erp.write_text("Order,Dest,ECCN,Origin\nA-1,CN,EAR99,US\n")
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("Order: id\nDest: to_country\nECCN: item_eccn\nOrigin: item_made_in\n")
+    run_batch(erp, tmp_path / "erp_out.csv", rules, columns=cmap)
+    (row,) = read_csv(tmp_path / "erp_out.csv")
+    assert row["id"] == "A-1" and row["US_outcome"] == "undetermined"
+
+
+def test_kill_9_leaves_no_output_and_resume_matches_a_clean_run(tmp_path: Path,
+                                                               rules: RuleSet) -> None:
+    rows = [r.replace("po-", f"r{i}-", 1) for i in range(900) for r in ROWS]
+    src = book(tmp_path / "big.csv", rows)
+    out = tmp_path / "out.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "batch", str(src), str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "out.csv.checkpoint"
+    deadline = time.time() + 60
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "an interrupted run must not leave a partial OUT"
+    summary = run_batch(src, out, rules, resume=True)
+    assert summary.rows == len(rows) and not checkpoint.exists()
+    clean = tmp_path / "clean.csv"
+    run_batch(src, clean, rules)
+    assert out.read_text() == clean.read_text()
+    assert (tmp_path / "out.csv.rejects.csv").read_text() == (
+        tmp_path / "clean.csv.rejects.csv").read_text()
