@@ -289,6 +289,51 @@ def batch(
                f"rejected (see {out.name}.rejects.csv); outcomes {summary.outcomes}", err=True)
 
 
+@app.command()
+def diff(
+    date_from: Annotated[str, typer.Option("--from", help="Earlier date (YYYY-MM-DD).")],
+    date_to: Annotated[str, typer.Option("--to", help="Later date (YYYY-MM-DD).")],
+    orders: Annotated[Path | None, typer.Argument(
+        help="Order book (.yaml/.json transactions, or .csv/.parquet/.jsonl).")] = None,
+    format: Annotated[Format, typer.Option("--format", help="json or text")] = Format.text,
+) -> None:
+    """What changed in the rules between two dates; with ORDERS, which orders it moves."""
+    from chokepoint.diff import order_impact, render_changes, render_impact, rule_changes
+
+    d1, d2 = _parse_date(date_from), _parse_date(date_to)
+    assert d1 is not None and d2 is not None
+    if d2 < d1:
+        raise _fail("--to must not be before --from", 2)
+    rules = default_rules()
+    if orders is None:
+        changes = rule_changes(rules, d1, d2)
+        sys.stdout.write(json.dumps(changes, indent=2, ensure_ascii=False) + "\n"
+                         if format is Format.json else render_changes(changes, d1, d2))
+        return
+    try:
+        transactions = _read_book(orders)
+    except InputError as exc:
+        raise _fail(str(exc), 2) from exc
+    report = order_impact(transactions, rules, d1, d2)
+    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+                     if format is Format.json else render_impact(report))
+
+
+def _read_book(path: Path) -> list[dict[str, object]]:
+    if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
+        from chokepoint.batch.flat import RowError
+        from chokepoint.batch.run import _transaction, read_rows
+
+        out = []
+        for n, raw in read_rows(path, {}):
+            try:
+                out.append(_transaction(raw, n))
+            except RowError as exc:
+                raise InputError(f"{path}: row {n}: {exc}") from exc
+        return out
+    return list(read_transactions(path))
+
+
 @app.command("test")
 def run_tests(
     paths: Annotated[list[Path], typer.Argument(help="YAML test-case files or folders.")],

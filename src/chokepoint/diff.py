@@ -1,0 +1,109 @@
+"""Rule-change impact: what changed in the rules between two dates, and which orders it moves."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from chokepoint.rules.ruleset import RuleSet
+from chokepoint.screening.service import determine_screened as determine
+
+
+def _changes(kind: str, ident: str, title: str, versions: list[Any], d1: date,
+             d2: date) -> list[dict[str, Any]]:
+    out = []
+    for v in versions:
+        if d1 < v.from_ <= d2:
+            out.append({"kind": kind, "id": ident, "title": title, "change": "takes effect",
+                        "on": v.from_.isoformat(), "citation": v.citation.short(),
+                        "evidence": v.citation.evidence})
+        if v.ends is not None and d1 < v.ends <= d2:
+            out.append({"kind": kind, "id": ident, "title": title, "change": "ends",
+                        "on": v.ends.isoformat(), "citation": v.citation.short(),
+                        "evidence": v.citation.evidence})
+    return out
+
+
+def rule_changes(rules: RuleSet, d1: date, d2: date) -> list[dict[str, Any]]:
+    """Every dated rule value that takes effect or ends after ``d1`` and on or before ``d2``."""
+    found: list[dict[str, Any]] = []
+    for pid, prov in rules.provisions.items():
+        found += _changes("provision", pid, prov.title, list(prov.versions), d1, d2)
+    for pid, param in rules.parameters.items():
+        found += _changes("parameter", pid, param.title, list(param.versions), d1, d2)
+    for name, group in rules.groups.items():
+        found += _changes("country_group", name, group.title, list(group.versions), d1, d2)
+    for regime, entries in rules.entities.items():
+        for e in entries:
+            found += _changes("entity_list_entry", f"{regime}:{e.id}", e.name,
+                              list(e.versions), d1, d2)
+    return sorted(found, key=lambda c: (c["on"], c["kind"], c["id"]))
+
+
+def _deciding(d: dict[str, Any]) -> dict[str, tuple[str, frozenset[str], frozenset[str]]]:
+    out = {}
+    for code, j in d["jurisdictions"].items():
+        rules = frozenset([b["rule"] for b in j["basis"]]
+                          + [r["rule"] for r in j["license_requirements"]])
+        policies = frozenset(r.get("review_policy") or "" for r in j["license_requirements"])
+        out[code] = (j["outcome"], rules, policies)
+    return out
+
+
+def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d2: date
+                 ) -> dict[str, Any]:
+    """Rows whose outcome, deciding rules or review policy change from ``d1`` to ``d2``,
+    grouped by the rule change that explains it."""
+    changes = rule_changes(rules, d1, d2)
+    changed_ids = {c["id"] for c in changes}
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rows = []
+    for i, txn in enumerate(transactions):
+        before, after = determine(txn, rules, d1), determine(txn, rules, d2)
+        a, b = _deciding(before), _deciding(after)
+        if a == b:
+            continue
+        moved: dict[str, Any] = {"row": i + 1, "id": txn.get("id"),
+                                 "outcome": {"from": before["outcome"], "to": after["outcome"]},
+                                 "regimes": {}}
+        touched: set[str] = set()
+        for code in sorted(set(a) | set(b)):
+            if a.get(code) == b.get(code):
+                continue
+            old = a.get(code, ("does_not_apply", frozenset(), frozenset()))
+            new = b.get(code, ("does_not_apply", frozenset(), frozenset()))
+            moved["regimes"][code] = {
+                "outcome": {"from": old[0], "to": new[0]},
+                "rules_added": sorted(new[1] - old[1]), "rules_removed": sorted(old[1] - new[1]),
+                "review_policy": {"from": sorted(old[2]), "to": sorted(new[2])}}
+            touched |= (old[1] ^ new[1]) | (old[1] & new[1])
+        cause = sorted(touched & changed_ids) or ["(a change in rule data the row reads)"]
+        moved["caused_by"] = cause
+        rows.append(moved)
+        groups[", ".join(cause)].append(moved)
+    return {"from": d1.isoformat(), "to": d2.isoformat(), "rules_version": rules.content_hash,
+            "rule_changes": changes, "changed_rows": rows,
+            "by_cause": {k: [r["id"] or r["row"] for r in v] for k, v in groups.items()}}
+
+
+def render_changes(changes: list[dict[str, Any]], d1: date, d2: date) -> str:
+    lines = [f"Rule changes after {d1.isoformat()} up to {d2.isoformat()}: {len(changes)}"]
+    for c in changes:
+        lines.append(f"  {c['on']} {c['change']:12s} {c['kind']:18s} {c['id']} - {c['title']} "
+                     f"[{c['citation']}]")
+    return "\n".join(lines) + "\n"
+
+
+def render_impact(report: dict[str, Any]) -> str:
+    lines = [render_changes(report["rule_changes"], date.fromisoformat(report["from"]),
+                            date.fromisoformat(report["to"])).rstrip(),
+             "", f"Orders that change: {len(report['changed_rows'])}"]
+    for cause, ids in report["by_cause"].items():
+        lines.append(f"  caused by {cause}: {', '.join(map(str, ids))}")
+    for r in report["changed_rows"]:
+        lines.append(f"  {r['id'] or r['row']}: {r['outcome']['from']} -> {r['outcome']['to']}")
+        for code, ch in r["regimes"].items():
+            lines.append(f"      {code}: {ch['outcome']['from']} -> {ch['outcome']['to']}; "
+                         f"+{ch['rules_added']} -{ch['rules_removed']}")
+    return "\n".join(lines) + "\n"
