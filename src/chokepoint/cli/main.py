@@ -334,6 +334,63 @@ def _read_book(path: Path) -> list[dict[str, object]]:
     return list(read_transactions(path))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    database: Annotated[str | None, typer.Option(
+        "--database", help="SQLAlchemy URL (default: SQLite in the data directory, or "
+        "CHOKEPOINT_DATABASE_URL).")] = None,
+) -> None:
+    """Start the HTTP API and the web page (uvicorn)."""
+    import uvicorn
+
+    from chokepoint.service.app import create_app
+
+    uvicorn.run(create_app(database), host=host, port=port, log_level="info")
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="viewer, analyst, auditor or admin")],
+    database: Annotated[str | None, typer.Option("--database")] = None,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from chokepoint.service.db import default_url, make_engine, migrate
+    from chokepoint.service.keys import create_key
+
+    url = database or default_url()
+    migrate(url)
+    try:
+        key = create_key(make_engine(url), role)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    typer.echo(key)
+
+
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(database: Annotated[str | None, typer.Option("--database")] = None) -> None:
+    """Check the audit log's hash chain; exit 1 if any record was altered, removed or moved."""
+    from chokepoint.service import audit
+    from chokepoint.service.db import default_url, make_engine, migrate
+
+    url = database or default_url()
+    migrate(url)
+    intact, problems, count = audit.verify(make_engine(url))
+    for p in problems:
+        typer.echo(f"TAMPERED: {p}", err=True)
+    typer.echo(f"{count} records checked: {'chain intact' if intact else 'CHAIN BROKEN'}")
+    raise typer.Exit(0 if intact else 1)
+
+
 @app.command("test")
 def run_tests(
     paths: Annotated[list[Path], typer.Argument(help="YAML test-case files or folders.")],

@@ -1,0 +1,219 @@
+"""The HTTP API and web page (FastAPI). Every endpoint but /healthz and the page needs an API
+key (header ``X-API-Key``); every determination and screening is kept in the audit log."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import date
+from importlib import resources
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy.engine import Engine
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from chokepoint import __version__
+from chokepoint.contract import InputError, validate_transaction
+from chokepoint.diff import rule_changes
+from chokepoint.engine.determine import as_of
+from chokepoint.rules.loader import default_rules
+from chokepoint.screening.service import Screener, determine_screened
+from chokepoint.service import audit
+from chokepoint.service.db import default_url, make_engine, migrate
+from chokepoint.service.keys import GRANTS, check_key
+
+MAX_BODY = 1_000_000
+RATE_PER_SECOND = 500.0
+BURST = 1000.0
+
+
+class _BodyLimit(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
+        return await call_next(request)
+
+
+class _RateLimiter:
+    """A token bucket per API key."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (BURST, now))
+            tokens = min(BURST, tokens + (now - last) * RATE_PER_SECOND)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                return False
+            self._buckets[key] = (tokens - 1, now)
+            return True
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise HTTPException(422, detail=[{"loc": ["query", name],
+                                          "msg": "not a date (YYYY-MM-DD)"}]) from exc
+
+
+def create_app(database_url: str | None = None) -> FastAPI:
+    url = database_url or default_url()
+    migrate(url)
+    engine: Engine = make_engine(url)
+    rules = default_rules()
+    limiter = _RateLimiter()
+    screeners: dict[date, Screener] = {}
+
+    def screener_for(on: date) -> Screener:
+        if on not in screeners:
+            screeners[on] = Screener.for_date(rules, on)
+        return screeners[on]
+    app = FastAPI(title="chokepoint", version=__version__,
+                  description="Export controls on advanced chips and chipmaking tools as "
+                              "cited, dated rules.")
+    app.add_middleware(_BodyLimit)
+    app.state.engine = engine
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "internal error"}, 500)  # never a stack trace
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                        for e in exc.errors()]}, 422)
+
+    def need(grant: str) -> Any:
+        def check(request: Request) -> str:
+            presented = request.headers.get("x-api-key", "")
+            found = check_key(engine, presented) if presented else None
+            if found is None:
+                raise HTTPException(401, detail="a valid X-API-Key header is required")
+            prefix, role = found
+            if grant not in GRANTS[role]:
+                raise HTTPException(403, detail=f"role '{role}' may not use this endpoint")
+            if not limiter.allow(prefix):
+                raise HTTPException(429, detail="rate limit exceeded")
+            return f"{prefix}:{role}"
+        return Depends(check)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "rules_version": rules.content_hash, "engine": __version__}
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files("chokepoint.service").joinpath("page.html").read_text()
+
+    @app.post("/v1/determinations")
+    async def determinations(request: Request, user: str = need("determine"),
+                             on: str | None = Query(None, alias="date")) -> Any:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, detail=[{"loc": ["body"], "msg": f"not JSON: {exc.msg}"}]
+                                ) from exc
+        override = _parse_day(on, "date")
+        items = body if isinstance(body, list) else [body]
+        txns = []
+        for i, t in enumerate(items):
+            try:
+                txns.append(validate_transaction(t, i))
+            except InputError as exc:
+                raise HTTPException(422, detail=[{"loc": ["body", i], "msg": str(exc)}]
+                                    ) from exc
+        def work() -> list[dict[str, Any]]:
+            out = []
+            for t in txns:
+                d = determine_screened(t, rules, as_of(t, override, date.today()))
+                d["audit_id"] = audit.append(engine, "determination", user, t, d,
+                                             d["rules_version"])
+                out.append(d)
+            return out
+
+        out = await run_in_threadpool(work)
+        return out if isinstance(body, list) else out[0]
+
+    @app.post("/v1/screen")
+    async def screen(request: Request, user: str = need("screen")) -> Any:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, detail=[{"loc": ["body"], "msg": "not JSON"}]) from exc
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise HTTPException(422, detail=[{"loc": ["body", "name"], "msg": "required"}])
+        on = _parse_day(body.get("date"), "date") or date.today()
+        threshold = float(body.get("threshold", 0.75))
+        def work() -> dict[str, Any]:
+            hits = [h.as_dict() for h in screener_for(on).screen(
+                name, body.get("country"), threshold)]
+            audit_id = audit.append(engine, "screening", user, body, hits, rules.content_hash)
+            return {"hits": hits, "audit_id": audit_id}
+
+        return await run_in_threadpool(work)
+
+    @app.get("/v1/rules")
+    def rules_in_force(user: str = need("rules"), on: str | None = None) -> Any:
+        day = _parse_day(on, "on") or date.today()
+        out = []
+        for pid, prov in sorted(rules.provisions.items()):
+            v = prov.version_on(day)
+            if v is not None:
+                out.append({"id": pid, "regime": prov.regime, "role": prov.role,
+                            "title": prov.title, "citation": v.citation.short(),
+                            "evidence": v.citation.evidence,
+                            "in_force_from": v.from_.isoformat()})
+        return {"on": day.isoformat(), "rules_version": rules.content_hash, "rules": out}
+
+    @app.get("/v1/rules/{rule_id:path}")
+    def rule_detail(rule_id: str, user: str = need("rules"), on: str | None = None) -> Any:
+        day = _parse_day(on, "on") or date.today()
+        prov = rules.provisions.get(rule_id)
+        if prov is None:
+            raise HTTPException(404, detail=f"no rule '{rule_id}'")
+        v = prov.version_on(day)
+        return {"id": rule_id, "title": prov.title, "explain": prov.explain,
+                "regime": prov.regime, "role": prov.role, "on": day.isoformat(),
+                "in_force": v is not None,
+                "version": None if v is None else {
+                    "from": v.from_.isoformat(), "citation": v.citation.model_dump(mode="json"),
+                    "review_policy": v.review_policy, "note": v.note},
+                "versions": [{"from": x.from_.isoformat(), "citation": x.citation.short()}
+                             for x in prov.versions]}
+
+    @app.get("/v1/diff")
+    def diff(user: str = need("diff"), date_from: str = Query(alias="from"),
+             date_to: str = Query(alias="to")) -> Any:
+        d1, d2 = _parse_day(date_from, "from"), _parse_day(date_to, "to")
+        assert d1 is not None and d2 is not None
+        if d2 < d1:
+            raise HTTPException(422, detail=[{"loc": ["query", "to"], "msg": "before 'from'"}])
+        return {"from": d1.isoformat(), "to": d2.isoformat(),
+                "changes": rule_changes(rules, d1, d2)}
+
+    @app.get("/v1/audit")
+    def audit_list(user: str = need("audit"), after: int = 0, limit: int = 100) -> Any:
+        return {"records": audit.listing(engine, min(max(limit, 1), 1000), after)}
+
+    @app.get("/v1/audit/{record_id}")
+    def audit_record(record_id: int, user: str = need("audit")) -> Any:
+        found = audit.record(engine, record_id)
+        if found is None:
+            raise HTTPException(404, detail=f"no audit record {record_id}")
+        return found
+
+    return app

@@ -1,0 +1,93 @@
+"""The append-only audit log: every record carries the hash of the one before it.
+
+``verify`` recomputes every hash in id order: an altered record breaks its own hash, a
+removed or reordered one breaks the chain (or the id sequence, or the chain head).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from chokepoint import __version__
+from chokepoint.service.db import AuditRecord, ChainHead, now
+
+
+def _digest(prev_hash: str, rec: dict[str, Any]) -> str:
+    body = json.dumps({k: rec[k] for k in ("created_at", "kind", "user", "request", "response",
+                                           "rules_version", "engine_version")},
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256((prev_hash + "\n" + body).encode()).hexdigest()
+
+
+def append(engine: Engine, kind: str, user: str, request: Any, response: Any,
+           rules_version: str) -> int:
+    """Store one record, chained to the previous one; returns its id (after commit)."""
+    rec = {"created_at": now().isoformat(), "kind": kind, "user": user,
+           "request": json.dumps(request, sort_keys=True, ensure_ascii=False),
+           "response": json.dumps(response, sort_keys=True, ensure_ascii=False),
+           "rules_version": rules_version, "engine_version": __version__}
+    # The chain head row is locked (PostgreSQL: SELECT ... FOR UPDATE; SQLite: every
+    # transaction begins IMMEDIATE), so concurrent appends queue instead of forking the chain.
+    with Session(engine) as s, s.begin():
+        head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()
+                         ).scalar_one()
+        rec_hash = _digest(head.last_hash, rec)
+        new_id = head.last_id + 1
+        s.add(AuditRecord(id=new_id, prev_hash=head.last_hash, hash=rec_hash,
+                          **{**rec, "created_at": datetime.fromisoformat(rec["created_at"])}))
+        head.last_id, head.last_hash = new_id, rec_hash
+    return new_id
+
+
+def _as_dict(r: AuditRecord) -> dict[str, Any]:
+    return {"created_at": r.created_at.isoformat() if r.created_at.tzinfo else
+            r.created_at.replace(tzinfo=now().tzinfo).isoformat(),
+            "kind": r.kind, "user": r.user, "request": r.request, "response": r.response,
+            "rules_version": r.rules_version, "engine_version": r.engine_version}
+
+
+def verify(engine: Engine) -> tuple[bool, list[str], int]:
+    """(intact, problems, records checked)."""
+    problems: list[str] = []
+    prev_hash, expected_id, count = "", 1, 0
+    with Session(engine) as s:
+        for r in s.execute(select(AuditRecord).order_by(AuditRecord.id)).scalars():
+            count += 1
+            if r.id != expected_id:
+                problems.append(f"record {expected_id} is missing (next is {r.id})")
+            if r.prev_hash != prev_hash:
+                problems.append(f"record {r.id}: does not follow the record before it "
+                                "(removed or reordered records)")
+            if _digest(r.prev_hash, _as_dict(r)) != r.hash:
+                problems.append(f"record {r.id}: its content was altered")
+            prev_hash, expected_id = r.hash, r.id + 1
+        head = s.execute(select(ChainHead).where(ChainHead.id == 1)).scalar_one_or_none()
+        if head is None or head.last_hash != prev_hash or head.last_id != expected_id - 1:
+            problems.append("the chain head does not match the last record (records removed "
+                            "from the end?)")
+    return not problems, problems, count
+
+
+def record(engine: Engine, record_id: int) -> dict[str, Any] | None:
+    with Session(engine) as s:
+        r = s.get(AuditRecord, record_id)
+        if r is None:
+            return None
+        return {"id": r.id, **_as_dict(r), "request": json.loads(r.request),
+                "response": json.loads(r.response), "hash": r.hash, "prev_hash": r.prev_hash}
+
+
+def listing(engine: Engine, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+    with Session(engine) as s:
+        rows = s.execute(select(AuditRecord).where(AuditRecord.id > after)
+                         .order_by(AuditRecord.id).limit(limit)).scalars()
+        return [{"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind,
+                 "user": r.user, "rules_version": r.rules_version, "hash": r.hash}
+                for r in rows]

@@ -1,0 +1,128 @@
+"""The HTTP API: auth and roles per endpoint, validation, audit chain and tamper detection."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chokepoint.service import audit
+from chokepoint.service.app import MAX_BODY, create_app
+from chokepoint.service.keys import create_key
+
+EXAMPLE = {"id": "t1", "date": "2024-09-16", "from_country": "US", "to_country": "CN",
+           "exporter": {"name": "Example Inc", "country": "US", "headquartered_in": "US"},
+           "item": {"kind": "chip", "made_in": "US",
+                    "chip": {"tops": 375, "bit_length": 16, "die_area_mm2": 720,
+                             "datacenter": True}},
+           "parties": [{"role": "end_user", "name": "Example Cloud", "country": "CN",
+                        "headquartered_in": "CN", "designations": []}],
+           "end_uses": []}
+
+
+@pytest.fixture()
+def service(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], str]]:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    app = create_app(url)
+    engine = app.state.engine
+    keys = {role: create_key(engine, role) for role in ("viewer", "analyst", "auditor", "admin")}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, keys, url
+
+
+def h(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
+
+
+def test_healthz_and_page_need_no_key(service) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = service
+    assert client.get("/healthz").json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and "<h1>chokepoint</h1>" in page.text
+    # no external CDN or any other outside address: the machine may have no internet
+    assert "http://" not in page.text and "https://" not in page.text
+    assert "<script src" not in page.text and "<link" not in page.text
+
+
+ENDPOINTS = [("post", "/v1/determinations", "analyst", "viewer"),
+             ("post", "/v1/screen", "analyst", "auditor"),
+             ("get", "/v1/rules", "viewer", None),
+             ("get", "/v1/rules/734.9(k)", "viewer", None),
+             ("get", "/v1/diff?from=2024-12-01&to=2024-12-02", "analyst", "viewer"),
+             ("get", "/v1/audit", "auditor", "analyst"),
+             ("get", "/v1/audit/1", "auditor", "viewer")]
+
+
+@pytest.mark.parametrize(("method", "path", "role", "wrong"), ENDPOINTS)
+def test_every_endpoint_refuses_missing_bad_and_wrong_role_keys(  # type: ignore[no-untyped-def]
+        service, method, path, role, wrong) -> None:
+    client, keys, _ = service
+    body = {"json": EXAMPLE} if path.endswith("determinations") else (
+        {"json": {"name": "SMIC"}} if path.endswith("screen") else {})
+    call = getattr(client, method)
+    assert call(path, **body).status_code == 401
+    assert call(path, headers=h("ck_000000000000_nope"), **body).status_code == 401
+    if wrong:
+        assert call(path, headers=h(keys[wrong]), **body).status_code == 403
+    if path.endswith("/v1/audit/1"):
+        client.post("/v1/determinations", json=EXAMPLE, headers=h(keys["analyst"]))
+    assert call(path, headers=h(keys[role]), **body).status_code == 200
+
+
+def test_determination_is_audited_and_reproducible(service) -> None:  # type: ignore[no-untyped-def]
+    client, keys, _ = service
+    d = client.post("/v1/determinations", json=EXAMPLE, headers=h(keys["analyst"])).json()
+    assert d["outcome"] == "license_required" and d["audit_id"] == 1
+    rec = client.get("/v1/audit/1", headers=h(keys["auditor"])).json()
+    assert rec["request"]["id"] == "t1" and rec["response"]["outcome"] == "license_required"
+    assert rec["rules_version"] == d["rules_version"] and rec["prev_hash"] == ""
+    many = client.post("/v1/determinations?date=2022-10-20", json=[EXAMPLE, EXAMPLE],
+                       headers=h(keys["analyst"])).json()
+    assert [x["as_of"] for x in many] == ["2022-10-20", "2022-10-20"]
+    assert len(client.get("/v1/audit", headers=h(keys["auditor"])).json()["records"]) == 3
+
+
+def test_validation_errors_name_the_field_and_size_limit(service) -> None:  # type: ignore[no-untyped-def]
+    client, keys, _ = service
+    bad = client.post("/v1/determinations", json={**EXAMPLE, "to_country": "China"},
+                      headers=h(keys["analyst"]))
+    assert bad.status_code == 422 and "to_country" in bad.text
+    big = client.post("/v1/determinations", content=b"x" * (MAX_BODY + 1),
+                      headers={**h(keys["analyst"]), "Content-Type": "application/json"})
+    assert big.status_code == 413
+    assert client.get("/v1/rules?on=2024-02-30", headers=h(keys["viewer"])).status_code == 422
+    assert client.get("/v1/rules/999.9", headers=h(keys["viewer"])).status_code == 404
+
+
+def test_rules_by_date_and_screening(service) -> None:  # type: ignore[no-untyped-def]
+    client, keys, _ = service
+    before = client.get("/v1/rules?on=2024-12-01", headers=h(keys["viewer"])).json()
+    after = client.get("/v1/rules?on=2024-12-02", headers=h(keys["viewer"])).json()
+    assert "734.9(k)" not in {r["id"] for r in before["rules"]}
+    assert "734.9(k)" in {r["id"] for r in after["rules"]}
+    hits = client.post("/v1/screen", json={"name": "中芯国际集成电路制造有限公司"},
+                       headers=h(keys["analyst"])).json()["hits"]
+    assert hits[0]["entry_id"] == "smic" and hits[0]["matched_name"].startswith("中芯")
+
+
+def test_audit_verify_detects_a_tampered_row(service) -> None:  # type: ignore[no-untyped-def]
+    client, keys, url = service
+    for _ in range(3):
+        client.post("/v1/determinations", json=EXAMPLE, headers=h(keys["analyst"]))
+    cli = [sys.executable, "-m", "chokepoint", "audit", "verify", "--database", url]
+    ok = subprocess.run(cli, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "3 records checked: chain intact" in ok.stdout
+    db = url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE audit_records SET response = replace(response, "
+                    "'license_required', 'no_license_required') WHERE id = 2")
+    broken = subprocess.run(cli, capture_output=True, text=True, check=False)
+    assert broken.returncode == 1 and "record 2: its content was altered" in broken.stderr
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM audit_records WHERE id = 2")
+    assert not audit.verify(client.app.state.engine)[0]  # type: ignore[attr-defined]
