@@ -21,7 +21,7 @@ test: $(PY)
 	$(PIP) install --quiet -e '.[test]'
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest
+	CHOKEPOINT_TEST_PG_URL="$$(bash scripts/test-services.sh)" $(VENV)/bin/pytest
 
 lint: $(PY)
 	$(VENV)/bin/ruff check src tests

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from chokepoint.service import audit
 from chokepoint.service.app import MAX_BODY, create_app
@@ -25,9 +28,32 @@ EXAMPLE = {"id": "t1", "date": "2024-09-16", "from_country": "US", "to_country":
            "end_uses": []}
 
 
+PG = os.environ.get("CHOKEPOINT_TEST_PG_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+        return
+    if not PG:
+        pytest.skip("no PostgreSQL (make test starts one: scripts/test-services.sh)")
+    name = f"chokepoint_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.connect() as con:
+        con.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         f"WHERE datname = '{name}'"))
+        con.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
 @pytest.fixture()
-def service(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], str]]:
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
+def service(database: str) -> Iterator[tuple[TestClient, dict[str, str], str]]:
+    url = database
     app = create_app(url)
     engine = app.state.engine
     keys = {role: create_key(engine, role) for role in ("viewer", "analyst", "auditor", "admin")}
@@ -117,12 +143,34 @@ def test_audit_verify_detects_a_tampered_row(service) -> None:  # type: ignore[n
     cli = [sys.executable, "-m", "chokepoint", "audit", "verify", "--database", url]
     ok = subprocess.run(cli, capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and "3 records checked: chain intact" in ok.stdout
-    db = url.removeprefix("sqlite:///")
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE audit_records SET response = replace(response, "
-                    "'license_required', 'no_license_required') WHERE id = 2")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as con:  # someone edits a row directly in the database
+        con.execute(text("UPDATE audit_records SET response = replace(response, "
+                         "'license_required', 'no_license_required') WHERE id = 2"))
     broken = subprocess.run(cli, capture_output=True, text=True, check=False)
     assert broken.returncode == 1 and "record 2: its content was altered" in broken.stderr
-    with sqlite3.connect(db) as con:
-        con.execute("DELETE FROM audit_records WHERE id = 2")
-    assert not audit.verify(client.app.state.engine)[0]  # type: ignore[attr-defined]
+    with engine.begin() as con:
+        con.execute(text("DELETE FROM audit_records WHERE id = 2"))
+    intact, problems, _ = audit.verify(engine)
+    assert not intact and any("missing" in p for p in problems)
+
+
+def test_removing_the_last_record_is_detected(service) -> None:  # type: ignore[no-untyped-def]
+    client, keys, _ = service
+    for _ in range(2):
+        client.post("/v1/determinations", json=EXAMPLE, headers=h(keys["analyst"]))
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as con:
+        con.execute(text("DELETE FROM audit_records WHERE id = 2"))
+    intact, problems, _ = audit.verify(engine)
+    assert not intact and "chain head" in problems[0]
+
+
+def test_concurrent_appends_keep_one_chain(service) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = service
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda i: audit.append(engine, "test", "t", {"i": i}, {}, "r"),
+                            range(40)))
+    assert sorted(ids) == list(range(1, 41))
+    assert audit.verify(engine)[0]

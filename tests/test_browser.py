@@ -1,0 +1,96 @@
+"""The web page in real Chromium (Playwright, Debian's /usr/bin/chromium, headless)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                reason="Chromium is not installed (make test installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    data = tmp_path_factory.mktemp("data")
+    env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(data)}
+    url = f"sqlite:///{data / 'chokepoint.db'}"
+    key = subprocess.run([sys.executable, "-m", "chokepoint", "keys", "create", "--role",
+                          "admin", "--database", url], capture_output=True, text=True, env=env,
+                         check=True).stdout.strip()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port", str(port),
+                             "--database", url], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    yield base, key
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        pg = browser.new_page()
+        base, key = server
+        pg.goto(base + "/")
+        pg.fill("#key", key)
+        yield pg
+        browser.close()
+
+
+def test_fill_the_form_for_a_real_case_and_read_the_outcome(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#f-date", "2024-09-16")
+    page.fill("#f-from", "US")
+    page.fill("#f-to", "CN")
+    page.fill("#f-model", "H100")
+    page.fill("#f-made", "US")
+    page.fill("#f-party", "Example Chengdu Analytics")
+    page.click("#run-form")
+    page.wait_for_selector("[data-testid=outcome-US]")
+    assert page.inner_text("[data-testid=outcome-US]") == "license_required"
+    assert "742.6(a)(6)" in page.inner_text("#result")
+    page.screenshot(path=str(Path(os.environ.get("CHOKEPOINT_SCREENSHOTS", tmp_path))
+                             / "determination.png"), full_page=True)
+
+
+def test_screen_a_name(page) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#s-name", "中芯国际集成电路制造有限公司")
+    page.click("#screen-form button")
+    page.wait_for_selector("[data-testid=hit]")
+    assert "Semiconductor Manufacturing International Corporation" in page.inner_text(
+        "#screen-result")
+
+
+def test_rules_by_date(page) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#r-date", "2024-12-02")
+    page.click("#rules-form button")
+    page.wait_for_selector("#rules-result table")
+    assert "734.9(k)" in page.inner_text("#rules-result")
