@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 import sys
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
