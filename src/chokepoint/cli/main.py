@@ -341,13 +341,24 @@ def serve(
     database: Annotated[str | None, typer.Option(
         "--database", help="SQLAlchemy URL (default: SQLite in the data directory, or "
         "CHOKEPOINT_DATABASE_URL).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Start the HTTP API and the web page (uvicorn)."""
+    import os
+
     import uvicorn
 
     from chokepoint.service.app import create_app
+    from chokepoint.service.db import default_url, migrate
 
-    uvicorn.run(create_app(database), host=host, port=port, log_level="info")
+    url = database or default_url()
+    if workers > 1:
+        migrate(url)  # once, before the workers start
+        os.environ["CHOKEPOINT_DATABASE_URL"] = url
+        uvicorn.run("chokepoint.service.app:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+    else:
+        uvicorn.run(create_app(url), host=host, port=port, log_level="warning")
 
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)

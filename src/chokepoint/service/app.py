@@ -3,8 +3,11 @@ key (header ``X-API-Key``); every determination and screening is kept in the aud
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 import time
 from datetime import date
 from importlib import resources
@@ -13,9 +16,9 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chokepoint import __version__
 from chokepoint.contract import InputError, validate_transaction
@@ -32,12 +35,32 @@ RATE_PER_SECOND = 500.0
 BURST = 1000.0
 
 
-class _BodyLimit(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY:
-            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
-        return await call_next(request)
+class _BodyLimit:
+    """Refuses bodies over MAX_BODY with 413 (declared or streamed), as plain ASGI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+                await JSONResponse({"detail": f"request body over {MAX_BODY} bytes"},
+                                   413)(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise HTTPException(413, detail=f"request body over {MAX_BODY} bytes")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 class _RateLimiter:
@@ -69,19 +92,30 @@ def _parse_day(value: str | None, name: str) -> date | None:
                                           "msg": "not a date (YYYY-MM-DD)"}]) from exc
 
 
+def app_from_env() -> FastAPI:
+    """The app for ``uvicorn --factory`` with several workers (URL from the environment)."""
+    return create_app(None)
+
+
 def create_app(database_url: str | None = None) -> FastAPI:
     url = database_url or default_url()
     migrate(url)
     engine: Engine = make_engine(url)
     rules = default_rules()
     limiter = _RateLimiter()
+    writer = audit.GroupWriter(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        writer.close()  # commit what is queued before the process ends
     screeners: dict[date, Screener] = {}
 
     def screener_for(on: date) -> Screener:
         if on not in screeners:
             screeners[on] = Screener.for_date(rules, on)
         return screeners[on]
-    app = FastAPI(title="chokepoint", version=__version__,
+    app = FastAPI(title="chokepoint", version=__version__, lifespan=lifespan,
                   description="Export controls on advanced chips and chipmaking tools as "
                               "cited, dated rules.")
     app.add_middleware(_BodyLimit)
@@ -135,17 +169,21 @@ def create_app(database_url: str | None = None) -> FastAPI:
             except InputError as exc:
                 raise HTTPException(422, detail=[{"loc": ["body", i], "msg": str(exc)}]
                                     ) from exc
-        def work() -> list[dict[str, Any]]:
-            out = []
+        def work() -> list[tuple[str, Any]]:
+            pending = []
             for t in txns:
                 d = determine_screened(t, rules, as_of(t, override, date.today()))
-                d["audit_id"] = audit.append(engine, "determination", user, t, d,
-                                             d["rules_version"])
-                out.append(d)
-            return out
+                text = audit.canonical(d)  # serialised once: for the log and the reply
+                rec = audit.make_record("determination", user, t, text, d["rules_version"])
+                pending.append((text, writer.submit(rec)))
+            return pending
 
-        out = await run_in_threadpool(work)
-        return out if isinstance(body, list) else out[0]
+        parts = []
+        for text, fut in await run_in_threadpool(work):
+            audit_id = await asyncio.wrap_future(fut)  # acknowledged once committed
+            parts.append(text[:-1] + f', "audit_id": {audit_id}}}')
+        payload = ("[" + ", ".join(parts) + "]") if isinstance(body, list) else parts[0]
+        return Response(payload, media_type="application/json")
 
     @app.post("/v1/screen")
     async def screen(request: Request, user: str = need("screen")) -> Any:
@@ -161,10 +199,13 @@ def create_app(database_url: str | None = None) -> FastAPI:
         def work() -> dict[str, Any]:
             hits = [h.as_dict() for h in screener_for(on).screen(
                 name, body.get("country"), threshold)]
-            audit_id = audit.append(engine, "screening", user, body, hits, rules.content_hash)
-            return {"hits": hits, "audit_id": audit_id}
+            fut = writer.submit(audit.make_record("screening", user, body, hits,
+                                                  rules.content_hash))
+            return {"hits": hits, "audit_future": fut}
 
-        return await run_in_threadpool(work)
+        result = await run_in_threadpool(work)
+        result["audit_id"] = await asyncio.wrap_future(result.pop("audit_future"))
+        return result
 
     @app.get("/v1/rules")
     def rules_in_force(user: str = need("rules"), on: str | None = None) -> Any:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -26,24 +29,89 @@ def _digest(prev_hash: str, rec: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + "\n" + body).encode()).hexdigest()
 
 
-def append(engine: Engine, kind: str, user: str, request: Any, response: Any,
-           rules_version: str) -> int:
-    """Store one record, chained to the previous one; returns its id (after commit)."""
-    rec = {"created_at": now().isoformat(), "kind": kind, "user": user,
-           "request": json.dumps(request, sort_keys=True, ensure_ascii=False),
-           "response": json.dumps(response, sort_keys=True, ensure_ascii=False),
-           "rules_version": rules_version, "engine_version": __version__}
+def canonical(value: Any) -> str:
+    """The JSON text stored (and hashed) for a request or response."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def make_record(kind: str, user: str, request: Any, response: Any,
+                rules_version: str) -> dict[str, Any]:
+    """A record; ``request``/``response`` may be given already as canonical JSON text."""
+    return {"created_at": now().isoformat(), "kind": kind, "user": user,
+            "request": request if isinstance(request, str) else canonical(request),
+            "response": response if isinstance(response, str) else canonical(response),
+            "rules_version": rules_version, "engine_version": __version__}
+
+
+def append_many(engine: Engine, records: list[dict[str, Any]]) -> list[int]:
+    """Store records in one transaction, each chained to the one before; their ids."""
     # The chain head row is locked (PostgreSQL: SELECT ... FOR UPDATE; SQLite: every
     # transaction begins IMMEDIATE), so concurrent appends queue instead of forking the chain.
+    ids: list[int] = []
     with Session(engine) as s, s.begin():
         head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()
                          ).scalar_one()
-        rec_hash = _digest(head.last_hash, rec)
-        new_id = head.last_id + 1
-        s.add(AuditRecord(id=new_id, prev_hash=head.last_hash, hash=rec_hash,
-                          **{**rec, "created_at": datetime.fromisoformat(rec["created_at"])}))
-        head.last_id, head.last_hash = new_id, rec_hash
-    return new_id
+        last_id, last_hash = head.last_id, head.last_hash
+        for rec in records:
+            rec_hash = _digest(last_hash, rec)
+            last_id += 1
+            s.add(AuditRecord(id=last_id, prev_hash=last_hash, hash=rec_hash,
+                              **{**rec, "created_at": datetime.fromisoformat(rec["created_at"])}))
+            last_hash = rec_hash
+            ids.append(last_id)
+        head.last_id, head.last_hash = last_id, last_hash
+    return ids
+
+
+def append(engine: Engine, kind: str, user: str, request: Any, response: Any,
+           rules_version: str) -> int:
+    """Store one record, chained to the previous one; returns its id (after commit)."""
+    return append_many(engine, [make_record(kind, user, request, response, rules_version)])[0]
+
+
+class GroupWriter:
+    """Commits the records of concurrent requests together (one transaction, one fsync) and
+    acknowledges each only after its transaction has committed."""
+
+    def __init__(self, engine: Engine, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[dict[str, Any], Future[int]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: dict[str, Any]) -> Future[int]:
+        fut: Future[int] = Future()
+        self._queue.put((record, fut))
+        return fut
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                ids = append_many(self.engine, [r for r, _ in batch])
+            except Exception as exc:  # the requests fail; nothing is acknowledged
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                continue
+            for (_, fut), new_id in zip(batch, ids, strict=True):
+                fut.set_result(new_id)
 
 
 def _as_dict(r: AuditRecord) -> dict[str, Any]:
