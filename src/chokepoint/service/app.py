@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import time
 from datetime import date
 from importlib import resources
 from typing import Any
