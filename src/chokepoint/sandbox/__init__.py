@@ -1,0 +1,1 @@
+"""The policy sandbox: scenarios as overlays on the real rules (more to come)."""
