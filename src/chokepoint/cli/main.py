@@ -16,6 +16,7 @@ from chokepoint.cli.report import render_determination
 from chokepoint.contract import InputError, read_transactions
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import RuleLoadError, default_rules
+from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import Screener, determine_screened
 
 app = typer.Typer(
@@ -54,6 +55,17 @@ def _parse_date(value: str | None) -> date | None:
         raise _fail(f"--date: not a date (YYYY-MM-DD): {value!r}", 2) from exc
 
 
+def _inputs(files: list[Path]) -> tuple[list[dict[str, object]], RuleSet]:
+    """The transactions of the files (exit 2 naming the bad one) and the rules (exit 1)."""
+    try:
+        transactions = [t for f in files for t in read_transactions(f)]
+        return transactions, default_rules()
+    except InputError as exc:
+        raise _fail(str(exc), 2) from exc
+    except RuleLoadError as exc:
+        raise _fail(f"rule data: {exc}", 1) from exc
+
+
 @app.command()
 def check(
     files: Annotated[list[Path], typer.Argument(help=_FILES_HELP)],
@@ -62,13 +74,7 @@ def check(
 ) -> None:
     """Determine, per jurisdiction, whether each transaction needs a licence, and why."""
     override = _parse_date(on)
-    try:
-        transactions = [t for f in files for t in read_transactions(f)]
-        rules = default_rules()
-    except InputError as exc:
-        raise _fail(str(exc), 2) from exc
-    except RuleLoadError as exc:
-        raise _fail(f"rule data: {exc}", 1) from exc
+    transactions, rules = _inputs(files)
     today = date.today()
     results = [determine_screened(t, rules, as_of(t, override, today)) for t in transactions]
     if format is Format.json:
@@ -142,11 +148,8 @@ def gaps(
     from chokepoint.gaps import gap_report, render_gaps
 
     override = _parse_date(on)
-    try:
-        transactions = [t for f in files for t in read_transactions(f)]
-        report = gap_report(transactions, default_rules(), override)
-    except InputError as exc:
-        raise _fail(str(exc), 2) from exc
+    transactions, rules = _inputs(files)
+    report = gap_report(transactions, rules, override)
     if format is Format.json:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     else:
