@@ -17,7 +17,6 @@ from chokepoint.contract import InputError, read_transactions
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import RuleLoadError, default_rules
 from chokepoint.rules.ruleset import RuleSet
-from chokepoint.screening.service import Screener, determine_screened
 
 app = typer.Typer(
     name="chokepoint",
@@ -76,6 +75,8 @@ def check(
     override = _parse_date(on)
     transactions, rules = _inputs(files)
     today = date.today()
+    from chokepoint.screening.service import determine_screened
+
     results = [determine_screened(t, rules, as_of(t, override, today)) for t in transactions]
     if format is Format.json:
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -194,6 +195,8 @@ def screen(
     import csv as csv_mod
 
     from chokepoint.screening.lists import ListFormatError
+
+    from chokepoint.screening.service import Screener
 
     when = _parse_date(on) or date.today()
     try:

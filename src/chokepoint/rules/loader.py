@@ -24,7 +24,10 @@ class RuleLoadError(Exception):
         self.path, self.key, self.message = path, key, message
 
 
-class _StrictLoader(yaml.SafeLoader):
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+
+
+class _StrictLoader(_Base):  # type: ignore[misc,valid-type]
     """A YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
 
 

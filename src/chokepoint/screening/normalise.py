@@ -14,7 +14,6 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pypinyin import lazy_pinyin
 from unidecode import unidecode
 
 LEGAL_FORMS = frozenset([
@@ -70,6 +69,8 @@ def has_cjk(text: str) -> bool:
 
 
 def _cjk_to_tokens(text: str) -> tuple[list[str], str]:
+    from pypinyin import lazy_pinyin  # large dictionaries: loaded only for Chinese text
+
     words: list[str] = []
     kept = []
     i = 0
