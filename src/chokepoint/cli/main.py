@@ -195,7 +195,6 @@ def screen(
     import csv as csv_mod
 
     from chokepoint.screening.lists import ListFormatError
-
     from chokepoint.screening.service import Screener
 
     when = _parse_date(on) or date.today()

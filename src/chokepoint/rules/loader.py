@@ -27,7 +27,7 @@ class RuleLoadError(Exception):
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 
 
-class _StrictLoader(_Base):  # type: ignore[misc,valid-type]
+class _StrictLoader(_Base):  # type: ignore[misc]
     """A YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
 
 
