@@ -114,3 +114,17 @@ def test_kill_9_leaves_no_output_and_resume_matches_a_clean_run(tmp_path: Path,
     assert out.read_text() == clean.read_text()
     assert (tmp_path / "out.csv.rejects.csv").read_text() == (
         tmp_path / "clean.csv.rejects.csv").read_text()
+
+
+def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -> None:
+    pytest.importorskip("pyspark")
+    from chokepoint.spark import run_spark_batch
+
+    src = book(tmp_path / "in.csv", ROWS * 3)
+    local, spark = tmp_path / "local.csv", tmp_path / "spark.csv"
+    run_batch(src, local, rules)
+    written, rejected = run_spark_batch(src, spark)
+    assert (written, rejected) == (9, 6)
+    assert spark.read_text() == local.read_text()
+    assert (tmp_path / "spark.csv.rejects.csv").read_text() == (
+        tmp_path / "local.csv.rejects.csv").read_text()

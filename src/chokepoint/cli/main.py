@@ -252,7 +252,7 @@ def batch(
         "--columns", help="YAML map of your column names to the flat layout's.")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Add the full determination.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="local (spark: not yet)")] = "local",
+    engine: Annotated[str, typer.Option("--engine", help="local or spark (local[2])")] = "local",
 ) -> None:
     """Determinations for a whole order book, in input order, with a progress bar."""
     from rich.progress import (
@@ -265,9 +265,21 @@ def batch(
 
     from chokepoint.batch.run import BatchError, count_rows, run_batch
 
-    if engine != "local":
-        raise _fail("--engine spark is not implemented yet; use --engine local", 2)
     override = _parse_date(on)
+    if engine == "spark":
+        from chokepoint.spark import run_spark_batch
+
+        if columns or trace or resume:
+            raise _fail("--engine spark takes the flat layout without --columns, --trace "
+                        "or --resume", 2)
+        try:
+            written, rejected = run_spark_batch(inp, out, override)
+        except (ValueError, OSError) as exc:
+            raise _fail(str(exc), 2) from exc
+        typer.echo(f"spark: {written} determined, {rejected} rejected", err=True)
+        return
+    if engine != "local":
+        raise _fail("--engine must be local or spark", 2)
     try:
         total = count_rows(inp) if inp.exists() else None
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -89,23 +89,35 @@ def parse_rule_file(data: Any, path: str) -> RuleFile:
         raise RuleLoadError(path, exc.where, str(exc)) from exc
 
 
+def content_hash(raw_files: dict[str, bytes]) -> str:
+    """The ``rules_version``: a hash over every file's relative path and bytes."""
+    digest = hashlib.sha256()
+    for rel in sorted(raw_files):
+        digest.update(rel.encode() + b"\0" + raw_files[rel] + b"\0")
+    return "sha256:" + digest.hexdigest()[:20]
+
+
+def rules_from_bytes(raw_files: dict[str, bytes], where: str = "rules") -> RuleSet:
+    """Parse and cross-check rule files given as ``{relative path: bytes}``."""
+    if not raw_files:
+        raise RuleLoadError(where, "", "no rule files found")
+    files: dict[str, RuleFile] = {
+        rel: parse_rule_file(read_yaml(raw.decode("utf-8"), rel), rel)
+        for rel, raw in sorted(raw_files.items())}
+    try:
+        return RuleSet(files=files, content_hash=content_hash(raw_files))
+    except RuleSetError as exc:
+        raise RuleLoadError(where, "", str(exc)) from exc
+
+
+def read_rule_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.yaml")}
+
+
 def load_rules(root: Path | None = None) -> RuleSet:
     """Load and cross-check every ``*.yaml`` rule file under ``root``."""
     root = root or DATA_DIR
-    files: dict[str, RuleFile] = {}
-    digest = hashlib.sha256()
-    paths = sorted(root.rglob("*.yaml"))
-    if not paths:
-        raise RuleLoadError(str(root), "", "no rule files found")
-    for p in paths:
-        rel = p.relative_to(root).as_posix()
-        raw = p.read_bytes()
-        digest.update(rel.encode() + b"\0" + raw + b"\0")
-        files[rel] = parse_rule_file(read_yaml(raw.decode("utf-8"), rel), rel)
-    try:
-        return RuleSet(files=files, content_hash="sha256:" + digest.hexdigest()[:20])
-    except RuleSetError as exc:
-        raise RuleLoadError(str(root), "", str(exc)) from exc
+    return rules_from_bytes(read_rule_tree(root), str(root))
 
 
 _DEFAULT: RuleSet | None = None
