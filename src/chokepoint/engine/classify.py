@@ -96,8 +96,11 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
              ) -> tuple[dict[str, Any], dict[str, Any] | None, list[Unknown]]:
     """Returns the facts (with ``item.eccn`` settled where the specs decide it), the
     contract's ``classification`` object, and the questions an undecided class raises."""
-    provisions = sorted((p for p in snap.rules.of_regime(regime, "classification")),
-                        key=lambda p: p.id)
+    ordered = snap.memo("classification-order")
+    provisions = ordered.get(regime)
+    if provisions is None:
+        provisions = ordered[regime] = sorted(
+            snap.rules.of_regime(regime, "classification"), key=lambda p: p.id)
     item = txn.get("item") or {}
     if not provisions or not isinstance(item.get("chip"), dict):
         return txn, None, []
@@ -123,7 +126,7 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
     unknowns: list[Unknown] = []
     patterns: list[str] = []
     for prov in provisions:
-        version = prov.version_on(snap.on)
+        version = snap.version(prov)
         if version is None or version.predicate is None or version.eccn is None:
             continue
         patterns.append(version.eccn)

@@ -6,6 +6,7 @@ definitions it consulted) so that each trace step can say what a provision looke
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -73,11 +74,34 @@ def evaluate(pred: Pred, ctx: Context) -> Result:
     return _compiled(pred)(ctx, ctx.root, "")
 
 
+_PATHS: dict[str, tuple[bool, str, tuple[str, ...]]] = {}
+
+
+def _path(path: str) -> tuple[bool, str, tuple[str, ...]]:
+    """A fact path split once: (read from the transaction root?, path, its parts)."""
+    if path.startswith("$."):
+        spec = (True, path[2:], tuple(path[2:].split(".")))
+    else:
+        spec = (False, path, tuple(path.split(".")))
+    _PATHS[path] = spec
+    return spec
+
+
 def _read(ctx: Context, scope: Any, prefix: str, path: str) -> tuple[Any, str]:
-    if path[0] == "$" and path.startswith("$."):
-        scope, prefix, path = ctx.root, "", path[2:]
-    full = f"{prefix}.{path}" if prefix else path
-    value = get(scope, path)
+    at_root, rel, parts = _PATHS.get(path) or _path(path)
+    if at_root:
+        scope, prefix = ctx.root, ""
+    full = f"{prefix}.{rel}" if prefix else rel
+    # facts.get, inlined on the hottest path of the engine
+    value = scope
+    for part in parts:
+        if not isinstance(value, dict):
+            value = MISSING
+            break
+        value = value.get(part)
+        if value is None:
+            value = MISSING
+            break
     ctx.reads.facts[full] = None if value is MISSING else value
     return value, full
 
@@ -164,8 +188,11 @@ def _compare(p: Compare, ctx: Context, scope: Any, prefix: str) -> Result:
         a, b = _num(value), _num(target)
     except ArithmeticError as exc:
         raise EngineError(f"{ctx.rule}: {full} is not a number") from exc
-    out = {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
-    return (out, ())
+    return (_ORDER[op](a, b), ())
+
+
+_ORDER: dict[str, Callable[[float, float], bool]] = {
+    "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
 def _is_bool(p: IsBool, ctx: Context, scope: Any, prefix: str) -> Result:
