@@ -167,7 +167,25 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
     return out, hits_out, review
 
 
-_SCREENERS: dict[date, Screener] = {}
+_SCREENERS: dict[tuple[Any, ...], Screener] = {}
+_IN_FORCE: dict[tuple[str, date], tuple[Any, ...]] = {}
+
+
+def _screener(rules: RuleSet, on: date) -> Screener:
+    """One screener per distinct set of snapshot entries in force (they change on a few
+    dates only), not per day: an order book spread over years builds a handful of indexes."""
+    key = _IN_FORCE.get((rules.content_hash, on))
+    if key is None:
+        if len(_IN_FORCE) > 100_000:
+            _IN_FORCE.clear()
+        key = _IN_FORCE[(rules.content_hash, on)] = (rules.content_hash, *(
+            (e.entry_id, e.start_date, e.footnotes) for e in snapshot_entries(rules, on)))
+    screener = _SCREENERS.get(key)
+    if screener is None:
+        if len(_SCREENERS) > 64:
+            _SCREENERS.clear()
+        screener = _SCREENERS[key] = Screener.for_date(rules, on)
+    return screener
 
 
 def determine_screened(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
@@ -176,11 +194,7 @@ def determine_screened(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[st
 
     if not any(p.get("designations") is None for p in txn.get("parties") or []):
         return determine(txn, rules, on)
-    screener = _SCREENERS.get(on)
-    if screener is None:
-        if len(_SCREENERS) > 64:
-            _SCREENERS.clear()
-        screener = _SCREENERS[on] = Screener.for_date(rules, on)
+    screener = _screener(rules, on)
     screened, hits, review = screen_parties(txn, screener, on)
     d = determine(screened, rules, on)
     d["screening"] = hits
