@@ -172,10 +172,7 @@ def _any(p: AnyOf, ctx: Context, scope: Any, prefix: str) -> Result:
     return (None, tuple(unknowns)) if undecided else FALSE
 
 
-def _compare(p: Compare, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _compare(p: Compare, ctx: Context, value: Any, full: str) -> Result:
     target = _param(ctx, p.value) if isinstance(p.value, ParamRef) else p.value
     op = p.op
     if op in ("in", "not_in"):
@@ -195,29 +192,19 @@ _ORDER: dict[str, Callable[[float, float], bool]] = {
     "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
-def _is_bool(p: IsBool, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _is_bool(p: IsBool, ctx: Context, value: Any, full: str) -> Result:
     return (bool(value) is p.expected, ())
 
 
-def _is_given(p: IsGiven, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, _ = _read(ctx, scope, prefix, p.path)
+def _is_given(p: IsGiven, ctx: Context, value: Any, full: str) -> Result:
     return ((value is not MISSING) is p.expected, ())
 
 
-def _name_in(p: NameIn, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _name_in(p: NameIn, ctx: Context, value: Any, full: str) -> Result:
     return (normalise_name(str(value)) in {normalise_name(n) for n in p.names}, ())
 
 
-def _in_group(p: InGroup, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _in_group(p: InGroup, ctx: Context, value: Any, full: str) -> Result:
     version = ctx.snap.group(p.group)
     if version is None:
         return FALSE
@@ -264,10 +251,7 @@ def _eccn_unknown(ctx: Context, fld: str, eccn: str, reason: str, source: str) -
                    ctx.rule)
 
 
-def _eccn_in(p: EccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _eccn_in(p: EccnIn, ctx: Context, value: Any, full: str) -> Result:
     eccns, source = _eccns(ctx, p.eccns)
     verdict, reason = eccn_mod.membership(str(value), eccns)
     if verdict is None:
@@ -275,10 +259,7 @@ def _eccn_in(p: EccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
     return (verdict, ())
 
 
-def _any_eccn_in(p: AnyEccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _any_eccn_in(p: AnyEccnIn, ctx: Context, value: Any, full: str) -> Result:
     eccns, source = _eccns(ctx, p.eccns)
     unknowns: list[Unknown] = []
     for e in value:
@@ -290,24 +271,15 @@ def _any_eccn_in(p: AnyEccnIn, ctx: Context, scope: Any, prefix: str) -> Result:
     return (None, tuple(unknowns)) if unknowns else FALSE
 
 
-def _contains_any(p: ContainsAny, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _contains_any(p: ContainsAny, ctx: Context, value: Any, full: str) -> Result:
     return (any(v in value for v in p.values), ())
 
 
-def _is_empty(p: IsEmpty, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.path)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _is_empty(p: IsEmpty, ctx: Context, value: Any, full: str) -> Result:
     return (len(value) == 0, ())
 
 
-def _exists(p: Exists, ctx: Context, scope: Any, prefix: str) -> Result:
-    value, full = _read(ctx, scope, prefix, p.over)
-    if value is MISSING:
-        return _unknown(ctx, full)
+def _exists(p: Exists, ctx: Context, value: Any, full: str) -> Result:
     unknowns: list[Unknown] = []
     undecided = False
     for i, element in enumerate(value):
@@ -376,20 +348,26 @@ def _const(p: Const, ctx: Context, scope: Any, prefix: str) -> Result:
     return TRUE if p.value else FALSE
 
 
+ValueTest = Callable[[Any, Context, Any, str], Result]
+
+_READS_FACT: dict[type, tuple[str, ValueTest, bool]] = {
+    # predicate type: (attribute holding the fact's path, test of the value, needs a value)
+    Compare: ("path", _compare, True),
+    IsBool: ("path", _is_bool, True),
+    IsGiven: ("path", _is_given, False),
+    NameIn: ("path", _name_in, True),
+    InGroup: ("path", _in_group, True),
+    EccnIn: ("path", _eccn_in, True),
+    AnyEccnIn: ("path", _any_eccn_in, True),
+    ContainsAny: ("path", _contains_any, True),
+    IsEmpty: ("path", _is_empty, True),
+    Exists: ("over", _exists, True),
+}
+
 _DISPATCH: dict[type, Callable[[Any, Context, Any, str], Result]] = {
     All: _all,
     AnyOf: _any,
     Not: _not,
-    Compare: _compare,
-    IsBool: _is_bool,
-    IsGiven: _is_given,
-    NameIn: _name_in,
-    InGroup: _in_group,
-    EccnIn: _eccn_in,
-    AnyEccnIn: _any_eccn_in,
-    ContainsAny: _contains_any,
-    IsEmpty: _is_empty,
-    Exists: _exists,
     Ref: _ref,
     Assertion: _assertion,
     ParamTrue: _param_true,
@@ -438,7 +416,41 @@ def _build(pred: Pred) -> Evaluator:
     if isinstance(pred, Not):
         inner = _compiled(pred.item)
         return lambda ctx, scope, prefix: negate(inner(ctx, scope, prefix))
+    reads = _READS_FACT.get(type(pred))
+    if reads is not None:
+        return _leaf(pred, *reads)
     return partial(_DISPATCH[type(pred)], pred)
+
+
+def _leaf(pred: Pred, attr: str, test: ValueTest, needs_value: bool) -> Evaluator:
+    """A test of one fact, with the fact's path split once and read inline. A fact that is
+    not given is unknown (recorded as such) unless the test is about givenness itself."""
+    at_root, rel, parts = _PATHS.get(getattr(pred, attr)) or _path(getattr(pred, attr))
+    first, rest = parts[0], parts[1:]
+
+    def leaf(ctx: Context, scope: Any, prefix: str) -> Result:
+        if at_root:
+            scope, full = ctx.root, rel
+        else:
+            full = f"{prefix}.{rel}" if prefix else rel
+        value = scope.get(first) if isinstance(scope, dict) else None
+        for part in rest:
+            if value is None:
+                break
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            ctx.reads.facts[full] = None
+            if needs_value:
+                return (None, (Unknown(full, None, ctx.rule),))
+            return test(pred, ctx, MISSING, full)
+        ctx.reads.facts[full] = value
+        return test(pred, ctx, value, full)
+
+    return leaf
+
+
+compiled = _compiled
+"""The predicate as an evaluator ``(ctx, scope, prefix) -> Result`` (built once)."""
 
 
 def _eval(pred: Pred, ctx: Context, scope: Any, prefix: str) -> Result:

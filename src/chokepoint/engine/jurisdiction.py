@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from chokepoint.engine.evaluate import Context, Reads, evaluate
+from chokepoint.engine.evaluate import Context, Reads, compiled
 from chokepoint.engine.logic import FALSE, TV, Result, Unknown, negate
 from chokepoint.engine.policy import review_policy
 from chokepoint.engine.questions import missing_facts, question_for
@@ -119,18 +119,19 @@ class RegimeEvaluation:
     # -- evaluation ----------------------------------------------------------------------
     def base(self, prov: Provision) -> Result:
         version = self.snap.version(prov)
-        if version is None or version.predicate is None:
+        pred = None if version is None else version.predicate
+        if pred is None:
             self._step(prov, FALSE, None,
                        None if version is None else "the provision does not operate "
                        "in this version")
             return FALSE
-        outer = (self.ctx.rule, self.ctx.reads)
-        self.ctx.rule, self.ctx.reads = prov.id, Reads()
+        ctx = self.ctx
+        outer_rule, outer_reads = ctx.rule, ctx.reads
+        ctx.rule, ctx.reads = prov.id, (reads := Reads())
         try:
-            result = evaluate(version.predicate, self.ctx)
-            reads = self.ctx.reads
+            result = compiled(pred)(ctx, ctx.root, "")
         finally:
-            self.ctx.rule, self.ctx.reads = outer
+            ctx.rule, ctx.reads = outer_rule, outer_reads
         self._step(prov, result, reads)
         return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -56,9 +57,14 @@ class Citation(_Strict):
         """True where the value is not verified against the regulation text."""
         return self.evidence != "regulation"
 
-    def short(self) -> str:
+    @cached_property
+    def shown(self) -> str:
+        """The citation in one line (computed once: it is in every trace step)."""
         parts = [p for p in (self.fr, f"eff. {self.effective.isoformat()}") if p]
         return f"{self.ref} ({', '.join(parts)})"
+
+    def short(self) -> str:
+        return self.shown
 
 
 def _parse_when(v: Any) -> Pred | None:
