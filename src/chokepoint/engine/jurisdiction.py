@@ -55,9 +55,9 @@ class RegimeEvaluation:
         self.entries = entries
         self.steps: list[dict[str, Any]] = []
         self._done: dict[str, Result] = {}
-        self._active: set[str] = set()
         self.ctx = Context(snap=snap, root=txn, assertions=assertions, resolve=self._resolve)
         self._static = snap.memo("steps")
+        self._fns = snap.memo("compiled")  # rule id -> (version in force, its evaluator)
 
     # -- steps -------------------------------------------------------------------------
     def _step(self, prov: Provision, result: Result, reads: Reads | None,
@@ -118,9 +118,13 @@ class RegimeEvaluation:
 
     # -- evaluation ----------------------------------------------------------------------
     def base(self, prov: Provision) -> Result:
-        version = self.snap.version(prov)
-        pred = None if version is None else version.predicate
-        if pred is None:
+        entry = self._fns.get(prov.id)
+        if entry is None:
+            version = self.snap.version(prov)
+            pred = None if version is None else version.predicate
+            entry = self._fns[prov.id] = (version, None if pred is None else compiled(pred))
+        version, fn = entry
+        if fn is None:
             self._step(prov, FALSE, None,
                        None if version is None else "the provision does not operate "
                        "in this version")
@@ -129,7 +133,7 @@ class RegimeEvaluation:
         outer_rule, outer_reads = ctx.rule, ctx.reads
         ctx.rule, ctx.reads = prov.id, (reads := Reads())
         try:
-            result = compiled(pred)(ctx, ctx.root, "")
+            result = fn(ctx, ctx.root, "")
         finally:
             ctx.rule, ctx.reads = outer_rule, outer_reads
         self._step(prov, result, reads)
@@ -137,11 +141,10 @@ class RegimeEvaluation:
 
     def effective(self, prov: Provision) -> Result:
         """The rule's effect after its exclusions (memoised per determination)."""
-        if prov.id in self._done:
-            return self._done[prov.id]
-        if prov.id in self._active:
-            raise RuntimeError(f"rule {prov.id} refers to itself")
-        self._active.add(prov.id)
+        done = self._done.get(prov.id)
+        if done is not None:
+            return done
+        # no cycles: RuleSet refuses rule data in which a provision depends on itself
         result = self.base(prov)
         if result[0] is not False:
             for excl in self.snap.rules.exclusions_of(prov.id):
@@ -151,7 +154,6 @@ class RegimeEvaluation:
                     break
                 if ex_value is None:
                     result = _and(result, negate((None, ex_unknowns)))
-        self._active.discard(prov.id)
         self._done[prov.id] = result
         return result
 

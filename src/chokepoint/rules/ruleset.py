@@ -184,11 +184,26 @@ class RuleSet:
                 raise RuleSetError(f"{where}: unknown parameter '{p}'")
 
     def _check_exclusion_cycles(self) -> None:
+        """No provision may depend on itself, through its exclusions or through the rules its
+        predicates and review policies refer to (checked here, so the engine need not)."""
+        depends: dict[str, list[str]] = {}
+        for pid, prov in self.provisions.items():
+            deps = [e.id for e in self.exclusions_of(pid)]
+            for v in prov.versions:
+                trees = [v.when] if v.when is not None else []
+                trees += [cp.when for cp in v.review_policies]
+                deps += [n.rule for t in trees for n in walk(t) if isinstance(n, Ref)]
+            depends[pid] = list(dict.fromkeys(deps))
+        done: set[str] = set()
+
         def visit(pid: str, stack: tuple[str, ...]) -> None:
             if pid in stack:
-                raise RuleSetError(f"exclusion cycle: {' -> '.join((*stack, pid))}")
-            for other in self.exclusions_of(pid):
-                visit(other.id, (*stack, pid))
+                raise RuleSetError(f"rule cycle: {' -> '.join((*stack, pid))}")
+            if pid in done:
+                return
+            for other in depends.get(pid, []):
+                visit(other, (*stack, pid))
+            done.add(pid)
 
         for pid in self.provisions:
             visit(pid, ())
