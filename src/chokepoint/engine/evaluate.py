@@ -232,10 +232,16 @@ def _in_group(p: InGroup, ctx: Context, value: Any, full: str) -> Result:
 
 def _eccns(ctx: Context, ref: EccnSet | ParamRef) -> tuple[EccnSet, str]:
     if isinstance(ref, ParamRef):
+        memo = ctx.snap.memo("eccn-sets")
+        hit = memo.get(ref.param)
+        if hit is not None:  # the set, its source, and its trace note, once per day
+            ctx.reads.thresholds[ref.param] = hit[2]
+            return hit[0], hit[1]
         value = _param(ctx, ref)
         if not isinstance(value, EccnSet):
             raise EngineError(f"parameter '{ref.param}' is not an ECCN set")
         title = ctx.snap.rules.parameters[ref.param].title
+        memo[ref.param] = (value, ref.param + "|" + title, ctx.reads.thresholds[ref.param])
         return value, ref.param + "|" + title
     return ref, "inline|the ECCN list of this rule"
 
@@ -282,8 +288,9 @@ def _is_empty(p: IsEmpty, ctx: Context, value: Any, full: str) -> Result:
 def _exists(p: Exists, ctx: Context, value: Any, full: str) -> Result:
     unknowns: list[Unknown] = []
     undecided = False
+    where = _compiled(p.where)
     for i, element in enumerate(value):
-        verdict, unk = _eval(p.where, ctx, element, f"{full}[{i}]")
+        verdict, unk = where(ctx, element, f"{full}[{i}]")
         if verdict is True:
             return TRUE
         if verdict is None:
@@ -298,6 +305,8 @@ def _ref(p: Ref, ctx: Context, scope: Any, prefix: str) -> Result:
     result = ctx.resolve(p.rule)
     ctx.reads.refs.append(p.rule)
     verdict, unknowns = result
+    if not unknowns:
+        return result
     # Attribute the referenced provision's unknowns to the rule that needed them too.
     return (verdict, tuple(u._replace(rule=ctx.rule) for u in unknowns))
 

@@ -63,17 +63,16 @@ class RegimeEvaluation:
     def _step(self, prov: Provision, result: Result, reads: Reads | None,
               note: str | None = None) -> None:
         value, unknowns = result
-        words = _RESULT_WORDS[prov.role][value]
-        if prov.role == "exclusion" and value is True:
-            words = words.format(targets=", ".join(prov.excludes))
-        if value is None:
-            fields = list(dict.fromkeys(u.field for u in unknowns))
-            words += ": it turns on " + ", ".join(fields)
         static = self._static.get(prov.id)
         if static is None:
             static = self._static[prov.id] = self._static_step(prov)
         step = dict(static)
         if "result" not in step:
+            words = _RESULT_WORDS[prov.role][value]
+            if value is None:
+                words += ": it turns on " + ", ".join(dict.fromkeys(u.field for u in unknowns))
+            elif value is True and prov.role == "exclusion":
+                words = words.format(targets=", ".join(prov.excludes))
             step["result"] = words
         if note:
             step["note"] = (step.get("note", "") + " " + note).strip()
