@@ -146,32 +146,6 @@ def _num(v: Any) -> float:
     return float(v)
 
 
-def _all(p: All, ctx: Context, scope: Any, prefix: str) -> Result:
-    unknowns: list[Unknown] = []
-    undecided = False
-    for item in p.items:
-        value, unk = _eval(item, ctx, scope, prefix)
-        if value is False:
-            return FALSE
-        if value is None:
-            undecided = True
-            unknowns.extend(unk)
-    return (None, tuple(unknowns)) if undecided else TRUE
-
-
-def _any(p: AnyOf, ctx: Context, scope: Any, prefix: str) -> Result:
-    unknowns: list[Unknown] = []
-    undecided = False
-    for item in p.items:
-        value, unk = _eval(item, ctx, scope, prefix)
-        if value is True:
-            return TRUE
-        if value is None:
-            undecided = True
-            unknowns.extend(unk)
-    return (None, tuple(unknowns)) if undecided else FALSE
-
-
 def _compare(p: Compare, ctx: Context, value: Any, full: str) -> Result:
     target = _param(ctx, p.value) if isinstance(p.value, ParamRef) else p.value
     op = p.op
@@ -349,10 +323,6 @@ def _unknown_leaf(p: UnknownLeaf, ctx: Context, scope: Any, prefix: str) -> Resu
     return _unknown(ctx, p.field, p.question)
 
 
-def _not(p: Not, ctx: Context, scope: Any, prefix: str) -> Result:
-    return negate(_eval(p.item, ctx, scope, prefix))
-
-
 def _const(p: Const, ctx: Context, scope: Any, prefix: str) -> Result:
     return TRUE if p.value else FALSE
 
@@ -374,9 +344,6 @@ _READS_FACT: dict[type, tuple[str, ValueTest, bool]] = {
 }
 
 _DISPATCH: dict[type, Callable[[Any, Context, Any, str], Result]] = {
-    All: _all,
-    AnyOf: _any,
-    Not: _not,
     Ref: _ref,
     Assertion: _assertion,
     ParamTrue: _param_true,
@@ -460,7 +427,3 @@ def _leaf(pred: Pred, attr: str, test: ValueTest, needs_value: bool) -> Evaluato
 
 compiled = _compiled
 """The predicate as an evaluator ``(ctx, scope, prefix) -> Result`` (built once)."""
-
-
-def _eval(pred: Pred, ctx: Context, scope: Any, prefix: str) -> Result:
-    return _compiled(pred)(ctx, scope, prefix)
