@@ -7,6 +7,8 @@ must be refused.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from chokepoint.service.app import create_app
 from chokepoint.service.keys import create_key
 
 _DIR = Path(tempfile.mkdtemp(prefix="chokepoint-schemathesis-"))
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 APP = create_app(f"sqlite:///{_DIR / 'audit.db'}")
 KEYS = {role: create_key(APP.state.engine, role)
         for role in ("viewer", "analyst", "auditor", "admin")}
