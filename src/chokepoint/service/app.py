@@ -13,7 +13,7 @@ from datetime import date
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -31,6 +31,7 @@ from chokepoint.service.db import default_url, make_engine, migrate
 from chokepoint.service.keys import GRANTS, check_key
 
 MAX_BODY = 1_000_000
+MAX_RECORD_ID = 2**63 - 1  # audit record ids are 64-bit integers in SQLite and PostgreSQL
 RATE_PER_SECOND = 500.0
 BURST = 1000.0
 
@@ -247,11 +248,14 @@ def create_app(database_url: str | None = None) -> FastAPI:
                 "changes": rule_changes(rules, d1, d2)}
 
     @app.get("/v1/audit")
-    def audit_list(user: str = need("audit"), after: int = 0, limit: int = 100) -> Any:
-        return {"records": audit.listing(engine, min(max(limit, 1), 1000), after)}
+    def audit_list(user: str = need("audit"),
+                   after: int = Query(0, ge=0, le=MAX_RECORD_ID),
+                   limit: int = Query(100, ge=1, le=1000)) -> Any:
+        return {"records": audit.listing(engine, limit, after)}
 
     @app.get("/v1/audit/{record_id}")
-    def audit_record(record_id: int, user: str = need("audit")) -> Any:
+    def audit_record(user: str = need("audit"),
+                     record_id: int = Path(ge=1, le=MAX_RECORD_ID)) -> Any:
         found = audit.record(engine, record_id)
         if found is None:
             raise HTTPException(404, detail=f"no audit record {record_id}")
