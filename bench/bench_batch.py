@@ -1,7 +1,7 @@
 """Order-book throughput: the local batch path (and Spark local[2] with --spark), peak memory.
 
 Run: .venv/bin/python bench/bench_batch.py [--rows 100000] [--date 2025-06-01] [--spark]
-Generates a synthetic book with bench/gen_orders.py (seeded), runs `run_batch` on it in
+Generates a seeded synthetic book (chokepoint.batch.synthetic), runs `run_batch` on it in
 this process, and prints rows/s and the peak resident memory. Not a test: figures for the
 notes.
 """
@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from gen_orders import write_book  # noqa: E402
-
-from chokepoint.batch.run import run_batch  # noqa: E402
-from chokepoint.rules.loader import default_rules  # noqa: E402
+from chokepoint.batch.run import run_batch
+from chokepoint.batch.synthetic import write_book
+from chokepoint.rules.loader import default_rules
 
 
 def main() -> None:
