@@ -1,0 +1,73 @@
+"""The fast validator (jsonschema-rs) and the reference one (jsonschema) agree on every input.
+
+validate_transaction accepts what jsonschema-rs accepts without asking jsonschema, so a
+transaction the reference would reject must never pass the fast one. Random mutations of the
+bundled examples (wrong types, unknown keys, removed keys, bad enum values and dates) check it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chokepoint.contract import _fast_validator, _validator, read_transactions
+
+EXAMPLES = [t for f in sorted((Path(__file__).parents[1] / "src" / "chokepoint" / "examples")
+                              .glob("*.yaml")) for t in read_transactions(f)]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False)
+    | st.text(max_size=12) | st.sampled_from(["CN", "export", "3A090.a", "2024-02-30",
+                                              "2024-12-02", "entity_list", "chip", ""]),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(
+        st.sampled_from(["list", "footnotes", "name", "role", "country", "x"]), kids,
+        max_size=3),
+    max_leaves=6)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> Any:
+    txn = copy.deepcopy(draw(st.sampled_from(EXAMPLES)))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(txn)
+        path = draw(st.sampled_from(paths))
+        parent = txn
+        for part in path[:-1]:
+            parent = parent[part]
+        action = draw(st.sampled_from(["set", "delete", "add"]))
+        if action == "set":
+            parent[path[-1]] = draw(json_values)
+        elif action == "delete" and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent[draw(st.sampled_from(["unknown_key", "id", "date", "activity"]))] = draw(
+                json_values)
+    return txn
+
+
+@settings(max_examples=400, deadline=None)
+@given(mutated())
+def test_fast_and_reference_validators_agree(txn: Any) -> None:
+    reference_ok = not any(True for _ in _validator("transaction").iter_errors(txn))
+    assert _fast_validator("transaction").is_valid(txn) == reference_ok, txn
+
+
+def test_examples_are_valid_for_both() -> None:
+    for txn in EXAMPLES:
+        assert _fast_validator("transaction").is_valid(txn)
+        assert not list(_validator("transaction").iter_errors(txn))
