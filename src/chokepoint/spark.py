@@ -84,29 +84,62 @@ def determine_dataframe(df: Any, override: date | None = None,
     return df.mapInArrow(run, from_arrow_schema(RESULT_SCHEMA))
 
 
+def read_book(spark: Any, inp: Any) -> Any:
+    """The book as a Spark DataFrame of strings in the flat layout, read by Spark itself (no
+    row passes through the driver), with ``row`` numbered in file order from 1."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql.types import ArrayType
+
+    suffix = inp.suffix.lower()
+    if suffix == ".parquet":
+        df = spark.read.parquet(str(inp))
+    elif suffix == ".csv":
+        # RFC 4180 quoting, as Python's csv module reads it; empty cells are nulls (unknown)
+        df = (spark.read.option("header", True).option("escape", '"')
+              .option("multiLine", True).option("encoding", "UTF-8").csv(str(inp)))
+    else:
+        raise ValueError("--engine spark reads the flat layout (.csv or .parquet)")
+    cells = []
+    for f in df.schema.fields:
+        name = f.name.lstrip("\ufeff")
+        col = F.col(f"`{f.name}`")
+        cells.append((F.concat_ws(";", col.cast("array<string>"))
+                      if isinstance(f.dataType, ArrayType) else col.cast("string")).alias(name))
+    # Row numbers without a global sort: monotonically_increasing_id holds the partition in
+    # its upper bits and the position inside it in the lower 33; partitions follow the file.
+    tagged = df.select(*cells, F.spark_partition_id().alias("_part"),
+                       F.monotonically_increasing_id().alias("_mid"))
+    counts = dict(tagged.groupBy("_part").count().collect())
+    offsets, total = {}, 0
+    for part in sorted(counts):
+        offsets[part] = total
+        total += counts[part]
+    base = F.create_map(*[x for part, off in offsets.items() for x in (F.lit(part), F.lit(off))]
+                        ) if offsets else F.create_map(F.lit(0), F.lit(0))
+    row = (base[F.col("_part")] + (F.col("_mid") - F.shiftleft(F.col("_part").cast("long"), 33))
+           + 1).cast("long")
+    return tagged.withColumn("row", row).drop("_part", "_mid")
+
+
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,
                     master: str = "local[2]") -> tuple[int, int]:
-    """``chokepoint batch --engine spark``: read the book, evaluate on Spark, write as the
-    local path does (same columns, input order, rejects file). Returns (written, rejected)."""
+    """``chokepoint batch --engine spark``: Spark reads the book and evaluates it; the results
+    stream back in input order into the same files as the local path writes (same columns,
+    rejects file, OUT written only when complete). Returns (written, rejected)."""
     import csv
-    import json
-
-    import pyarrow.parquet as pq
-    from pyspark.sql import SparkSession
-
-    from chokepoint.batch.run import REJECT_COLUMNS, read_rows
-
-    rows = []
-    for n, raw in read_rows(inp, {}):
-        if "__json__" in raw:
-            raise ValueError("--engine spark reads the flat layout (.csv or .parquet)")
-        rows.append({"row": n, **{k: (None if v is None else str(v)) for k, v in raw.items()}})
     import os
     import sys
     from pathlib import Path
 
-    import chokepoint
+    from pyspark.sql import SparkSession
 
+    import chokepoint
+    from chokepoint.batch.run import REJECT_COLUMNS, ResultWriter
+
+    if inp.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError("--engine spark reads the flat layout (.csv or .parquet)")
+    if not inp.exists():
+        raise ValueError(f"{inp}: no such file")
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     package_root = str(Path(chokepoint.__file__).resolve().parents[1])
@@ -116,33 +149,32 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
              .config("spark.ui.enabled", "false")
              .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
              .getOrCreate())
+    written = rejected = 0
+    writer = ResultWriter(out, list(OUT_COLUMNS), append=False)
+    rejects_path = out.with_name(out.name + ".rejects.csv")
+    rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")
     try:
-        columns = sorted({k for r in rows for k in r if k != "row"})
-        table = pa.Table.from_pylist(rows, schema=pa.schema(
-            [("row", pa.int64()), *[(c, pa.string()) for c in columns]]))
-        results = determine_dataframe(spark.createDataFrame(table), override)
-        collected = sorted((r.asDict() for r in results.collect()), key=lambda r: r["row"])
+        results = determine_dataframe(read_book(spark, inp), override).orderBy("row")
+        with rejects_partial.open("w", newline="", encoding="utf-8") as fh:
+            rejects = csv.DictWriter(fh, fieldnames=REJECT_COLUMNS)
+            rejects.writeheader()
+            for r in results.toLocalIterator():  # one partition at a time
+                if r["reject_message"]:
+                    rejects.writerow({"row": r["row"], "id": r["id"],
+                                      "field": r["reject_field"],
+                                      "message": r["reject_message"]})
+                    rejected += 1
+                else:
+                    writer.write({c: r[c] for c in OUT_COLUMNS})
+                    written += 1
+        writer.close()
+    except BaseException:
+        writer.close()
+        for partial in (writer.partial, rejects_partial):  # no half-written output remains
+            partial.unlink(missing_ok=True)
+        raise
     finally:
         spark.stop()
-    done = [r for r in collected if not r["reject_field"] and not r["reject_message"]]
-    rejected = [r for r in collected if r["reject_message"]]
-    partial = out.with_name(out.name + ".partial")
-    if out.suffix.lower() == ".parquet":
-        pq.write_table(pa.Table.from_pylist([{c: r[c] for c in OUT_COLUMNS} for r in done]),
-                       partial)
-    elif out.suffix.lower() == ".jsonl":
-        partial.write_text("".join(json.dumps({c: r[c] for c in OUT_COLUMNS},
-                                              ensure_ascii=False) + "\n" for r in done))
-    else:
-        with partial.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=OUT_COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(done)
-    partial.replace(out)
-    with out.with_name(out.name + ".rejects.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=REJECT_COLUMNS)
-        w.writeheader()
-        for r in rejected:
-            w.writerow({"row": r["row"], "id": r["id"], "field": r["reject_field"],
-                        "message": r["reject_message"]})
-    return len(done), len(rejected)
+    writer.partial.replace(out)
+    rejects_partial.replace(rejects_path)
+    return written, rejected

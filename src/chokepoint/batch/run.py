@@ -116,7 +116,7 @@ def result_row(row: int, d: dict[str, Any], with_trace: bool) -> dict[str, Any]:
     return out
 
 
-class _Writer:
+class ResultWriter:
     """Appends result rows to OUT.partial in the output's format."""
 
     def __init__(self, path: Path, columns: list[str], append: bool) -> None:
@@ -213,7 +213,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
                              (rejects_partial, state["reject_bytes"])):
             with target.open("r+b") as fh:
                 fh.truncate(size)  # drop anything written after the last checkpoint
-    writer = _Writer(out, cols, append=resume)
+    writer = ResultWriter(out, cols, append=resume)
     rej_fh = rejects_partial.open("a" if resume else "w", newline="", encoding="utf-8")
     rejects = csv.DictWriter(rej_fh, fieldnames=REJECT_COLUMNS)
     if not resume:
