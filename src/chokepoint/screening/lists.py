@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,14 +129,7 @@ def load_csl_csv(path: Path) -> list[ListEntry]:
         raise ListFormatError(f"{path}: line 1: not a Consolidated Screening List header "
                               "(expected the 29- or 28-column layout)")
     entries = []
-    for row in reader:
-        line = reader.line_num
-        if not any(row):
-            continue
-        if len(row) != len(columns):
-            raise ListFormatError(f"{path}: line {line}: {len(row)} fields, expected "
-                                  f"{len(columns)}")
-        r = dict(zip(columns, row, strict=True))
+    for line, r in _records(reader, columns, path):
         name = r["name"].strip()
         if not name:
             raise ListFormatError(f"{path}: line {line}: empty name")
@@ -195,6 +189,19 @@ def load_csl_json(path: Path) -> list[ListEntry]:
     return entries
 
 
+def _records(reader: Any, columns: list[str], path: Path
+             ) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row by column) for each non-blank row of a fixed-width delimited file;
+    a row with another number of fields is an error naming its line."""
+    for row in reader:
+        if not any(row):
+            continue
+        if len(row) != len(columns):
+            raise ListFormatError(f"{path}: line {reader.line_num}: {len(row)} fields, "
+                                  f"expected {len(columns)}")
+        yield reader.line_num, dict(zip(columns, row, strict=True))
+
+
 def _sdn_rows(path: Path, width: int) -> list[tuple[int, list[str]]]:
     text = _read_text(path, "latin-1")
     rows = []
@@ -248,16 +255,10 @@ def load_dpl(path: Path) -> list[ListEntry]:
     if header != _DPL_HEADER:
         raise ListFormatError(f"{path}: line 1: not a BIS Denied Persons List header")
     entries = []
-    for row in reader:
-        if not any(row):
-            continue
-        if len(row) != len(_DPL_HEADER):
-            raise ListFormatError(f"{path}: line {reader.line_num}: {len(row)} fields, "
-                                  f"expected {len(_DPL_HEADER)}")
-        r = dict(zip(_DPL_HEADER, row, strict=True))
+    for line, r in _records(reader, _DPL_HEADER, path):
         address = ", ".join(p.strip() for p in (r["Street_Address"], r["City"], r["State"],
                                                  r["Postal_Code"], r["Country"]) if p.strip())
-        entries.append(ListEntry(list="denied_persons", entry_id=f"dpl:{reader.line_num}",
+        entries.append(ListEntry(list="denied_persons", entry_id=f"dpl:{line}",
                                  name=r["Name"].strip(), country=_country_code(r["Country"]),
                                  addresses=(address,), start_date=r["Effective_Date"],
                                  end_date=r["Expiration_Date"], source="BIS Denied Persons List",
