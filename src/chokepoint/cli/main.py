@@ -307,6 +307,69 @@ def batch(
 
 
 @app.command()
+def sandbox(
+    scenarios: Annotated[list[str], typer.Argument(
+        metavar="SCENARIO...", help="Shipped scenario names (baseline, multilateral, "
+        "unilateral-fdp, unilateral-no-fdp, hybrid-2024) or scenario YAML files.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for summary.json, plots and "
+                                                    "report.html.")],
+    months: Annotated[int, typer.Option("--months", min=1, max=240)] = 60,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Latin-hypercube sweep of the assumed "
+                                                        "parameters; report bands.")] = False,
+    samples: Annotated[int, typer.Option("--samples", min=2, max=1000,
+                                         help="Sweep samples per scenario.")] = 24,
+    flows: Annotated[int, typer.Option("--flows", min=1, help="Generated flows.")] = 100_000,
+    flows_file: Annotated[Path | None, typer.Option(
+        "--flows-file", help="Your own flow table (.csv or .parquet) instead of the "
+                             "generated one.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="Override a model parameter: NAME=VALUE (repeatable).")] = None,
+) -> None:
+    """Run policy scenarios over China-bound SME flows with the real rules; write the
+    comparison (summary.json, PNG plots, report.html)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from chokepoint.sandbox.flows import FlowError
+    from chokepoint.sandbox.report import write
+    from chokepoint.sandbox.run import execute, plan
+    from chokepoint.sandbox.scenario import ScenarioError
+
+    overrides: dict[str, float] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        try:
+            overrides[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise _fail(f"--param: expected NAME=NUMBER, got {item!r}", 2)
+    try:
+        rules = default_rules()
+    except RuleLoadError as exc:
+        raise _fail(str(exc), 1) from exc
+    try:
+        p = plan(scenarios, rules, months=months, flows=flows, seed=seed,
+                 flows_file=flows_file, overrides=overrides)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+            task = bar.add_task("scenario runs", total=len(p.scenarios) * (
+                1 + (samples if sweep else 0)))
+            result = execute(p, sweep=samples if sweep else 0,
+                             progress=lambda done, total: bar.update(task, completed=done))
+        data = write(result, p, out)
+    except (ScenarioError, FlowError) as exc:
+        raise _fail(str(exc), 2) from exc
+    console = Console(stderr=True)
+    for name, entry in data.items():
+        console.print(f"{name}: caught {entry['caught_value_usd'] / 1e9:,.1f} bn, blocked "
+                      f"{entry['blocked_value_usd'] / 1e9:,.1f} bn, gap "
+                      f"{entry['lpf_gap_usd'] / 1e9:,.1f} bn, stockpile "
+                      f"{entry['stockpile_usd'] / 1e9:,.2f} bn USD")
+    console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
+
+
+@app.command()
 def diff(
     date_from: Annotated[str, typer.Option("--from", help="Earlier date (YYYY-MM-DD).")],
     date_to: Annotated[str, typer.Option("--to", help="Later date (YYYY-MM-DD).")],

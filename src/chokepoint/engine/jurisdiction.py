@@ -107,6 +107,8 @@ class RegimeEvaluation:
                 step["note"] = c.note
             if version.note:
                 step["note"] = (step.get("note", "") + " " + version.note).strip()
+        elif not prov.versions:  # a scenario repealed it before it ever took effect
+            step["result"] = f"not in force on {self.snap.on.isoformat()} (never in force)"
         else:
             first = prov.versions[0].from_
             step["citation"] = prov.versions[0].citation.short()

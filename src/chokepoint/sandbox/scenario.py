@@ -19,6 +19,13 @@ Scenarios stack: each applies on top of the rule set it is given.
       - entity: smic-shenzhen
         from: 2025-06-01
         footnotes: [5]
+      - rule: "JP:licence"          # repeal a provision from a date ...
+        from: 2022-10-07
+        in_force: false
+      - rule: "734.9(k)"            # ... or adopt one earlier: from this date the version
+        from: 2022-10-07            # in force on 'like' (default: its first version) applies
+        in_force: true
+        like: 2024-12-02
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ from chokepoint.rules.model import (
     GroupVersion,
     Parameter,
     ParameterVersion,
+    Provision,
     RuleFile,
 )
+from chokepoint.rules.predicate import ParamRef, ParamTrue, walk
 from chokepoint.rules.ruleset import RuleSet
 
 
@@ -53,7 +62,10 @@ class _Change(BaseModel):
     parameter: str | None = None
     group: str | None = None
     entity: str | None = None
+    rule: str | None = None
     from_: date = Field(alias="from")
+    in_force: bool | None = None
+    like: date | None = None
     value: Any = None
     members: list[str] | None = None
     footnotes: list[int] | None = None
@@ -61,11 +73,17 @@ class _Change(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> _Change:
-        targets = [t for t in (self.parameter, self.group, self.entity) if t is not None]
+        targets = [t for t in (self.parameter, self.group, self.entity, self.rule)
+                   if t is not None]
         if len(targets) != 1:
-            raise ValueError("a change names exactly one of 'parameter', 'group', 'entity'")
-        if self.parameter is not None and self.value is None:
-            raise ValueError("a parameter change needs 'value'")
+            raise ValueError(
+                "a change names exactly one of 'parameter', 'group', 'entity', 'rule'")
+        if self.rule is not None and self.in_force is None:
+            raise ValueError("a rule change needs 'in_force' (true: adopt, false: repeal)")
+        if self.rule is not None and self.like is not None and not self.in_force:
+            raise ValueError("'like' names the version to adopt (only with in_force: true)")
+        if self.parameter is not None and (self.value is None) == (self.like is None):
+            raise ValueError("a parameter change needs 'value' or 'like' (one of them)")
         if self.group is not None and self.members is None:
             raise ValueError("a group change needs 'members'")
         if self.entity is not None and self.footnotes is None:
@@ -115,6 +133,22 @@ def _split(versions: list[Any], on: date) -> list[Any]:
     return kept
 
 
+def _redate(prov: Provision, ch: _Change, cit: Citation, at: str) -> Provision:
+    """Repeal a provision from ``ch.from_`` or adopt (a version of) it from that day on.
+
+    Built with ``model_copy`` because a scenario may leave a provision with no version at
+    all (repealed before it took effect) or adopt a version before its citation's date -
+    neither is a valid rule file, and neither is law: the citation says so."""
+    kept = _split(list(prov.versions), ch.from_)
+    if ch.in_force:
+        like = prov.versions[0] if ch.like is None else prov.version_on(ch.like)
+        if like is None:
+            raise ScenarioError(f"{at}: rule '{ch.rule}' has no version in force on {ch.like}")
+        kept.append(like.model_copy(update={"from_": ch.from_, "ends": None,
+                                            "citation": cit}))
+    return prov.model_copy(update={"versions": kept})
+
+
 def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
     """A new rule set with the scenario's changes; ``rules`` is left as it was."""
     files: dict[str, RuleFile] = dict(rules.files)
@@ -123,6 +157,7 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
                    for name in f.groups}
     where_entity = {e.id: p for p, f in files.items() if isinstance(f, EntityList)
                     for e in f.entries}
+    where_rule = {f.id: p for p, f in files.items() if isinstance(f, Provision)}
     for i, ch in enumerate(scenario.changes):
         at = f"scenario {scenario.name}: changes[{i}]"
         cit = _citation(scenario, ch.from_, ch.note)
@@ -132,15 +167,29 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
                 raise ScenarioError(f"{at}: unknown parameter '{ch.parameter}'")
             param = files[path]
             assert isinstance(param, Parameter)
+            value = ch.value
+            if ch.like is not None:
+                source = param.version_on(ch.like)
+                if source is None:
+                    raise ScenarioError(f"{at}: parameter '{ch.parameter}' has no value on "
+                                        f"{ch.like}")
+                value = source.value
             versions = [*_split(list(param.versions), ch.from_),
                         ParameterVersion.model_validate(
-                            {"from": ch.from_, "value": ch.value, "citation": cit})]
+                            {"from": ch.from_, "value": value, "citation": cit})]
             try:
                 files[path] = Parameter.model_validate(
                     {**param.model_dump(by_alias=True), "versions": [
                         v.model_dump(by_alias=True) for v in versions]})
             except ValidationError as exc:
                 raise ScenarioError(f"{at}: value: {exc.errors()[0]['msg']}") from exc
+        elif ch.rule is not None:
+            path = where_rule.get(ch.rule)
+            if path is None:
+                raise ScenarioError(f"{at}: unknown rule '{ch.rule}'")
+            prov = files[path]
+            assert isinstance(prov, Provision)
+            files[path] = _redate(prov, ch, cit, at)
         elif ch.group is not None:
             path = where_group.get(ch.group)
             if path is None:
@@ -170,6 +219,76 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
                                                           new_v]})
                 entries.append(e)
             files[path] = efile.model_copy(update={"entries": entries})
-    return RuleSet(files=files, content_hash=f"{rules.content_hash}+{scenario.name}:"
+    out = RuleSet(files=files, content_hash=f"{rules.content_hash}+{scenario.name}:"
                                              f"{scenario.digest()}",
                    scenario=(*rules.scenario, scenario.name))
+    _check_adopted(scenario, out)
+    return out
+
+
+def _params_read(version: Any) -> set[str]:
+    trees = [version.when] if version.when is not None else []
+    trees += [cp.when for cp in version.review_policies]
+    found: set[str] = set()
+    for tree in trees:
+        for node in walk(tree):
+            if isinstance(node, ParamTrue):
+                found.add(node.param)
+            for attr in ("value", "eccns"):
+                ref = getattr(node, attr, None)
+                if isinstance(ref, ParamRef):
+                    found.add(ref.param)
+    return found
+
+
+def _check_adopted(scenario: Scenario, rules: RuleSet) -> None:
+    """A rule adopted earlier than the law adopted it must find every parameter it reads in
+    force from that day: otherwise the scenario is incomplete, and says what to add."""
+    for i, ch in enumerate(scenario.changes):
+        if ch.rule is None or not ch.in_force:
+            continue
+        version = rules.provisions[ch.rule].version_on(ch.from_)
+        assert version is not None
+        for pid in sorted(_params_read(version)):
+            if rules.parameters[pid].version_on(ch.from_) is None:
+                raise ScenarioError(
+                    f"scenario {scenario.name}: changes[{i}]: rule '{ch.rule}' adopted from "
+                    f"{ch.from_} reads parameter '{pid}', which has no value then - adopt it "
+                    f"too (a parameter change with 'like')")
+
+
+SHIPPED = ("baseline", "multilateral", "unilateral-fdp", "unilateral-no-fdp", "hybrid-2024")
+
+
+def _read(text: str, where: str) -> Scenario:
+    from chokepoint.rules.loader import RuleLoadError, read_yaml
+
+    try:
+        data = read_yaml(text, where)
+    except RuleLoadError as exc:
+        raise ScenarioError(str(exc)) from exc
+    return Scenario.parse(data, where)
+
+
+def shipped(name: str) -> Scenario:
+    """A scenario shipped with chokepoint, by name (or the sandbox's assumptions)."""
+    from importlib import resources
+
+    if name not in (*SHIPPED, "assumptions"):
+        raise ScenarioError(f"unknown scenario '{name}' (shipped: {', '.join(SHIPPED)})")
+    text = resources.files("chokepoint.sandbox").joinpath(
+        f"scenarios/{name}.yaml").read_text(encoding="utf-8")
+    return _read(text, f"{name}.yaml")
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A shipped scenario's name, or the path of a scenario YAML file."""
+    from pathlib import Path
+
+    if name_or_path in SHIPPED:
+        return shipped(name_or_path)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ScenarioError(f"'{name_or_path}' is neither a shipped scenario "
+                            f"({', '.join(SHIPPED)}) nor a scenario file")
+    return _read(path.read_text(encoding="utf-8"), str(path))
