@@ -46,9 +46,17 @@ def measure(run: Run, check: dict[str, Any]) -> float:
 
 
 def backtest(run: Run) -> list[dict[str, Any]]:
-    """Every check with its measured value, its band and whether it passed."""
-    out = []
+    """Every check with its measured value, its band and whether it passed (None, with no
+    value, when the run does not cover the check's period)."""
+    out: list[dict[str, Any]] = []
     for c in checks():
+        if not any(c["period"][0] <= m <= c["period"][1] for m in run.months) or \
+                run.months[-1] < c["period"][1]:
+            out.append({"id": c["id"], "what": c["what"], "metric": c["metric"],
+                        "measured": None, "passed": None,
+                        "reason": f"the run does not cover {c['period'][0]} to "
+                                  f"{c['period'][1]}"})
+            continue
         value = measure(run, c)
         if "low" in c:
             low, high = float(c["low"]), float(c["high"])

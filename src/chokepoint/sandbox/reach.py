@@ -23,6 +23,9 @@ from chokepoint.rules.ruleset import RuleSet
 # The technology a flow "made with US technology" names: the Dec 2024 SME FDP rule's plant
 # technology list includes it (us.ear.734.9.k.plant_technology).
 US_TECHNOLOGY = "3E991"
+# The controlled US content of a foreign-made flow, as the de minimis rules read it: US-origin
+# parts (no US-origin ICs, so the 0 % rule of 734.4(a)(9) is not triggered by the content alone).
+US_PARTS = [{"eccn": "3B991", "kind": "part", "description": "US-origin controlled parts"}]
 LR, UNDETERMINED = "license_required", "undetermined"
 
 
@@ -164,7 +167,8 @@ class ReachCache:
                          "is_us_person": p.hq == "US"},
             "item": {"kind": "sme", "description": f"{p.segment} tool", "eccn": p.eccn,
                      "made_in": made_in,
-                     "us_content": {"controlled_share": u, "incorporated_us_items": []},
+                     "us_content": {"controlled_share": u, "incorporated_us_items":
+                                    US_PARTS if u > 0 and made_in != "US" else []},
                      "us_technology": {
                          "direct_product_of": [],
                          "plant_direct_product_of": [US_TECHNOLOGY] if p.fdpr else [],

@@ -133,7 +133,8 @@ def _split(versions: list[Any], on: date) -> list[Any]:
     return kept
 
 
-def _redate(prov: Provision, ch: _Change, cit: Citation, at: str) -> Provision:
+def _redate(prov: Provision, original: Provision, ch: _Change, cit: Citation,
+            at: str) -> Provision:
     """Repeal a provision from ``ch.from_`` or adopt (a version of) it from that day on.
 
     Built with ``model_copy`` because a scenario may leave a provision with no version at
@@ -141,7 +142,8 @@ def _redate(prov: Provision, ch: _Change, cit: Citation, at: str) -> Provision:
     neither is a valid rule file, and neither is law: the citation says so."""
     kept = _split(list(prov.versions), ch.from_)
     if ch.in_force:
-        like = prov.versions[0] if ch.like is None else prov.version_on(ch.like)
+        # 'like' names a version of the rule as it was before this scenario changed it
+        like = original.versions[0] if ch.like is None else original.version_on(ch.like)
         if like is None:
             raise ScenarioError(f"{at}: rule '{ch.rule}' has no version in force on {ch.like}")
         kept.append(like.model_copy(update={"from_": ch.from_, "ends": None,
@@ -169,7 +171,9 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
             assert isinstance(param, Parameter)
             value = ch.value
             if ch.like is not None:
-                source = param.version_on(ch.like)
+                before = rules.files[path]
+                assert isinstance(before, Parameter)
+                source = before.version_on(ch.like)
                 if source is None:
                     raise ScenarioError(f"{at}: parameter '{ch.parameter}' has no value on "
                                         f"{ch.like}")
@@ -189,7 +193,9 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
                 raise ScenarioError(f"{at}: unknown rule '{ch.rule}'")
             prov = files[path]
             assert isinstance(prov, Provision)
-            files[path] = _redate(prov, ch, cit, at)
+            original = rules.files[path]
+            assert isinstance(original, Provision)
+            files[path] = _redate(prov, original, ch, cit, at)
         elif ch.group is not None:
             path = where_group.get(ch.group)
             if path is None:

@@ -179,7 +179,9 @@ def simulate(flows: Flows, rules: RuleSet, world: World, params: dict[str, float
 
 def _windows(flows: Flows, world: World, p: dict[str, float], a: _Answers) -> np.ndarray:
     """Excess imports pulled forward into the window before each flow type is first caught
-    by its own regime's control (policy-model.md 3.4 step 2). A type is a supplier, tool
+    by its own regime's control (policy-model.md 3.4 step 2): from ``signal_months`` before
+    the measure's announcement (a US measure: before it takes effect) until it bites. Orders
+    that cannot arrive before then ship only if grandfathered. A type is a supplier, tool
     class and buyer, whatever its ECCN of the day; a unilateral US claim on a foreign firm
     has no window (announced and effective at once)."""
     c = flows.cols
@@ -195,13 +197,19 @@ def _windows(flows: Flows, world: World, p: dict[str, float], a: _Answers) -> np
     regime = np.full(len(types), "", dtype=object)
     hit = caught & (flows.month == first[tid])
     regime[tid[hit]] = a.first_regime[hit]
-    lead = {r: world.announce_lead_months[r].months for r in world.announce_lead_months}
-    window = np.array([p["signal_months"] + lead[r] if r in lead else -1.0
-                       for r in regime])
+    announced = {r: (ann.date_.year - flows.start.year) * 12 + ann.date_.month
+                 - flows.start.month + (ann.date_.day - 1) / 31
+                 for r, ann in world.announced.items()}
     e = first[tid]
     t = flows.month.astype(np.int64)
-    w = window[tid]
-    inside = ~caught & (e != never) & (w >= 0) & (e - w <= t) & (t < e)
+    opens = np.full(len(types), np.inf)
+    for k, r in enumerate(regime):
+        if r in announced:
+            opens[k] = min(announced[r], float(first[k])) - p["signal_months"]
+        elif r:  # a US measure: signalled signal_months before it takes effect
+            opens[k] = float(first[k]) - p["signal_months"]
+    w_open = opens[tid]
+    inside = ~caught & (e != never) & (w_open <= t) & (t < e)
     deliverable = np.where(t + p["lead_time_months"] < e, 1.0, p["grandfathering"])
     return np.where(inside, c["value_usd"] * (p["pull_forward_multiplier"] - 1) * deliverable,
                     0.0)

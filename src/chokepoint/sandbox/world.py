@@ -67,10 +67,9 @@ class Dated(_Strict):
     metric: str
 
 
-class Lead(_Strict):
-    months: float = Field(ge=0)
+class Announced(_Strict):
+    date_: date = Field(alias="date")
     metric: str
-    note: str | None = None
 
 
 class World(_Strict):
@@ -83,7 +82,7 @@ class World(_Strict):
     origins: dict[str, Origin]
     firms: dict[str, dict[str, dict[str, float]]]
     listing_dates: dict[Literal["JP", "NL"], Dated]
-    announce_lead_months: dict[Literal["US", "JP", "NL"], Lead]
+    announced: dict[Literal["JP", "NL"], Announced]
     listed_buyers: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
