@@ -94,3 +94,16 @@ def test_rules_by_date(page) -> None:  # type: ignore[no-untyped-def]
     page.click("#rules-form button")
     page.wait_for_selector("#rules-result table")
     assert "734.9(k)" in page.inner_text("#rules-result")
+
+
+def test_run_and_open_a_sandbox_report(page) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#sb-months", "6")
+    page.fill("#sb-flows", "300")
+    page.click("#run-sandbox")
+    page.wait_for_selector("[data-testid=sandbox-status]:has-text('done')", timeout=120_000)
+    frame = page.frame_locator("#sandbox-report")
+    assert "Multilateral (S1) vs unilateral FDP (S2)" in frame.locator("#s1-vs-s2").inner_text()
+    assert frame.locator("#headline thead th").all_inner_texts()[1:] == [
+        "multilateral", "unilateral-fdp"]
+    page.wait_for_timeout(500)  # let the report paint before the screenshot
+    page.locator("#sandbox-report").screenshot(path="/tmp/chokepoint-sandbox-page.png")

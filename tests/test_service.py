@@ -81,7 +81,24 @@ ENDPOINTS = [("post", "/v1/determinations", "analyst", "viewer"),
              ("get", "/v1/rules/734.9(k)", "viewer", None),
              ("get", "/v1/diff?from=2024-12-01&to=2024-12-02", "analyst", "viewer"),
              ("get", "/v1/audit", "auditor", "analyst"),
-             ("get", "/v1/audit/1", "auditor", "viewer")]
+             ("get", "/v1/audit/1", "auditor", "viewer"),
+             ("post", "/v1/sandbox/runs", "analyst", "auditor"),
+             ("get", "/v1/sandbox/runs", "analyst", "viewer"),
+             ("get", "/v1/sandbox/runs/1", "analyst", "viewer"),
+             ("get", "/v1/sandbox/runs/1/report", "analyst", "auditor")]
+SMALL_RUN = {"scenarios": ["multilateral", "unilateral-fdp"], "months": 6, "flows": 300}
+
+
+def _wait(client: TestClient, key: str, run_id: int) -> dict:  # type: ignore[type-arg]
+    import time
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        r = client.get(f"/v1/sandbox/runs/{run_id}", headers=h(key)).json()
+        if r["status"] in ("done", "failed"):
+            return r  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"sandbox run {run_id} did not finish")
 
 
 @pytest.mark.parametrize(("method", "path", "role", "wrong"), ENDPOINTS)
@@ -89,7 +106,8 @@ def test_every_endpoint_refuses_missing_bad_and_wrong_role_keys(  # type: ignore
         service, method, path, role, wrong) -> None:
     client, keys, _ = service
     body = {"json": EXAMPLE} if path.endswith("determinations") else (
-        {"json": {"name": "SMIC"}} if path.endswith("screen") else {})
+        {"json": {"name": "SMIC"}} if path.endswith("screen") else (
+            {"json": SMALL_RUN} if method == "post" and path.endswith("runs") else {}))
     call = getattr(client, method)
     assert call(path, **body).status_code == 401
     assert call(path, headers=h("ck_000000000000_nope"), **body).status_code == 401
@@ -97,7 +115,11 @@ def test_every_endpoint_refuses_missing_bad_and_wrong_role_keys(  # type: ignore
         assert call(path, headers=h(keys[wrong]), **body).status_code == 403
     if path.endswith("/v1/audit/1"):
         client.post("/v1/determinations", json=EXAMPLE, headers=h(keys["analyst"]))
-    assert call(path, headers=h(keys[role]), **body).status_code == 200
+    if path.startswith("/v1/sandbox/runs/1"):
+        run = client.post("/v1/sandbox/runs", json=SMALL_RUN, headers=h(keys["analyst"]))
+        _wait(client, keys["analyst"], run.json()["id"])
+    expected = 202 if method == "post" and path.endswith("/runs") else 200
+    assert call(path, headers=h(keys[role]), **body).status_code == expected
 
 
 def test_determination_is_audited_and_reproducible(service) -> None:  # type: ignore[no-untyped-def]
@@ -179,3 +201,57 @@ def test_concurrent_appends_keep_one_chain(service) -> None:  # type: ignore[no-
                             range(40)))
     assert sorted(ids) == list(range(1, 41))
     assert audit.verify(engine)[0]
+
+
+def test_sandbox_run_is_a_background_job_with_summary_and_report(  # type: ignore[no-untyped-def]
+        service) -> None:
+    client, keys, _ = service
+    r = client.post("/v1/sandbox/runs", json=SMALL_RUN, headers=h(keys["analyst"]))
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    done = _wait(client, keys["analyst"], r.json()["id"])
+    assert done["status"] == "done" and done["error"] is None
+    assert list(done["summary"]) == ["multilateral", "unilateral-fdp"]
+    assert len(done["summary"]["multilateral"]["leverage"]) == 6
+    report = client.get(done["report"], headers=h(keys["analyst"]))
+    assert report.status_code == 200 and "At a glance" in report.text
+    assert "data:image/png;base64," in report.text  # self-contained: plots inline
+    rec = client.get(f"/v1/audit/{r.json()['audit_id']}", headers=h(keys["auditor"])).json()
+    assert rec["kind"] == "sandbox_run" and rec["response"] == {"run_id": r.json()["id"]}
+    listed = client.get("/v1/sandbox/runs", headers=h(keys["analyst"])).json()["runs"]
+    assert listed[0]["id"] == r.json()["id"] and "summary" not in listed[0]
+
+
+def test_sandbox_run_errors_name_the_scenario_or_parameter(  # type: ignore[no-untyped-def]
+        service) -> None:
+    client, keys, _ = service
+    k = h(keys["analyst"])
+    bad = client.post("/v1/sandbox/runs", json={"scenarios": ["/etc/passwd"]}, headers=k)
+    assert bad.status_code == 422 and "unknown scenario '/etc/passwd'" in bad.text
+    bad = client.post("/v1/sandbox/runs", json={**SMALL_RUN, "parameters": {"kappa": 1}},
+                      headers=k)
+    assert bad.status_code == 422 and "unknown model parameter 'kappa'" in bad.text
+    bad = client.post("/v1/sandbox/runs", json={**SMALL_RUN, "flows": 10**9}, headers=k)
+    assert bad.status_code == 422 and "flows" in bad.text
+    inline = {"name": "x", "title": "x", "changes": [{"rule": "nope", "from": "2023-01-01",
+                                                      "in_force": False}]}
+    bad = client.post("/v1/sandbox/runs", json={"scenarios": [inline]}, headers=k)
+    assert bad.status_code == 422 and "unknown rule 'nope'" in bad.text
+    assert client.get("/v1/sandbox/runs/99", headers=k).status_code == 404
+    assert client.get("/v1/sandbox/runs", headers=k).json()["runs"] == []  # nothing queued
+
+
+def test_a_run_interrupted_by_a_restart_is_marked_failed(database: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from chokepoint.service.db import SandboxRun, make_engine, migrate, now
+
+    migrate(database)
+    engine = make_engine(database)
+    with Session(engine) as s, s.begin():
+        s.add(SandboxRun(created_at=now(), user="x", status="running", request="{}"))
+    engine.dispose()
+    app = create_app(database)  # the restart
+    with TestClient(app) as client:
+        key = create_key(app.state.engine, "analyst")
+        r = client.get("/v1/sandbox/runs/1", headers=h(key)).json()
+    assert r["status"] == "failed" and "restarted" in r["error"]

@@ -5,6 +5,7 @@ so an interrupted run never leaves a half-written file."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -141,8 +142,9 @@ def _environment() -> Environment:
     return env
 
 
-def write(result: Result, plan: Plan, out: Path) -> dict[str, Any]:
-    """Write every output into ``out`` and return the summary."""
+def write(result: Result, plan: Plan, out: Path, *, inline: bool = False) -> dict[str, Any]:
+    """Write every output into ``out`` and return the summary. With ``inline`` the report
+    carries its plots as data URIs (one self-contained file, as the service serves it)."""
     out.mkdir(parents=True, exist_ok=True)
     data = summary(result, plan)
     meta = {"chokepoint": __version__,
@@ -161,6 +163,10 @@ def write(result: Result, plan: Plan, out: Path) -> dict[str, Any]:
     table = default_parameters()
     template = resources.files("chokepoint.sandbox").joinpath(
         "templates/report.html.j2").read_text(encoding="utf-8")
+    if inline:
+        for plot in plots:
+            data_uri = base64.b64encode((out / plot["file"]).read_bytes()).decode()
+            plot["file"] = f"data:image/png;base64,{data_uri}"
     html = _environment().from_string(template).render(
         meta=meta, runs=result.runs, data=data, plots=plots, headline=HEADLINE,
         parameters=table.parameters, parameter_source=table.source,

@@ -3,7 +3,7 @@ monthly model run per scenario, and optionally a parameter sweep for bands."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ class Plan:
             raise ScenarioError(f"scenario {scenario.name}: {exc}") from exc
 
 
-def plan(names: list[str], rules: RuleSet, **kw: Any) -> Plan:
+def plan(names: Sequence[str | Scenario], rules: RuleSet, **kw: Any) -> Plan:
     """Load and apply every scenario before anything runs: a bad scenario, rule path or
     parameter is an error naming it, and nothing has been computed."""
     if not names:
@@ -66,7 +66,7 @@ def plan(names: list[str], rules: RuleSet, **kw: Any) -> Plan:
     out = []
     seen: set[str] = set()
     for name in names:
-        scenario = load_scenario(name)
+        scenario = name if isinstance(name, Scenario) else load_scenario(name)
         if scenario.name in seen:
             raise ScenarioError(f"scenario '{scenario.name}' is named twice")
         seen.add(scenario.name)

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,10 +26,13 @@ from chokepoint.contract import InputError, validate_transaction
 from chokepoint.diff import rule_changes
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import default_rules
+from chokepoint.sandbox.params import ParameterError
+from chokepoint.sandbox.scenario import ScenarioError
 from chokepoint.screening.service import Screener, determine_screened
 from chokepoint.service import audit
 from chokepoint.service.db import default_url, make_engine, migrate
 from chokepoint.service.keys import GRANTS, check_key
+from chokepoint.service.sandbox_jobs import Jobs, RunRequest, describe, prepare
 
 MAX_BODY = 1_000_000
 MAX_RECORD_ID = 2**63 - 1  # audit record ids are 64-bit integers in SQLite and PostgreSQL
@@ -105,11 +109,13 @@ def create_app(database_url: str | None = None) -> FastAPI:
     rules = default_rules()
     limiter = _RateLimiter()
     writer = audit.GroupWriter(engine)
+    jobs = Jobs(engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         writer.close()  # commit what is queued before the process ends
+        jobs.close()
     screeners: dict[date, Screener] = {}
 
     def screener_for(on: date) -> Screener:
@@ -260,5 +266,51 @@ def create_app(database_url: str | None = None) -> FastAPI:
         if found is None:
             raise HTTPException(404, detail=f"no audit record {record_id}")
         return found
+
+    @app.post("/v1/sandbox/runs", status_code=202)
+    async def sandbox_run(request: Request, user: str = need("sandbox")) -> Any:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, detail=[{"loc": ["body"], "msg": f"not JSON: {exc.msg}"}]
+                                ) from exc
+        try:
+            req = RunRequest.model_validate(body)
+        except ValidationError as exc:
+            raise HTTPException(422, detail=[{"loc": ["body", *e["loc"]], "msg": e["msg"]}
+                                             for e in exc.errors()]) from exc
+        try:
+            p = await run_in_threadpool(prepare, req, rules)
+        except (ScenarioError, ParameterError) as exc:
+            raise HTTPException(422, detail=[{"loc": ["body", "scenarios"], "msg": str(exc)}]
+                                ) from exc
+        run_id = jobs.submit(req, p, user)
+        fut = writer.submit(audit.make_record("sandbox_run", user, body, {"run_id": run_id},
+                                              rules.content_hash))
+        audit_id = await asyncio.wrap_future(fut)
+        return {"id": run_id, "status": "queued", "audit_id": audit_id,
+                "href": f"/v1/sandbox/runs/{run_id}"}
+
+    @app.get("/v1/sandbox/runs")
+    def sandbox_runs(user: str = need("sandbox")) -> Any:
+        return {"runs": [describe(r, with_summary=False) for r in jobs.recent()]}
+
+    @app.get("/v1/sandbox/runs/{run_id}")
+    def sandbox_run_status(user: str = need("sandbox"),
+                           run_id: int = Path(ge=1, le=MAX_RECORD_ID)) -> Any:
+        row = jobs.get(run_id)
+        if row is None:
+            raise HTTPException(404, detail=f"no sandbox run {run_id}")
+        return describe(row)
+
+    @app.get("/v1/sandbox/runs/{run_id}/report", response_class=HTMLResponse)
+    def sandbox_report(user: str = need("sandbox"),
+                       run_id: int = Path(ge=1, le=MAX_RECORD_ID)) -> Any:
+        row = jobs.get(run_id)
+        if row is None:
+            raise HTTPException(404, detail=f"no sandbox run {run_id}")
+        if row.report is None:
+            raise HTTPException(409, detail=f"sandbox run {run_id} is {row.status}")
+        return HTMLResponse(row.report)
 
     return app

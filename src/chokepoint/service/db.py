@@ -54,6 +54,23 @@ class ApiKey(Base):
     revoked: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SandboxRun(Base):
+    """A policy-sandbox run requested through the API: queued, running, done or failed."""
+
+    __tablename__ = "sandbox_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                          nullable=True)
+    user: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    request: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 def default_url() -> str:
     url = os.environ.get("CHOKEPOINT_DATABASE_URL")
     if url:

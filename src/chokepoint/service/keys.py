@@ -16,9 +16,9 @@ ROLES = ("viewer", "analyst", "auditor", "admin")
 # what each role may do, beyond viewing rules
 GRANTS = {
     "viewer": {"rules"},
-    "analyst": {"rules", "determine", "screen", "diff"},
+    "analyst": {"rules", "determine", "screen", "diff", "sandbox"},
     "auditor": {"rules", "audit"},
-    "admin": {"rules", "determine", "screen", "diff", "audit", "keys"},
+    "admin": {"rules", "determine", "screen", "diff", "sandbox", "audit", "keys"},
 }
 
 

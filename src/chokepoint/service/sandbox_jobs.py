@@ -1,0 +1,115 @@
+"""Sandbox runs as background jobs: validated when requested (a bad scenario or parameter is
+a 422 naming it, before anything is queued), run one at a time in a worker thread, their
+summary and self-contained report stored in the database. A run that a restart interrupted
+is marked failed at start-up, never left 'running' for ever."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from chokepoint.rules.ruleset import RuleSet
+from chokepoint.sandbox.report import write
+from chokepoint.sandbox.run import Plan, execute, plan
+from chokepoint.sandbox.scenario import SHIPPED, Scenario
+from chokepoint.service.db import SandboxRun, now
+
+
+class RunRequest(BaseModel):
+    """A sandbox run: shipped scenario names or inline scenario objects, and the run's size
+    (bounded, so one request cannot occupy the server for hours)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: list[str | dict[str, Any]] = Field(min_length=1, max_length=8)
+    months: int = Field(default=60, ge=1, le=120)
+    flows: int = Field(default=20_000, ge=100, le=200_000)
+    sweep: int = Field(default=0, ge=0, le=64)
+    seed: int = Field(default=7, ge=0, le=2**31)
+    parameters: dict[str, float] = Field(default_factory=dict)
+
+
+def prepare(req: RunRequest, rules: RuleSet) -> Plan:
+    """The validated plan (ScenarioError / ParameterError name what is wrong)."""
+    from chokepoint.sandbox.scenario import ScenarioError
+
+    named: list[str | Scenario] = []
+    for i, s in enumerate(req.scenarios):
+        if isinstance(s, str):
+            if s not in SHIPPED:  # never a path on the server's disk
+                raise ScenarioError(f"scenarios[{i}]: unknown scenario '{s}' (shipped: "
+                                    f"{', '.join(SHIPPED)})")
+            named.append(s)
+        else:
+            named.append(Scenario.parse(s, f"scenarios[{i}]"))
+    return plan(named, rules, months=req.months, flows=req.flows, seed=req.seed,
+                overrides=dict(req.parameters))
+
+
+class Jobs:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox")
+        with Session(engine) as s, s.begin():
+            s.execute(update(SandboxRun).where(SandboxRun.status.in_(("queued", "running")))
+                      .values(status="failed", finished_at=now(),
+                              error="interrupted: the service restarted before it finished"))
+
+    def submit(self, req: RunRequest, p: Plan, user: str) -> int:
+        with Session(self.engine) as s, s.begin():
+            row = SandboxRun(created_at=now(), user=user, status="queued",
+                             request=req.model_dump_json())
+            s.add(row)
+            s.flush()
+            run_id = row.id
+        self.pool.submit(self._run, run_id, p, req.sweep)
+        return run_id
+
+    def _set(self, run_id: int, **values: Any) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(SandboxRun).where(SandboxRun.id == run_id).values(**values))
+
+    def _run(self, run_id: int, p: Plan, sweep: int) -> None:
+        self._set(run_id, status="running")
+        try:
+            result = execute(p, sweep=sweep)
+            with tempfile.TemporaryDirectory() as tmp:
+                data = write(result, p, Path(tmp), inline=True)
+                html = (Path(tmp) / "report.html").read_text(encoding="utf-8")
+            self._set(run_id, status="done", finished_at=now(), summary=json.dumps(data),
+                      report=html)
+        except Exception as exc:  # noqa: BLE001 - the job records any failure
+            self._set(run_id, status="failed", finished_at=now(),
+                      error=f"{type(exc).__name__}: {exc}")
+
+    def get(self, run_id: int) -> SandboxRun | None:
+        with Session(self.engine) as s:
+            return s.get(SandboxRun, run_id)
+
+    def recent(self, limit: int = 20) -> list[SandboxRun]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(SandboxRun).order_by(SandboxRun.id.desc())
+                                  .limit(limit)))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def describe(row: SandboxRun, with_summary: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id, "status": row.status, "user": row.user,
+        "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "request": json.loads(row.request), "error": row.error,
+        "report": f"/v1/sandbox/runs/{row.id}/report" if row.status == "done" else None}
+    if with_summary and row.summary is not None:
+        out["summary"] = json.loads(row.summary)
+    return out
