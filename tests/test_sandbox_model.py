@@ -309,3 +309,19 @@ def test_backtests_report_measured_values_against_their_bands(
     assert by_id["origin-share-us-2023q3"]["passed"]
     assert by_id["substitution-2025"]["passed"]
     assert not by_id["imports-2023"]["passed"]
+
+
+def test_retaliation_flags_follow_us_escalations(scenario_rules: dict[str, RuleSet],
+                                                 flows: Flows, cache: ReachCache) -> None:
+    from chokepoint.sandbox.run import retaliation
+
+    hybrid = run(flows, scenario_rules["hybrid-2024"], cache)
+    flags = retaliation(shipped("hybrid-2024"), hybrid, WORLD)
+    assert "2024-12" in flags["us_escalations"]  # the December 2024 package
+    assert {e["date"] for e in flags["events"]} >= {"2023-08-01", "2024-12-03"}
+    assert flags["lag_days"] == [1, 3]
+    s2 = run(flows, scenario_rules["unilateral-no-fdp"], cache)
+    assert retaliation(shipped("unilateral-no-fdp"), s2, WORLD)["events"] == []
+    # blocked value is attributed to the regime that catches it
+    assert sum(hybrid.blocked_by_regime.values()) == pytest.approx(
+        hybrid.totals["blocked_value_usd"])

@@ -16,7 +16,7 @@ from chokepoint.sandbox.flows import Flows, generate, read_flows
 from chokepoint.sandbox.params import ParameterError, default_parameters, values
 from chokepoint.sandbox.reach import ReachCache
 from chokepoint.sandbox.scenario import Scenario, ScenarioError, apply, load_scenario, shipped
-from chokepoint.sandbox.simulate import Run, simulate
+from chokepoint.sandbox.simulate import Run, escalations, simulate
 from chokepoint.sandbox.world import World, default_world
 
 # switches a scenario sets on purpose; never swept
@@ -114,8 +114,10 @@ def execute(p: Plan, *, sweep: int = 0,
         params = p.parameters(scenario)
         flows = flows_of(params)
         first = first or flows
-        runs.append(simulate(flows, rules, p.world, params, scenario=scenario.name,
-                             title=scenario.title, cache=cache))
+        run = simulate(flows, rules, p.world, params, scenario=scenario.name,
+                       title=scenario.title, cache=cache)
+        run.retaliation = retaliation(scenario, run, p.world)
+        runs.append(run)
         done += 1
         if progress:
             progress(done, total)
@@ -134,6 +136,25 @@ def execute(p: Plan, *, sweep: int = 0,
                 set(scenario.parameters) | set(p.overrides))))
     assert first is not None
     return Result(runs=runs, bands=bands, flows=first, evaluations=cache.evaluations)
+
+
+def retaliation(scenario: Scenario, run: Run, world: World) -> dict[str, Any]:
+    """Dated counter-measure flags: the scenario's events in the run's window, and the US
+    escalations (with the measured retaliation lag) they may answer."""
+    events: list[dict[str, str]]
+    if scenario.retaliation == "history":
+        events = [{"date": e.date_.isoformat(), "measure": e.measure, "source": e.metric or ""}
+                  for e in world.retaliation]
+    elif scenario.retaliation == "none":
+        events = []
+    else:
+        events = [{"date": str(e.get("date")), "measure": str(e.get("measure", ""))}
+                  for e in scenario.retaliation]
+    first, last = run.months[0], run.months[-1]
+    lag = world.retaliation_lag_days
+    return {"events": [e for e in events if first <= e["date"][:7] <= last],
+            "us_escalations": escalations(run),
+            "lag_days": [lag.low, lag.high], "lag_source": lag.metric}
 
 
 def lhs_keys(fixed: set[str]) -> list[str]:

@@ -100,6 +100,9 @@ class Scenario(BaseModel):
     sources: list[str] = Field(default_factory=list)
     changes: list[_Change] = Field(default_factory=list)
     parameters: dict[str, float | int | bool | str] = Field(default_factory=dict)
+    # Chinese counter-measures as dated flags: 'history' (the dated events of the flow world),
+    # 'none', or the scenario's own list of {date, measure}
+    retaliation: Literal["history", "none"] | list[dict[str, str]] = "none"
 
     @classmethod
     def parse(cls, data: Any, where: str = "scenario") -> Scenario:

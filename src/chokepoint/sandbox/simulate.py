@@ -41,6 +41,8 @@ class Run:
     firms: dict[str, dict[str, Any]]
     parameters: dict[str, float]
     imports_by_origin: dict[str, list[float]] = field(default_factory=dict)
+    blocked_by_regime: dict[str, float] = field(default_factory=dict)
+    retaliation: dict[str, Any] = field(default_factory=dict)
     evaluations: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -50,6 +52,8 @@ class Run:
                 "leverage": [round(x, 6) for x in self.series["leverage"]],
                 "months": self.months,
                 "caught_by_regime_usd": _rounded(self.by_regime),
+                "blocked_by_regime_usd": _rounded(self.blocked_by_regime),
+                "retaliation": self.retaliation,
                 "by_segment": {k: _rounded(v) for k, v in self.by_segment.items()},
                 "by_hq_country": {k: _rounded(v) for k, v in self.by_hq.items()},
                 "by_ship_from_country": {k: _rounded(v) for k, v in self.by_ship_from.items()},
@@ -99,6 +103,7 @@ class _Answers:
     first_regime: np.ndarray  # the regime whose own rule catches the flow ('' if none)
     by_regime: dict[str, np.ndarray]
     firms: dict[str, dict[str, Any]]
+    rule_change: list[bool]  # did the rules in force change since the month before?
 
 
 def _reach(flows: Flows, rules: RuleSet, world: World, p: dict[str, float],
@@ -114,8 +119,11 @@ def _reach(flows: Flows, rules: RuleSet, world: World, p: dict[str, float],
     claimed: dict[str, int] = {}
     half_life = p["deamericanisation_half_life_years"] * 12
     bounds = np.searchsorted(flows.month, np.arange(flows.months + 1))
+    changed: list[bool] = []
     for t in range(flows.months):
         on = month_date(flows.start, t, 15)
+        changed.append(t > 0 and cache.state(rules, on) != cache.state(
+            rules, month_date(flows.start, t - 1, 15)))
         sl = slice(int(bounds[t]), int(bounds[t + 1]))
         cols = {name: np.zeros(k, dtype=bool) for name in ("own", "us", "twin", "und",
                                                              *OWN_REGIMES)}
@@ -163,7 +171,7 @@ def _reach(flows: Flows, rules: RuleSet, world: World, p: dict[str, float],
             "us_content": [round(u_start if c0 is None or t <= c0 else dynamics.us_content(
                 u_start, p["us_content_floor"], half_life, t - c0), 4)
                 for t in range(flows.months)]}
-    return _Answers(own, us, twin, und, first, by_regime, firms)
+    return _Answers(own, us, twin, und, first, by_regime, firms, changed)
 
 
 def simulate(flows: Flows, rules: RuleSet, world: World, params: dict[str, float], *,
@@ -243,13 +251,14 @@ def _dynamics(flows: Flows, world: World, p: dict[str, float], a: _Answers, scen
     by_origin: dict[str, list[float]] = {str(o): [] for o in sorted(set(ship.tolist()))}
     series: dict[str, list[float]] = {k: [] for k in (
         "leverage", "caught_usd", "blocked_usd", "lpf_gap_usd", "stockpile_usd", "imports_usd",
-        "diverted_domestic_usd", "diverted_foreign_usd", "unmet_usd", "domestic_share")}
+        "diverted_domestic_usd", "diverted_foreign_usd", "unmet_usd", "domestic_share",
+        "us_caught_share", "rule_change", "lpf_gap_filled_usd")}
     advanced = c["eccn"] != "EAR99"
     seg_col, hq_col = c["segment"], c["hq_country"]
     bounds = np.searchsorted(flows.month, np.arange(months + 1))
     for t in range(months):
         sl = slice(int(bounds[t]), int(bounds[t + 1]))
-        dom_t = for_t = unmet_t = 0.0
+        dom_t = for_t = unmet_t = filled_t = 0.0
         lev = 0.0
         share_num = share_den = 0.0
         for j, s in enumerate(segs):
@@ -271,6 +280,8 @@ def _dynamics(flows: Flows, world: World, p: dict[str, float], a: _Answers, scen
                                     shares)
                 dom_t += d.domestic
                 for_t += sum(d.foreign.values())
+                b_us = float(blocked[sl][grp & (hq_col[sl] == "US")].sum())
+                filled_t += sum(d.foreign.values()) * b_us / b
                 unmet_t += d.unmet
             reach_s = float(v[sl][in_s & caught[sl]].sum()) / demand if demand else 0.0
             lev += weights[j] * (1 - x[j]) * reach_s
@@ -283,12 +294,17 @@ def _dynamics(flows: Flows, world: World, p: dict[str, float], a: _Answers, scen
             out.append(float(delivered[sl][ship[sl] == o].sum()))
         series["leverage"].append(lev)
         series["caught_usd"].append(float(v[sl][caught[sl]].sum()))
+        month_value = float(v[sl].sum())
+        series["us_caught_share"].append(
+            float(v[sl][a.by_regime["US"][sl]].sum()) / month_value if month_value else 0.0)
+        series["rule_change"].append(1.0 if a.rule_change[t] else 0.0)
         series["blocked_usd"].append(float(blocked[sl].sum()))
         series["lpf_gap_usd"].append(float(gap[sl].sum()))
         series["stockpile_usd"].append(float(excess[sl].sum()))
         series["diverted_domestic_usd"].append(dom_t)
         series["diverted_foreign_usd"].append(for_t)
         series["unmet_usd"].append(unmet_t)
+        series["lpf_gap_filled_usd"].append(filled_t)
         series["domestic_share"].append(share_num / share_den)
         series["imports_usd"].append(float(v[sl].sum()) - float(blocked[sl].sum()) + for_t
                                      + float(excess[sl].sum()))
@@ -304,6 +320,9 @@ def _dynamics(flows: Flows, world: World, p: dict[str, float], a: _Answers, scen
         "diverted_domestic_usd": sum(series["diverted_domestic_usd"]),
         "diverted_foreign_usd": sum(series["diverted_foreign_usd"]),
         "unmet_usd": sum(series["unmet_usd"]),
+        # the part of the gap foreign firms actually filled: US suppliers' blocked demand
+        # that went to uncovered foreign suppliers
+        "lpf_gap_filled_usd": sum(series["lpf_gap_filled_usd"]),
         "demand_usd": float(v.sum()),
         "imports_usd": sum(series["imports_usd"]),
         "us_supplier_revenue_lost_usd": float(blocked[hq_col == "US"].sum())
@@ -313,6 +332,9 @@ def _dynamics(flows: Flows, world: World, p: dict[str, float], a: _Answers, scen
     totals["caught_share_of_demand"] = totals["caught_value_usd"] / totals["demand_usd"]
     by_regime = {r: float(v[a.by_regime[r]].sum()) for r in OWN_REGIMES}
     by_regime["US_extraterritorial"] = float(v[ext_only].sum())
+    blocked_by_regime = {r: float(blocked[a.own & (a.first_regime == r)].sum())
+                         for r in OWN_REGIMES}
+    blocked_by_regime["US_extraterritorial"] = float(blocked[ext_only].sum())
 
     def breakdown(col: np.ndarray) -> dict[str, dict[str, float]]:
         out = {}
@@ -334,5 +356,13 @@ def _dynamics(flows: Flows, world: World, p: dict[str, float], a: _Answers, scen
                totals=totals, series=series, by_regime=by_regime,
                by_segment=breakdown(seg_col), by_hq=breakdown(hq_col),
                by_ship_from=breakdown(c["ship_from_country"]), firms=a.firms,
-               imports_by_origin=by_origin,
+               imports_by_origin=by_origin, blocked_by_regime=blocked_by_regime,
                parameters=dict(p), evaluations=evaluations, notes=notes)
+
+
+def escalations(run: Run, threshold: float = 0.01) -> list[str]:
+    """Months in which the rules in force changed and the share of the flows the US catches
+    rose by more than ``threshold``: the US escalations a retaliation flag is set against."""
+    share, changed = run.series["us_caught_share"], run.series["rule_change"]
+    return [run.months[t] for t in range(1, len(share))
+            if changed[t] and share[t] - share[t - 1] > threshold]

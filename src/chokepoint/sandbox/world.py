@@ -72,6 +72,18 @@ class Announced(_Strict):
     metric: str
 
 
+class Event(_Strict):
+    date_: date = Field(alias="date")
+    measure: str
+    metric: str | None = None
+
+
+class Lag(_Strict):
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+    metric: str
+
+
 class World(_Strict):
     schema_version: Literal[1]
     reviewed: str
@@ -84,6 +96,8 @@ class World(_Strict):
     listing_dates: dict[Literal["JP", "NL"], Dated]
     announced: dict[Literal["JP", "NL"], Announced]
     listed_buyers: list[str] = Field(min_length=1)
+    retaliation: list[Event] = Field(default_factory=list)
+    retaliation_lag_days: Lag
 
     @model_validator(mode="after")
     def _consistent(self) -> World:
