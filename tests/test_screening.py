@@ -85,6 +85,23 @@ def test_chinese_name_meets_english_form_through_translation(rules: RuleSet) -> 
     assert top.entry.entry_id == "ymtc" and top.score >= MATCH
 
 
+def test_chinese_names_meet_english_only_entries_through_pinyin_words(rules: RuleSet) -> None:
+    """A run of untranslated characters is one pinyin word, place names are written as in
+    English: 华为 -> huawei, 深圳 -> shenzhen, 鹏新旭 -> pengxinxu."""
+    from chokepoint.screening.normalise import normalise
+
+    assert normalise("深圳市鹏新旭技术有限公司").tokens == ("shenzhen", "pengxinxu", "technology")
+    english = ScreeningIndex([
+        ListEntry("entity_list", "huawei", "Huawei Technologies Co., Ltd.", (), "CN"),
+        ListEntry("entity_list", "pxw", "Shenzhen Pengxinxu Technology Co., Ltd.", (), "CN"),
+        ListEntry("entity_list", "jhicc", "Fujian Jinhua Integrated Circuit Co., Ltd.", (),
+                  "CN")])
+    for query, want in (("华为技术有限公司", "huawei"), ("深圳市鹏新旭技术有限公司", "pxw"),
+                        ("福建省晋华集成电路有限公司", "jhicc")):
+        (top, *_) = english.screen(query)
+        assert top.entry.entry_id == want and top.score >= REVIEW, query
+
+
 def test_joined_and_split_tokens(rules: RuleSet) -> None:
     (top, *_) = _index(rules).screen("Gazprom Bank")
     assert top.entry.name == "Gazprombank" and top.score >= MATCH

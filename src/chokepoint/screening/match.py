@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Indel, JaroWinkler, Levenshtein
+from rapidfuzz.process import cdist
 
 from chokepoint.screening.lists import ListEntry
 from chokepoint.screening.normalise import Normalised, normalise
@@ -151,33 +152,75 @@ class ScreeningIndex:
                threshold: float = REVIEW) -> list[Hit]:
         """Hits at or above ``threshold``, best first, one per list entry."""
         norm = normalise(name)
+        cands = self.candidates(norm)
+        if not cands:
+            return []
+        q_weights = tuple(self.weight(t) for t in norm.tokens)
+        sims = self._similarities(norm.tokens, [self.names[ni][2].tokens for ni in cands])
         best: dict[int, Hit] = {}
-        for ni in self.candidates(norm):
+        for ni, sim in zip(cands, sims, strict=True):
             ei, listed, lnorm = self.names[ni]
             hit = self._score(norm, self.entries[ei], listed, lnorm, country,
-                              self.name_weights[ni])
-            if hit.score >= threshold and (ei not in best or hit.score > best[ei].score):
+                              self.name_weights[ni], q_weights, sim, threshold)
+            if hit is not None and (ei not in best or hit.score > best[ei].score):
                 best[ei] = hit
         return sorted(best.values(), key=lambda h: -h.score)
 
+    @staticmethod
+    def _similarities(q_tokens: tuple[str, ...], names: list[tuple[str, ...]]
+                      ) -> list[tuple[list[float], list[int]] | None]:
+        """For every candidate name, each query token's best ``token_similarity`` with the
+        name's tokens and the index of the first token reaching it - computed for all
+        candidates at once: two RapidFuzz matrix calls (C) and segment-wise maxima."""
+        flat = [t for ts in names for t in ts]
+        if not q_tokens or not flat:
+            return [None] * len(names)
+        indel = cdist(q_tokens, flat, scorer=Indel.normalized_similarity, dtype=np.float64)
+        jw = cdist(q_tokens, flat, scorer=JaroWinkler.normalized_similarity, dtype=np.float64)
+        q_len = np.array([len(t) for t in q_tokens])
+        f_len = np.array([len(t) for t in flat])
+        jw -= 0.05 * (np.minimum(q_len[:, None], f_len[None, :]) <= 4)
+        sim = np.maximum(indel, jw)  # equal tokens: Indel is exactly 1.0
+        lengths = [len(ts) for ts in names]
+        starts = np.cumsum([0, *lengths[:-1]])
+        filled = [k for k, n in enumerate(lengths) if n]
+        seg = np.asarray(starts)[filled]
+        best = np.maximum.reduceat(sim, seg, axis=1)
+        owner = np.repeat(np.arange(len(filled)), [lengths[k] for k in filled])
+        col = np.arange(sim.shape[1])
+        # the first column reaching the segment's maximum: the largest of (T - column)
+        first = sim.shape[1] - np.maximum.reduceat(
+            np.where(sim == best[:, owner], sim.shape[1] - col, -1), seg, axis=1)
+        out: list[tuple[list[float], list[int]] | None] = [None] * len(names)
+        best_l, first_l = best.T.tolist(), (first - seg).T.tolist()
+        for i, k in enumerate(filled):
+            out[k] = (best_l[i], first_l[i])
+        return out
+
     def _score(self, q: Normalised, entry: ListEntry, listed: str, n: Normalised,
-               country: str | None, n_weights: tuple[float, ...] | None = None) -> Hit:
-        evidence: list[str] = []
+               country: str | None, n_weights: tuple[float, ...] | None = None,
+               q_weights: tuple[float, ...] | None = None,
+               sim: tuple[list[float], list[int]] | None = None,
+               threshold: float | None = None) -> Hit | None:
+        """The scored hit, or None when it falls below ``threshold`` (nothing explained)."""
         pairs: list[tuple[str, str, float]] = []
-        used: set[int] = set()
         q_weight = q_hit = 0.0
-        for qt in q.tokens:
-            w = self.weight(qt)
+        for i, qt in enumerate(q.tokens):
+            w = q_weights[i] if q_weights is not None else self.weight(qt)
             q_weight += w
-            best, best_j = 0.0, -1
-            for j, nt in enumerate(n.tokens):
-                sim = token_similarity(qt, nt)
-                if sim > best:
-                    best, best_j = sim, j
+            if sim is not None:  # precomputed: the first best, as the loop below finds it
+                best, best_j = sim[0][i], sim[1][i]
+                if best <= 0.0:
+                    best, best_j = 0.0, -1
+            else:
+                best, best_j = 0.0, -1
+                for j, nt in enumerate(n.tokens):
+                    s_ = token_similarity(qt, nt)
+                    if s_ > best:
+                        best, best_j = s_, j
             if best >= TOKEN_FLOOR:
                 q_hit += w * best
                 pairs.append((qt, n.tokens[best_j], best))
-                used.add(best_j)
         nw = n_weights if n_weights is not None else tuple(self.weight(t) for t in n.tokens)
         n_weight = sum(nw)
         n_hit = sum(nw[j] * s for j, s in
@@ -185,30 +228,40 @@ class ScreeningIndex:
         recall = q_hit / q_weight if q_weight else 0.0
         precision = n_hit / n_weight if n_weight else 0.0
         score = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+        joined = None
         if (score < MATCH and q.compact and n.compact and len(q.compact) >= 4
                 and q.tokens != n.tokens):
             # the same letters cut into words differently ("Gazprom Bank" / "Gazprombank")
-            joined = Indel.normalized_similarity(q.compact, n.compact)
-            if joined > score and joined >= 0.95:
-                score = joined
-                evidence.append(f"joined/split tokens: '{q.compact}' ~ '{n.compact}'")
+            j_sim = Indel.normalized_similarity(q.compact, n.compact)
+            if j_sim > score and j_sim >= 0.95:
+                score = joined = j_sim
+        chars = None
         if q.cjk and n.cjk:
             # Levenshtein over characters: an inserted place name (a subsidiary) costs more
             # than it would under Indel, so it lands in review, not match.
             chars = Levenshtein.normalized_similarity(q.cjk, n.cjk)
-            evidence.append(f"Chinese characters compared: {q.cjk} ~ {n.cjk} ({chars:.2f})")
             score = max(score, chars)
+        mismatch = bool(country and entry.country and country != entry.country)
+        if mismatch:
+            score *= COUNTRY_MISMATCH_FACTOR
+        score = min(score, 1.0)
+        if threshold is not None and score < threshold:
+            return None
+        evidence: list[str] = []
+        if joined is not None:
+            evidence.append(f"joined/split tokens: '{q.compact}' ~ '{n.compact}'")
+        if chars is not None:
+            evidence.append(f"Chinese characters compared: {q.cjk} ~ {n.cjk} ({chars:.2f})")
         elif q.cjk:
             evidence.append("Chinese characters compared through pinyin and translated "
                             "organisation words")
-        if country and entry.country and country != entry.country:
-            score *= COUNTRY_MISMATCH_FACTOR
+        if mismatch:
             evidence.append(f"country differs ({country} vs {entry.country}): score lowered")
         elif country and entry.country == country:
             evidence.append(f"country agrees ({country})")
         matched_q = {p[0] for p in pairs}
         matched_n = {p[1] for p in pairs}
-        return Hit(entry=entry, matched_name=listed, score=min(score, 1.0),
+        return Hit(entry=entry, matched_name=listed, score=score,
                    matched_tokens=tuple(pairs),
                    unmatched_query=tuple(t for t in q.tokens if t not in matched_q),
                    unmatched_name=tuple(t for t in n.tokens if t not in matched_n),

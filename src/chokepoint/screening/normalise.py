@@ -38,8 +38,17 @@ CJK_WORDS: tuple[tuple[str, str], ...] = tuple(sorted({
     "航空": "aviation", "航天": "aerospace", "信息": "information", "软件": "software",
     "网络": "network", "智能": "intelligent", "精密": "precision", "仪器": "instruments",
     "创新": "innovation", "产业": "industry", "发展": "development",
+    "研发": "r d", "北方": "northern", "南方": "south",
     # place names whose English form is not their pinyin; administrative suffixes
     "长江": "yangtze", "香港": "hong kong", "澳门": "macau", "市": "", "省": "",
+    # place names written in English as their pinyin in one word
+    "北京": "beijing", "上海": "shanghai", "天津": "tianjin", "重庆": "chongqing",
+    "深圳": "shenzhen", "广州": "guangzhou", "武汉": "wuhan", "南京": "nanjing",
+    "青岛": "qingdao", "合肥": "hefei", "无锡": "wuxi", "苏州": "suzhou", "杭州": "hangzhou",
+    "成都": "chengdu", "西安": "xian", "厦门": "xiamen", "大连": "dalian", "长沙": "changsha",
+    "福建": "fujian", "江苏": "jiangsu", "浙江": "zhejiang", "广东": "guangdong",
+    "山东": "shandong", "湖北": "hubei", "四川": "sichuan", "安徽": "anhui", "辽宁": "liaoning",
+    "珠海": "zhuhai", "宁波": "ningbo", "济南": "jinan", "郑州": "zhengzhou",
 }.items(), key=lambda kv: -len(kv[0])))
 
 ABBREVIATIONS = {
@@ -69,14 +78,25 @@ def has_cjk(text: str) -> bool:
 
 
 def _cjk_to_tokens(text: str) -> tuple[list[str], str]:
+    """Translated words for the dictionary's organisation words and place names; every run
+    of other characters becomes one pinyin word ("华为" -> "huawei", "鹏新旭" ->
+    "pengxinxu"), as such names are written in English."""
     from pypinyin import lazy_pinyin  # large dictionaries: loaded only for Chinese text
 
     words: list[str] = []
     kept = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            words.append("".join(lazy_pinyin("".join(run))))
+            run.clear()
+
     i = 0
     while i < len(text):
         for cn, en in CJK_WORDS:
             if text.startswith(cn, i):
+                flush()
                 words.extend(en.split())
                 if en:
                     kept.append(cn)
@@ -86,8 +106,9 @@ def _cjk_to_tokens(text: str) -> tuple[list[str], str]:
             ch = text[i]
             if _CJK.match(ch):
                 kept.append(ch)
-                words.extend(lazy_pinyin(ch))
+                run.append(ch)
             i += 1
+    flush()
     return words, "".join(kept)
 
 
