@@ -255,3 +255,23 @@ def test_a_run_interrupted_by_a_restart_is_marked_failed(database: str) -> None:
         key = create_key(app.state.engine, "analyst")
         r = client.get("/v1/sandbox/runs/1", headers=h(key)).json()
     assert r["status"] == "failed" and "restarted" in r["error"]
+
+
+def test_key_cache_sees_a_revoked_key_after_its_ttl(tmp_path: Path) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from chokepoint.service.db import ApiKey, make_engine, migrate
+    from chokepoint.service.keys import KeyCache
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    key = create_key(engine, "analyst")
+    cached, fresh = KeyCache(engine, ttl=3600), KeyCache(engine, ttl=0)
+    assert cached.check(key) == fresh.check(key) == (key.split("_")[1], "analyst")
+    assert cached.check(key[:-1] + "x") is None  # a wrong secret, same prefix
+    with Session(engine) as s, s.begin():
+        s.execute(update(ApiKey).values(revoked=1))
+    assert fresh.check(key) is None  # ttl 0: the database is read again
+    assert cached.check(key) is not None  # within its ttl the cached record still stands

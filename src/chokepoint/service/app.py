@@ -31,7 +31,7 @@ from chokepoint.sandbox.scenario import ScenarioError
 from chokepoint.screening.service import Screener, determine_screened
 from chokepoint.service import audit
 from chokepoint.service.db import default_url, make_engine, migrate
-from chokepoint.service.keys import GRANTS, check_key
+from chokepoint.service.keys import GRANTS, KeyCache
 from chokepoint.service.sandbox_jobs import Jobs, RunRequest, describe, prepare
 
 MAX_BODY = 1_000_000
@@ -110,6 +110,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     limiter = _RateLimiter()
     writer = audit.GroupWriter(engine)
     jobs = Jobs(engine)
+    keys = KeyCache(engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -140,7 +141,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     def need(grant: str) -> Any:
         def check(request: Request) -> str:
             presented = request.headers.get("x-api-key", "")
-            found = check_key(engine, presented) if presented else None
+            found = keys.check(presented) if presented else None
             if found is None:
                 raise HTTPException(401, detail="a valid X-API-Key header is required")
             prefix, role = found
