@@ -1,6 +1,7 @@
 """Order-book throughput: the local batch path (and Spark local[2] with --spark), peak memory.
 
 Run: .venv/bin/python bench/bench_batch.py [--rows 100000] [--date 2025-06-01] [--spark]
+     [--workers 2]
 Generates a seeded synthetic book (chokepoint.batch.synthetic), runs `run_batch` on it in
 this process, and prints rows/s and the peak resident memory. Not a test: figures for the
 notes.
@@ -26,6 +27,8 @@ def main() -> None:
     parser.add_argument("--date", type=date.fromisoformat, default=None,
                         help="evaluate the whole book on this day (default: each row's date)")
     parser.add_argument("--spark", action="store_true", help="also run Spark local[2]")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also run the local path with this many processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         book = Path(tmp) / "book.parquet"
@@ -40,6 +43,13 @@ def main() -> None:
               f"{summary.written / elapsed:,.0f} rows/s (one core; outcomes {summary.outcomes})")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak resident memory: {peak:,.0f} MiB")
+        if args.workers > 1:
+            start = time.perf_counter()
+            summary = run_batch(book, Path(tmp) / "out2.parquet", rules, override=args.date,
+                                workers=args.workers)
+            elapsed = time.perf_counter() - start
+            print(f"local path, {args.workers} processes: {summary.written:,} rows in "
+                  f"{elapsed:.1f} s = {summary.written / elapsed:,.0f} rows/s")
         if args.spark:
             from chokepoint.spark import run_spark_batch
 

@@ -4,13 +4,16 @@ Rows are read one at a time (CSV, JSON Lines, or Parquet in record batches) and 
 input order. Invalid rows go to a rejects file with their row number and field; they never
 stop the batch. Output is written to ``OUT.partial`` and renamed to ``OUT`` only when the
 whole book is done, so an interrupted run leaves no partial ``OUT``; a checkpoint every
-``CHUNK`` rows lets ``resume`` continue without duplicating a row.
+``CHUNK`` rows lets ``resume`` continue without duplicating a row. With ``workers`` > 1 the
+rows are evaluated by that many processes (forked, each with the rules already loaded) and
+their results are still written here, in input order, by this process alone.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -116,6 +119,29 @@ def result_row(row: int, d: dict[str, Any], with_trace: bool) -> dict[str, Any]:
     return out
 
 
+def evaluate_row(item: tuple[int, dict[str, Any]], rules: RuleSet, override: date | None,
+                 today: date, with_trace: bool) -> tuple[str, dict[str, Any]]:
+    """("ok", result row) or ("reject", rejects-file row) for one input row."""
+    n, raw = item
+    try:
+        txn = _transaction(raw, n)
+        d = determine_screened(txn, rules, as_of(txn, override, today))
+        return "ok", result_row(n, d, with_trace)
+    except (InputError, RowError) as exc:
+        message = str(exc)
+        field = exc.column if isinstance(exc, RowError) else (
+            message.split(": ")[1] if message.count(": ") >= 2 else "")
+        return "reject", {"row": n, "id": raw.get("id", ""), "field": field,
+                          "message": message}
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _in_worker(item: tuple[int, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    return evaluate_row(item, **_WORKER)
+
+
 class ResultWriter:
     """Appends result rows to OUT.partial in the output's format."""
 
@@ -193,7 +219,7 @@ class ResultWriter:
 
 def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
               columns: Path | None = None, with_trace: bool = False, resume: bool = False,
-              today: date | None = None,
+              today: date | None = None, workers: int = 1,
               progress: Callable[[int], None] | None = None) -> Summary:
     """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``)."""
     if not inp.exists():
@@ -221,22 +247,43 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     summary = Summary(outcomes={})
     assert summary.outcomes is not None
     today = today or date.today()
-    for n, raw in read_rows(inp, mapping):
-        summary.rows = n
-        if n <= done:
-            continue
-        try:
-            txn = _transaction(raw, n)
-            d = determine_screened(txn, rules, as_of(txn, override, today))
-            writer.write(result_row(n, d, with_trace))
+    todo = ((n, raw) for n, raw in read_rows(inp, mapping) if n > done)
+    pool = None
+    if workers > 1:
+        _WORKER.update(rules=rules, override=override, today=today, with_trace=with_trace)
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        results: Iterator[tuple[str, dict[str, Any]]] = pool.imap(_in_worker, todo,
+                                                                 chunksize=64)
+    else:
+        results = (evaluate_row(item, rules, override, today, with_trace) for item in todo)
+    summary.rows = done
+    try:
+        _write_all(results, writer, rejects, rej_fh, checkpoint, summary, progress)
+    finally:
+        if pool is not None:
+            pool.terminate()  # every result is in (or the run failed): stop the workers
+            pool.join()
+    writer.close()
+    rej_fh.close()
+    writer.partial.replace(out)
+    rejects_partial.replace(rejects_path)
+    checkpoint.unlink(missing_ok=True)
+    return summary
+
+
+def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWriter,
+               rejects: Any, rej_fh: Any, checkpoint: Path, summary: Summary,
+               progress: Callable[[int], None] | None) -> None:
+    """Write the results in input order, with a checkpoint every CHUNK rows."""
+    assert summary.outcomes is not None
+    for kind, row in results:
+        n = summary.rows = int(row["row"])
+        if kind == "ok":
+            writer.write(row)
             summary.written += 1
-            summary.outcomes[d["outcome"]] = summary.outcomes.get(d["outcome"], 0) + 1
-        except (InputError, RowError) as exc:
-            message = str(exc)
-            field = exc.column if isinstance(exc, RowError) else (
-                message.split(": ")[1] if message.count(": ") >= 2 else "")
-            rejects.writerow({"row": n, "id": raw.get("id", ""), "field": field,
-                              "message": message})
+            summary.outcomes[row["outcome"]] = summary.outcomes.get(row["outcome"], 0) + 1
+        else:
+            rejects.writerow(row)
             summary.rejected += 1
         if n % CHUNK == 0:
             size = writer.sync()
@@ -248,12 +295,6 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
             tmp.replace(checkpoint)
         if progress is not None:
             progress(n)
-    writer.close()
-    rej_fh.close()
-    writer.partial.replace(out)
-    rejects_partial.replace(rejects_path)
-    checkpoint.unlink(missing_ok=True)
-    return summary
 
 
 def count_rows(path: Path) -> int | None:

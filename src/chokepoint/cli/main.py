@@ -253,6 +253,9 @@ def batch(
     trace: Annotated[bool, typer.Option("--trace", help="Add the full determination.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     engine: Annotated[str, typer.Option("--engine", help="local or spark (local[2])")] = "local",
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="Processes evaluating rows (local engine); output "
+        "order and crash safety are the same.")] = 1,
 ) -> None:
     """Determinations for a whole order book, in input order, with a progress bar."""
     from rich.progress import (
@@ -299,7 +302,8 @@ def batch(
                     bar.update(task, completed=n, rate=f"{rate:,.0f}")
 
             summary = run_batch(inp, out, default_rules(), override=override, columns=columns,
-                                with_trace=trace, resume=resume, progress=tick)
+                                with_trace=trace, resume=resume, workers=workers,
+                                progress=tick)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
     typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
