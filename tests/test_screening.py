@@ -91,13 +91,19 @@ def test_chinese_names_meet_english_only_entries_through_pinyin_words(rules: Rul
     from chokepoint.screening.normalise import normalise
 
     assert normalise("深圳市鹏新旭技术有限公司").tokens == ("shenzhen", "pengxinxu", "technology")
+    assert normalise("华为技术有限公司").alternatives == ()
+    assert ("wuhan", "xinxin", "semiconductor") in normalise("武汉新芯集成电路").alternatives
     english = ScreeningIndex([
         ListEntry("entity_list", "huawei", "Huawei Technologies Co., Ltd.", (), "CN"),
         ListEntry("entity_list", "pxw", "Shenzhen Pengxinxu Technology Co., Ltd.", (), "CN"),
         ListEntry("entity_list", "jhicc", "Fujian Jinhua Integrated Circuit Co., Ltd.", (),
-                  "CN")])
+                  "CN"),
+        ListEntry("entity_list", "xmc", "Wuhan Xinxin Semiconductor Manufacturing Co., Ltd.",
+                  (), "CN")])
     for query, want in (("华为技术有限公司", "huawei"), ("深圳市鹏新旭技术有限公司", "pxw"),
-                        ("福建省晋华集成电路有限公司", "jhicc")):
+                        ("福建省晋华集成电路有限公司", "jhicc"),
+                        # 集成电路 rendered as "semiconductor", as this company writes it
+                        ("武汉新芯集成电路制造有限公司", "xmc")):
         (top, *_) = english.screen(query)
         assert top.entry.entry_id == want and top.score >= REVIEW, query
 

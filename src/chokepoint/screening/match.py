@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -150,21 +150,32 @@ class ScreeningIndex:
 
     def screen(self, name: str, country: str | None = None,
                threshold: float = REVIEW) -> list[Hit]:
-        """Hits at or above ``threshold``, best first, one per list entry."""
+        """Hits at or above ``threshold``, best first, one per list entry. A Chinese name
+        with more than one English rendering is screened in each; an entry keeps its best."""
         norm = normalise(name)
+        best: dict[int, Hit] = {}
+        for tokens in (norm.tokens, *norm.alternatives):
+            variant = norm if tokens is norm.tokens else replace(norm, tokens=tokens)
+            for ei, hit in self._screen_one(variant, country, threshold):
+                if ei not in best or hit.score > best[ei].score:
+                    best[ei] = hit
+        return sorted(best.values(), key=lambda h: -h.score)
+
+    def _screen_one(self, norm: Normalised, country: str | None,
+                    threshold: float) -> list[tuple[int, Hit]]:
         cands = self.candidates(norm)
         if not cands:
             return []
         q_weights = tuple(self.weight(t) for t in norm.tokens)
         sims = self._similarities(norm.tokens, [self.names[ni][2].tokens for ni in cands])
-        best: dict[int, Hit] = {}
+        out = []
         for ni, sim in zip(cands, sims, strict=True):
             ei, listed, lnorm = self.names[ni]
             hit = self._score(norm, self.entries[ei], listed, lnorm, country,
                               self.name_weights[ni], q_weights, sim, threshold)
-            if hit is not None and (ei not in best or hit.score > best[ei].score):
-                best[ei] = hit
-        return sorted(best.values(), key=lambda h: -h.score)
+            if hit is not None:
+                out.append((ei, hit))
+        return out
 
     @staticmethod
     def _similarities(q_tokens: tuple[str, ...], names: list[tuple[str, ...]]

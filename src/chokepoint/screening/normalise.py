@@ -30,7 +30,9 @@ CJK_WORDS: tuple[tuple[str, str], ...] = tuple(sorted({
     "控股": "", "科技": "technology", "技术": "technology", "大学": "university",
     "研究所": "institute", "研究院": "institute", "研究中心": "research center",
     "中心": "center", "实验室": "laboratory", "电子": "electronics", "微电子": "microelectronics",
-    "半导体": "semiconductor", "集成电路": "integrated circuit", "制造": "manufacturing",
+    "半导体": "semiconductor", "制造": "manufacturing",
+    # a rendering company names use too, tried as an alternative ("|")
+    "集成电路": "integrated circuit|semiconductor",
     "国际": "international", "装备": "equipment", "设备": "equipment", "存储": "memory",
     "中国科学院": "chinese academy of sciences", "科学院": "academy of sciences",
     "贸易": "trading", "进出口": "import export", "工业": "industry", "工程": "engineering",
@@ -59,6 +61,7 @@ ABBREVIATIONS = {
     "semi": "semiconductor", "ind": "industry", "grp": "group",
 }
 
+_MAX_RENDERINGS = 4
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _NOISE = re.compile(r";\s*and any successor.*$|\s*\(?formerly[^)]*\)?", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -71,25 +74,29 @@ class Normalised:
     tokens: tuple[str, ...]        # folded Latin / translated / pinyin tokens, no legal forms
     compact: str                   # every token joined, legal forms kept (joined/split tokens)
     cjk: str                       # the Chinese characters, legal forms removed
+    # other English renderings of the Chinese words ("集成电路": "integrated circuit" or
+    # "semiconductor" in company names), each a full token tuple like ``tokens``
+    alternatives: tuple[tuple[str, ...], ...] = ()
 
 
 def has_cjk(text: str) -> bool:
     return bool(_CJK.search(text))
 
 
-def _cjk_to_tokens(text: str) -> tuple[list[str], str]:
+def _cjk_to_tokens(text: str) -> tuple[list[list[str]], str]:
     """Translated words for the dictionary's organisation words and place names; every run
     of other characters becomes one pinyin word ("华为" -> "huawei", "鹏新旭" ->
-    "pengxinxu"), as such names are written in English."""
+    "pengxinxu"), as such names are written in English. Returns the segments, each with
+    its renderings (most have one), and the kept characters."""
     from pypinyin import lazy_pinyin  # large dictionaries: loaded only for Chinese text
 
-    words: list[str] = []
+    words: list[list[str]] = []
     kept = []
     run: list[str] = []
 
     def flush() -> None:
         if run:
-            words.append("".join(lazy_pinyin("".join(run))))
+            words.append(["".join(lazy_pinyin("".join(run)))])
             run.clear()
 
     i = 0
@@ -97,7 +104,7 @@ def _cjk_to_tokens(text: str) -> tuple[list[str], str]:
         for cn, en in CJK_WORDS:
             if text.startswith(cn, i):
                 flush()
-                words.extend(en.split())
+                words.append(en.split("|"))
                 if en:
                     kept.append(cn)
                 i += len(cn)
@@ -117,7 +124,7 @@ def normalise(name: str) -> Normalised:
     text = unicodedata.normalize("NFKC", name)
     text = _NOISE.sub("", text)
     cjk = ""
-    tokens: list[str] = []
+    segments: list[list[str]] = []  # each: its renderings (space-separated tokens)
     if has_cjk(text):
         chunks = re.split(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)", text)
         for chunk in chunks:
@@ -125,15 +132,22 @@ def normalise(name: str) -> Normalised:
                 continue
             if has_cjk(chunk):
                 words, kept = _cjk_to_tokens(chunk)
-                tokens.extend(words)
+                segments.extend(words)
                 cjk += kept
             else:
-                tokens.extend(_latin_tokens(chunk))
+                segments.extend([t] for t in _latin_tokens(chunk))
     else:
-        tokens = _latin_tokens(text)
+        segments = [[t] for t in _latin_tokens(text)]
+    renderings = [[]]  # type: list[list[str]]
+    for options in segments:
+        renderings = [r + o.split() for r in renderings for o in options][:_MAX_RENDERINGS]
+    tokens = renderings[0]
     compact = "".join(tokens)
-    tokens = [ABBREVIATIONS.get(t, t) for t in tokens if t and t not in LEGAL_FORMS]
-    return Normalised(tuple(tokens), compact, cjk)
+
+    def clean(ts: list[str]) -> tuple[str, ...]:
+        return tuple(ABBREVIATIONS.get(t, t) for t in ts if t and t not in LEGAL_FORMS)
+
+    return Normalised(clean(tokens), compact, cjk, tuple(clean(r) for r in renderings[1:]))
 
 
 def _latin_tokens(text: str) -> list[str]:
