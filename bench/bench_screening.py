@@ -163,7 +163,8 @@ def main() -> None:
     print(f"  baseline token_set_ratio: {base_found}/{len(cn_pairs)}")
     # Chinese names of companies on no list (near misses by industry, place or wording)
     cn_negatives = ["上海华虹宏力半导体制造有限公司", "华润微电子有限公司",
-                    "中国移动通信集团有限公司", "比亚迪股份有限公司", "腾讯科技（深圳）有限公司", "深圳市大疆创新科技有限公司",
+                    "中国移动通信集团有限公司", "比亚迪股份有限公司",
+                    "腾讯科技（深圳）有限公司", "深圳市大疆创新科技有限公司",
                     "北京华大九天科技股份有限公司", "上海新昇半导体科技有限公司",
                     "武汉光迅科技股份有限公司", "青岛海尔智家股份有限公司",
                     "福建省电子信息集团有限责任公司", "天津中环半导体股份有限公司"]
