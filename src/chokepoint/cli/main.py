@@ -364,6 +364,8 @@ def sandbox(
         data = write(result, p, out)
     except (ScenarioError, FlowError) as exc:
         raise _fail(str(exc), 2) from exc
+    except OSError as exc:
+        raise _fail(f"cannot write the results to {out}: {exc}", 1) from exc
     console = Console(stderr=True)
     for name, entry in data.items():
         console.print(f"{name}: caught {entry['caught_value_usd'] / 1e9:,.1f} bn, blocked "
