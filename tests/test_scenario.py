@@ -81,3 +81,49 @@ def test_invalid_scenarios_name_what_is_wrong(change: dict, message: str,  # typ
 def test_unknown_scenario_keys_are_refused() -> None:
     with pytest.raises(ScenarioError, match="colour"):
         Scenario.parse({"name": "x", "title": "x", "colour": "red"})
+
+
+JP_END_USER_RULE = {
+    "name": "japan-end-user-rule", "title": "Japan adopts an Entity List end-user rule",
+    "add": [
+        {"schema_version": 1, "kind": "provision", "id": "JP:end-user", "regime": "JP",
+         "role": "subject_route", "title": "Is an SME item exported from Japan to a listed "
+         "Chinese party?", "explain": "Hypothetical: a Japanese end-user rule.",
+         "last_reviewed": "2026-11-26", "review_horizon_days": 365,
+         "versions": [{"from": "2025-01-01", "citation": {
+             "ref": "scenario: hypothetical Japanese end-user rule", "effective": "2025-01-01",
+             "evidence": "unverified", "source": "a policy scenario (not law)"},
+             "when": {"all": [{"fact": "item.kind", "eq": "sme"},
+                              {"exists": {"over": "parties", "where": {"exists": {
+                                  "over": "designations",
+                                  "where": {"fact": "list", "eq": "entity_list"}}}}}]}}]},
+        {"schema_version": 1, "kind": "provision", "id": "JP:end-user-licence", "regime": "JP",
+         "role": "licence_requirement", "title": "Licence for SME to a listed party",
+         "explain": "Hypothetical.", "last_reviewed": "2026-11-26",
+         "review_horizon_days": 365,
+         "versions": [{"from": "2025-01-01", "citation": {
+             "ref": "scenario: hypothetical Japanese end-user rule", "effective": "2025-01-01",
+             "evidence": "unverified", "source": "a policy scenario (not law)"},
+             "review_policy": "presumption_of_denial",
+             "when": {"ref": "JP:end-user"}}]}]}
+
+
+def test_a_scenario_adds_a_rule_a_regime_does_not_have(rules: RuleSet) -> None:
+    jp_part = {**NL_TOOL, "from_country": "JP",
+               "exporter": {"name": "Example JP", "country": "JP", "headquartered_in": "JP"},
+               "item": {"kind": "sme", "eccn": "EAR99", "made_in": "JP",
+                        "national_classifications": {"JP": None},
+                        "us_content": {"controlled_share": 0.0, "incorporated_us_items": []}},
+               "parties": [{"role": "end_user", "name": "Example Fab", "country": "CN",
+                            "designations": [{"list": "entity_list", "footnotes": []}]}]}
+    assert determine(jp_part, rules, ON)["jurisdictions"]["JP"]["outcome"] != \
+        "license_required"
+    added = apply(Scenario.parse(JP_END_USER_RULE), rules)
+    jp = determine(jp_part, added, ON)["jurisdictions"]["JP"]
+    assert jp["outcome"] == "license_required"
+    assert [r["rule"] for r in jp["license_requirements"]] == ["JP:end-user-licence"]
+    assert determine(jp_part, added, date(2024, 6, 1))["jurisdictions"]["JP"]["outcome"] != \
+        "license_required"  # not before the scenario's date
+    bad = {**JP_END_USER_RULE, "add": [{**JP_END_USER_RULE["add"][0], "regime": 7}]}
+    with pytest.raises(ScenarioError, match=r"add\[0\]"):
+        apply(Scenario.parse(bad), rules)

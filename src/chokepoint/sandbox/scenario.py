@@ -26,6 +26,7 @@ Scenarios stack: each applies on top of the rule set it is given.
         from: 2022-10-07            # in force on 'like' (default: its first version) applies
         in_force: true
         like: 2024-12-02
+    add: []                         # new rule files (e.g. a rule a regime does not have)
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class Scenario(BaseModel):
     kind: Literal["scenario"] = "scenario"
     sources: list[str] = Field(default_factory=list)
     changes: list[_Change] = Field(default_factory=list)
+    # new rule files (any kind, in the rule-file schema with their own citations), e.g. an
+    # end-user or servicing rule a regime does not have
+    add: list[dict[str, Any]] = Field(default_factory=list)
     parameters: dict[str, float | int | bool | str] = Field(default_factory=dict)
     # Chinese counter-measures as dated flags: 'history' (the dated events of the flow world),
     # 'none', or the scenario's own list of {date, measure}
@@ -228,9 +232,22 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
                                                           new_v]})
                 entries.append(e)
             files[path] = efile.model_copy(update={"entries": entries})
-    out = RuleSet(files=files, content_hash=f"{rules.content_hash}+{scenario.name}:"
-                                             f"{scenario.digest()}",
-                   scenario=(*rules.scenario, scenario.name))
+    from chokepoint.rules.loader import RuleLoadError, parse_rule_file
+    from chokepoint.rules.ruleset import RuleSetError
+
+    for i, data in enumerate(scenario.add):
+        where = f"scenario {scenario.name}: add[{i}]"
+        try:
+            added = parse_rule_file(data, where)
+        except RuleLoadError as exc:
+            raise ScenarioError(str(exc)) from exc
+        files[f"scenario/{scenario.name}/{added.id}.yaml"] = added
+    try:
+        out = RuleSet(files=files, content_hash=f"{rules.content_hash}+{scenario.name}:"
+                                                 f"{scenario.digest()}",
+                      scenario=(*rules.scenario, scenario.name))
+    except RuleSetError as exc:
+        raise ScenarioError(f"scenario {scenario.name}: {exc}") from exc
     _check_adopted(scenario, out)
     return out
 
