@@ -325,3 +325,21 @@ def test_retaliation_flags_follow_us_escalations(scenario_rules: dict[str, RuleS
     # blocked value is attributed to the regime that catches it
     assert sum(hybrid.blocked_by_regime.values()) == pytest.approx(
         hybrid.totals["blocked_value_usd"])
+
+
+def test_each_flow_is_evaluated_on_its_own_date(scenario_rules: dict[str, RuleSet],
+                                                cache: ReachCache) -> None:
+    """Two Korean etch tools in December 2024, one shipped before the SME FDP rule of
+    2024-12-02 and one after: only the second is caught."""
+    row = {"flow_id": "K1", "date": "2024-12-01", "supplier_firm": "Korean toolmakers",
+           "hq_country": "KR", "ship_from_country": "KR", "segment": "etch_clean",
+           "eccn": "3B001.c.1.b", "us_content_share": 0.15, "fdpr_tech_flag": True,
+           "buyer": "Chinese fab (mature node)", "buyer_listed": False,
+           "buyer_advanced_fab": False, "destination": "CN", "value_usd": 1e6}
+    rows = [row, {**row, "flow_id": "K2", "date": "2024-12-20"}]
+    cols = {k: np.array([r[k] for r in rows]) for k in row}
+    cols["month"] = np.array([0, 0])
+    f = Flows(cols, date(2024, 12, 1), 1)
+    r = run(f, scenario_rules["hybrid-2024"], cache)
+    assert r.totals["caught_value_usd"] == 1e6
+    assert r.by_regime["US_extraterritorial"] == 1e6

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -67,31 +68,33 @@ def _rounded(d: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in d.items()}
 
 
-_PATTERNS: dict[int, tuple[Flows, list[Pattern], np.ndarray, np.ndarray]] = {}
+_PATTERNS: dict[int, tuple[Flows, list[Pattern], np.ndarray, np.ndarray, list[date]]] = {}
 
 
-def _patterns(flows: Flows) -> tuple[list[Pattern], np.ndarray, np.ndarray]:
-    """The distinct fact patterns of a flow table, each flow's pattern id, and each
-    pattern's starting US content (kept per table, since sweeps reuse it)."""
+def _patterns(flows: Flows) -> tuple[list[Pattern], np.ndarray, np.ndarray, list[date]]:
+    """The distinct fact patterns of a flow table (with their dates: each flow is evaluated
+    on its own date), each flow's pattern id, and each pattern's starting US content (kept
+    per table, since sweeps reuse it)."""
     memo = _PATTERNS.get(id(flows))
     if memo is not None and memo[0] is flows:
-        return memo[1], memo[2], memo[3]
+        return memo[1], memo[2], memo[3], memo[4]
     c = flows.cols
-    index: dict[tuple[Pattern, float], int] = {}
+    index: dict[tuple[Pattern, float, str], int] = {}
     ids = np.empty(len(flows), dtype=np.int64)
     for i, row in enumerate(zip(c["supplier_firm"], c["hq_country"], c["ship_from_country"],
                                 c["segment"], c["eccn"], c["fdpr_tech_flag"], c["buyer"],
                                 c["buyer_listed"], c["buyer_advanced_fab"], c["destination"],
-                                c["us_content_share"], strict=True)):
+                                c["us_content_share"], c["date"], strict=True)):
         p = Pattern(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]),
                     bool(row[5]), str(row[6]), bool(row[7]), bool(row[8]), str(row[9]))
-        ids[i] = index.setdefault((p, float(row[10])), len(index))
+        ids[i] = index.setdefault((p, float(row[10]), str(row[11])), len(index))
     patterns = [k[0] for k in index]
     u0 = np.array([k[1] for k in index])
+    days = [date.fromisoformat(k[2]) for k in index]
     if len(_PATTERNS) > 8:
         _PATTERNS.clear()
-    _PATTERNS[id(flows)] = (flows, patterns, ids, u0)
-    return patterns, ids, u0
+    _PATTERNS[id(flows)] = (flows, patterns, ids, u0, days)
+    return patterns, ids, u0, days
 
 
 @dataclass
@@ -111,7 +114,7 @@ def _reach(flows: Flows, rules: RuleSet, world: World, p: dict[str, float],
     """Pass 1: the engine's answers for every flow, in month order (a claim in one month
     starts the firm's de-Americanisation from the next)."""
     n = len(flows)
-    patterns, pid, u0 = _patterns(flows)
+    patterns, pid, u0, days = _patterns(flows)
     k = len(patterns)
     own, us, twin, und = (np.zeros(n, dtype=bool) for _ in range(4))
     first = np.full(n, "", dtype=object)
@@ -136,7 +139,7 @@ def _reach(flows: Flows, rules: RuleSet, world: World, p: dict[str, float],
                                         t - claimed[pat.firm])
                 if pat.fdpr and u <= p["redesign_exit_share"]:
                     pat = Pattern(**{**pat.__dict__, "fdpr": False})  # redesigned out
-            r = cache.reach(rules, pat, u, on)
+            r = cache.reach(rules, pat, u, days[j])
             cols["own"][j], cols["us"][j], cols["twin"][j] = r.own, r.us, r.twin_us
             cols["und"][j] = r.undetermined
             for code in r.regimes:
