@@ -32,7 +32,7 @@ REVIEW = 0.75
 COUNTRY_MISMATCH_FACTOR = 0.85
 TOKEN_FLOOR = 0.80  # a token pair below this similarity does not count as matching
 _MAX_POSTINGS = 3000
-_TOP = 8
+_TOP = 12
 
 
 @lru_cache(maxsize=1_000_000)
