@@ -109,7 +109,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     rules = default_rules()
     limiter = _RateLimiter()
     writer = audit.GroupWriter(engine)
-    jobs = Jobs(engine)
+    jobs = Jobs(engine, url)
     keys = KeyCache(engine)
 
     @asynccontextmanager
@@ -281,11 +281,11 @@ def create_app(database_url: str | None = None) -> FastAPI:
             raise HTTPException(422, detail=[{"loc": ["body", *e["loc"]], "msg": e["msg"]}
                                              for e in exc.errors()]) from exc
         try:
-            p = await run_in_threadpool(prepare, req, rules)
+            await run_in_threadpool(prepare, req, rules)  # validate before queueing
         except (ScenarioError, ParameterError) as exc:
             raise HTTPException(422, detail=[{"loc": ["body", "scenarios"], "msg": str(exc)}]
                                 ) from exc
-        run_id = jobs.submit(req, p, user)
+        run_id = jobs.submit(req, user)
         fut = writer.submit(audit.make_record("sandbox_run", user, body, {"run_id": run_id},
                                               rules.content_hash))
         audit_id = await asyncio.wrap_future(fut)

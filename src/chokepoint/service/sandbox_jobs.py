@@ -1,13 +1,15 @@
 """Sandbox runs as background jobs: validated when requested (a bad scenario or parameter is
-a 422 naming it, before anything is queued), run one at a time in a worker thread, their
-summary and self-contained report stored in the database. A run that a restart interrupted
-is marked failed at start-up, never left 'running' for ever."""
+a 422 naming it, before anything is queued), run one at a time in a separate process (so a
+long sweep never takes the API's CPU), their summary and self-contained report stored in
+the database. A run that a restart interrupted is marked failed at start-up, never left
+'running' for ever."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from chokepoint.rules.ruleset import RuleSet
 from chokepoint.sandbox.report import write
 from chokepoint.sandbox.run import Plan, execute, plan
 from chokepoint.sandbox.scenario import SHIPPED, Scenario
-from chokepoint.service.db import SandboxRun, now
+from chokepoint.service.db import SandboxRun, make_engine, now
 
 
 class RunRequest(BaseModel):
@@ -54,41 +56,52 @@ def prepare(req: RunRequest, rules: RuleSet) -> Plan:
                 overrides=dict(req.parameters))
 
 
+def _set(engine: Engine, run_id: int, **values: Any) -> None:
+    with Session(engine) as s, s.begin():
+        s.execute(update(SandboxRun).where(SandboxRun.id == run_id).values(**values))
+
+
+def run_job(url: str, run_id: int, request: str) -> None:
+    """One run, in the job process: the plan is rebuilt from the stored request."""
+    from chokepoint.rules.loader import default_rules
+
+    engine = make_engine(url)
+    try:
+        _set(engine, run_id, status="running")
+        req = RunRequest.model_validate_json(request)
+        p = prepare(req, default_rules())
+        result = execute(p, sweep=req.sweep)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = write(result, p, Path(tmp), inline=True)
+            html = (Path(tmp) / "report.html").read_text(encoding="utf-8")
+        _set(engine, run_id, status="done", finished_at=now(), summary=json.dumps(data),
+             report=html)
+    except Exception as exc:  # noqa: BLE001 - the job records any failure
+        _set(engine, run_id, status="failed", finished_at=now(),
+             error=f"{type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
 class Jobs:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox")
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine, self.url = engine, url
+        self.pool = ProcessPoolExecutor(max_workers=1,
+                                        mp_context=multiprocessing.get_context("spawn"))
         with Session(engine) as s, s.begin():
             s.execute(update(SandboxRun).where(SandboxRun.status.in_(("queued", "running")))
                       .values(status="failed", finished_at=now(),
                               error="interrupted: the service restarted before it finished"))
 
-    def submit(self, req: RunRequest, p: Plan, user: str) -> int:
+    def submit(self, req: RunRequest, user: str) -> int:
         with Session(self.engine) as s, s.begin():
             row = SandboxRun(created_at=now(), user=user, status="queued",
                              request=req.model_dump_json())
             s.add(row)
             s.flush()
             run_id = row.id
-        self.pool.submit(self._run, run_id, p, req.sweep)
+        self.pool.submit(run_job, self.url, run_id, req.model_dump_json())
         return run_id
-
-    def _set(self, run_id: int, **values: Any) -> None:
-        with Session(self.engine) as s, s.begin():
-            s.execute(update(SandboxRun).where(SandboxRun.id == run_id).values(**values))
-
-    def _run(self, run_id: int, p: Plan, sweep: int) -> None:
-        self._set(run_id, status="running")
-        try:
-            result = execute(p, sweep=sweep)
-            with tempfile.TemporaryDirectory() as tmp:
-                data = write(result, p, Path(tmp), inline=True)
-                html = (Path(tmp) / "report.html").read_text(encoding="utf-8")
-            self._set(run_id, status="done", finished_at=now(), summary=json.dumps(data),
-                      report=html)
-        except Exception as exc:  # noqa: BLE001 - the job records any failure
-            self._set(run_id, status="failed", finished_at=now(),
-                      error=f"{type(exc).__name__}: {exc}")
 
     def get(self, run_id: int) -> SandboxRun | None:
         with Session(self.engine) as s:
