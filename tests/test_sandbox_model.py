@@ -343,3 +343,36 @@ def test_each_flow_is_evaluated_on_its_own_date(scenario_rules: dict[str, RuleSe
     r = run(f, scenario_rules["hybrid-2024"], cache)
     assert r.totals["caught_value_usd"] == 1e6
     assert r.by_regime["US_extraterritorial"] == 1e6
+
+
+def test_every_figure_the_sandbox_names_is_shipped_with_its_source() -> None:
+    import csv
+    from importlib import resources
+
+    import yaml
+
+    data = resources.files("chokepoint.sandbox").joinpath("data")
+    with data.joinpath("calibration.csv").open(encoding="utf-8", newline="") as fh:
+        shipped = list(csv.DictReader(fh))
+    by_metric = {r["metric"] for r in shipped}
+    named: set[str] = set()
+
+    def walk(o: Any) -> None:
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k in ("metric", "seed_metric", "source_metric") and isinstance(v, str):
+                    named.add(v.split(" (")[0].strip())
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    for name in ("flows.yaml", "parameters.yaml", "backtests.yaml"):
+        walk(yaml.safe_load(data.joinpath(name).read_text(encoding="utf-8")))
+    assert named and named <= by_metric, sorted(named - by_metric)
+    assert all(r["source_url"].startswith("http") and r["publisher"] for r in shipped)
+    shared = Path(__file__).resolve().parents[2] / "shared/data/policy/calibration.csv"
+    if shared.exists():  # the shipped rows are the shared file's rows, unchanged
+        with shared.open(encoding="utf-8", newline="") as fh:
+            original = [r for r in csv.DictReader(fh) if r["metric"] in by_metric]
+        assert original == shipped

@@ -154,7 +154,7 @@ def retaliation(scenario: Scenario, run: Run, world: World) -> dict[str, Any]:
     lag = world.retaliation_lag_days
     return {"events": [e for e in events if first <= e["date"][:7] <= last],
             "us_escalations": escalations(run),
-            "lag_days": [lag.low, lag.high], "lag_source": lag.metric}
+            "lag_days": [lag.low, lag.high], "lag_source": lag.source}
 
 
 def lhs_keys(fixed: set[str]) -> list[str]:

@@ -81,7 +81,7 @@ class Event(_Strict):
 class Lag(_Strict):
     low: float = Field(ge=0)
     high: float = Field(ge=0)
-    metric: str
+    source: str
 
 
 class World(_Strict):
