@@ -6,18 +6,16 @@ loosened to pass."""
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from chokepoint.rules.loader import read_yaml
+from chokepoint.sandbox.datafile import bundled
 from chokepoint.sandbox.simulate import Run
 
 
 @lru_cache(maxsize=1)
 def checks() -> list[dict[str, Any]]:
-    text = resources.files("chokepoint.sandbox").joinpath("data/backtests.yaml").read_text(
-        encoding="utf-8")
-    return list(read_yaml(text, "backtests.yaml")["checks"])
+    return list(read_yaml(bundled("backtests.yaml"), "backtests.yaml")["checks"])
 
 
 def _months(run: Run, period: list[str]) -> list[int]:

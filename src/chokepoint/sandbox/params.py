@@ -8,12 +8,11 @@ that names the parameter.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from chokepoint.rules.loader import read_yaml
+from chokepoint.sandbox.datafile import bundled, parse
 
 
 class ParameterError(ValueError):
@@ -54,19 +53,12 @@ class ParameterFile(BaseModel):
 
 
 def parse_parameters(text: str, name: str = "parameters.yaml") -> ParameterFile:
-    try:
-        return ParameterFile.model_validate(read_yaml(text, name))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ParameterError(f"{name}: {where}: {first['msg']}") from exc
+    return parse(ParameterFile, text, name, ParameterError)
 
 
 @lru_cache(maxsize=1)
 def default_parameters() -> ParameterFile:
-    text = resources.files("chokepoint.sandbox").joinpath("data/parameters.yaml").read_text(
-        encoding="utf-8")
-    return parse_parameters(text)
+    return parse_parameters(bundled("parameters.yaml"))
 
 
 def values(overrides: dict[str, float] | None = None,

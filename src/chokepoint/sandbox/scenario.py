@@ -140,6 +140,14 @@ def _split(versions: list[Any], on: date) -> list[Any]:
     return kept
 
 
+def _where(index: dict[str, str], key: str, what: str, at: str) -> str:
+    """The rule file that defines ``key``, or an error naming the change and the key."""
+    path = index.get(key)
+    if path is None:
+        raise ScenarioError(f"{at}: unknown {what} '{key}'")
+    return path
+
+
 def _redate(prov: Provision, original: Provision, ch: _Change, cit: Citation,
             at: str) -> Provision:
     """Repeal a provision from ``ch.from_`` or adopt (a version of) it from that day on.
@@ -171,9 +179,7 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
         at = f"scenario {scenario.name}: changes[{i}]"
         cit = _citation(scenario, ch.from_, ch.note)
         if ch.parameter is not None:
-            path = where_param.get(ch.parameter)
-            if path is None:
-                raise ScenarioError(f"{at}: unknown parameter '{ch.parameter}'")
+            path = _where(where_param, ch.parameter, "parameter", at)
             param = files[path]
             assert isinstance(param, Parameter)
             value = ch.value
@@ -195,18 +201,14 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
             except ValidationError as exc:
                 raise ScenarioError(f"{at}: value: {exc.errors()[0]['msg']}") from exc
         elif ch.rule is not None:
-            path = where_rule.get(ch.rule)
-            if path is None:
-                raise ScenarioError(f"{at}: unknown rule '{ch.rule}'")
+            path = _where(where_rule, ch.rule, "rule", at)
             prov = files[path]
             assert isinstance(prov, Provision)
             original = rules.files[path]
             assert isinstance(original, Provision)
             files[path] = _redate(prov, original, ch, cit, at)
         elif ch.group is not None:
-            path = where_group.get(ch.group)
-            if path is None:
-                raise ScenarioError(f"{at}: unknown country group '{ch.group}'")
+            path = _where(where_group, ch.group, "country group", at)
             gfile = files[path]
             assert isinstance(gfile, CountryGroups)
             group = gfile.groups[ch.group]
@@ -216,9 +218,7 @@ def apply(scenario: Scenario, rules: RuleSet) -> RuleSet:
                 update={"versions": [*_split(list(group.versions), ch.from_), new]})}
             files[path] = gfile.model_copy(update={"groups": groups})
         else:
-            path = where_entity.get(str(ch.entity))
-            if path is None:
-                raise ScenarioError(f"{at}: unknown Entity List entry '{ch.entity}'")
+            path = _where(where_entity, str(ch.entity), "Entity List entry", at)
             efile = files[path]
             assert isinstance(efile, EntityList)
             entries = []

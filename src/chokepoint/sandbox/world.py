@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chokepoint.rules.loader import read_yaml
+from chokepoint.sandbox.datafile import bundled, parse
 
 ORIGINS = ("US", "JP", "NL", "SG", "KR", "OTHER")
 
@@ -122,16 +121,9 @@ class World(_Strict):
 
 
 def parse_world(text: str, name: str = "flows.yaml") -> World:
-    try:
-        return World.model_validate(read_yaml(text, name))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise WorldError(f"{name}: {where}: {first['msg']}") from exc
+    return parse(World, text, name, WorldError)
 
 
 @lru_cache(maxsize=1)
 def default_world() -> World:
-    text = resources.files("chokepoint.sandbox").joinpath("data/flows.yaml").read_text(
-        encoding="utf-8")
-    return parse_world(text)
+    return parse_world(bundled("flows.yaml"))
