@@ -108,6 +108,19 @@ def test_chinese_names_meet_english_only_entries_through_pinyin_words(rules: Rul
         assert top.entry.entry_id == want and top.score >= REVIEW, query
 
 
+def test_a_typo_does_not_hide_the_entry_among_names_sharing_a_word() -> None:
+    """Thirty 'HADI ...' names share the query's rare word; the typo'd 'SgHIPPING' still
+    brings the right one into the candidates (symmetric-delete keys)."""
+    crowd = [ListEntry("sdn", f"h{i}", f"HADI {w} TRADING", (), "IR")
+             for i, w in enumerate(["ALPHA", "BETA", "GAMMA", "DELTA", "OMEGA", "SIGMA", "KAPPA",
+                                    "ZETA", "THETA", "IOTA", "LAMBDA", "EPSILON", "RHO", "TAU",
+                                    "PHI", "CHI", "PSI", "NU", "XI", "MU", "ETA", "PI", "OMICRON",
+                                    "UPSILON", "ALEF", "BET", "GIMEL", "DALET", "HE", "VAV"])]
+    target = ListEntry("sdn", "ship", "HADI SHIPPING COMPANY LIMITED", (), "IR")
+    (top, *_) = ScreeningIndex([*crowd, target]).screen("HADI SgHIPPING COMPANY LIMITED")
+    assert top.entry.entry_id == "ship" and top.score >= REVIEW
+
+
 def test_joined_and_split_tokens(rules: RuleSet) -> None:
     (top, *_) = _index(rules).screen("Gazprom Bank")
     assert top.entry.name == "Gazprombank" and top.score >= MATCH

@@ -1,8 +1,10 @@
 """Screening names against list entries: a candidate index and an explainable score.
 
 Every name and alias is indexed as a name of its own. Candidates come from a blocking index
-(whole tokens, 3-character prefixes and suffixes, and adjacent token pairs joined, so that
-"Gazprom Bank" meets "Gazprombank"). The score weighs each token by its rarity (inverse
+(whole tokens, 3-character prefixes and suffixes, adjacent token pairs joined, so that
+"Gazprom Bank" meets "Gazprombank", and the one-letter deletions of tokens of five letters or
+more, so that a typo - a letter dropped, added or changed - still finds its name among many
+sharing the other words). The score weighs each token by its rarity (inverse
 document frequency), so generic words such as "International" or "Trading" cannot carry a
 match; it is the harmonic mean of how much of the query and how much of the listed name
 are matched, token against token with a typo-tolerant similarity (RapidFuzz). Chinese
@@ -32,7 +34,8 @@ REVIEW = 0.75
 COUNTRY_MISMATCH_FACTOR = 0.85
 TOKEN_FLOOR = 0.80  # a token pair below this similarity does not count as matching
 _MAX_POSTINGS = 3000
-_TOP = 12
+_TOP = 8
+_MIN_DELETE = 5  # shorter tokens have too many one-typo neighbours
 
 
 @lru_cache(maxsize=1_000_000)
@@ -77,6 +80,12 @@ class Hit:
         }
 
 
+def _deletions(token: str) -> set[str]:
+    """The token and every string one character shorter ("symmetric delete" keys: two
+    tokens one typo apart - a letter dropped, added or changed - share one of them)."""
+    return {token, *(token[:i] + token[i + 1:] for i in range(len(token)))}
+
+
 def _keys(tokens: tuple[str, ...]) -> set[str]:
     keys: set[str] = set()
     for t in tokens:
@@ -84,10 +93,14 @@ def _keys(tokens: tuple[str, ...]) -> set[str]:
         if len(t) >= 4:
             keys.add("p:" + t[:3])
             keys.add("s:" + t[-3:])
+        if len(t) >= _MIN_DELETE:
+            keys.update("d:" + d for d in _deletions(t))
     for a, b in zip(tokens, tokens[1:], strict=False):
         joined = a + b
         keys.add("t:" + joined)
         keys.add("p:" + joined[:3])
+        if len(joined) >= _MIN_DELETE:
+            keys.update("d:" + d for d in _deletions(joined))
     return keys
 
 
@@ -127,6 +140,7 @@ class ScreeningIndex:
         """The names sharing the most (rarity-weighted) blocking keys with the query."""
         keys = _keys(norm.tokens) | {"c:" + ch for ch in set(norm.cjk)}
         exact = {k[2:] for k in keys if k[0] == "t" and k in self.postings}
+        exact_d = {d for e in exact if len(e) >= _MIN_DELETE for d in _deletions(e)}
         found: list[np.ndarray[Any, Any]] = []
         weights: list[float] = []
         for key in sorted(keys):  # sorted: the same candidates in every process
@@ -134,6 +148,8 @@ class ScreeningIndex:
             if kind in "ps" and any(t.startswith(key[2:]) if kind == "p" else t.endswith(key[2:])
                                     for t in exact):
                 continue  # the token itself was found; its fuzzy keys add only noise
+            if kind == "d" and key[2:] in exact_d:
+                continue
             post = self.postings.get(key)
             limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
             if post is None or len(post) > limit:
