@@ -183,6 +183,14 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     print(f"speed: {len(queries) / elapsed:,.0f} names/s screened against the SDN file "
           f"(one process)")
+    from chokepoint.screening.parallel import screen_many
+
+    many = [(q, None) for q in queries] * 5  # a longer list, as a batch of names would be
+    start = time.perf_counter()
+    out = screen_many(index, many, REVIEW, workers=2)
+    elapsed = time.perf_counter() - start
+    print(f"speed: {len(many) / elapsed:,.0f} names/s with screen_many on 2 processes "
+          f"({len(many):,} names; {sum(map(len, out)):,} hits)")
 
 
 if __name__ == "__main__":

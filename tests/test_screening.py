@@ -225,3 +225,13 @@ def test_one_screener_per_set_of_entries_in_force(rules: RuleSet) -> None:
     late = sorted(names)[0]
     assert not any(h.score >= MATCH for h in _screener(rules, before).screen(late))
     assert any(h.score >= MATCH for h in _screener(rules, after).screen(late))
+
+
+def test_screen_many_on_two_processes_equals_one_by_one(rules: RuleSet) -> None:
+    from chokepoint.screening.parallel import screen_many
+
+    index = _index(rules)
+    names = [("中芯国际集成电路制造有限公司", None), ("Huawei Technologies", "CN"),
+             ("Gazprom Bank", None), ("Example Trading Co", None)] * 200
+    one = [[h.as_dict() for h in index.screen(n, c)] for n, c in names]
+    assert screen_many(index, names, workers=2, chunk=50) == one

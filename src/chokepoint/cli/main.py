@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -190,6 +191,9 @@ def screen(
     threshold: Annotated[float, typer.Option(help="Lowest score reported (0..1).")] = 0.75,
     format: Annotated[str, typer.Option("--format", help="json, text or csv")] = "text",
     on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="Processes for --file (default: every core).")
+    ] = os.cpu_count() or 1,
 ) -> None:
     """Screen party names against the Entity List, the CSL, SDN and imported lists."""
     import csv as csv_mod
@@ -217,10 +221,13 @@ def screen(
         queries.append({"id": "", "name": name, "country": country or ""})
     else:
         raise _fail("give a NAME or --file NAMES.csv", 2)
-    rows = []
-    for q in queries:
-        for h in screener.screen(q["name"], q["country"] or None, threshold):
-            rows.append({"query_id": q["id"], "query": q["name"], **h.as_dict()})
+    from chokepoint.screening.parallel import screen_many
+
+    rows: list[dict[str, Any]] = []
+    hits = screen_many(screener.index, [(q["name"], q["country"] or None) for q in queries],
+                       threshold, workers=workers)
+    for q, found in zip(queries, hits, strict=True):
+        rows.extend({"query_id": q["id"], "query": q["name"], **h} for h in found)
     if format == "json":
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     elif format == "csv":

@@ -80,10 +80,11 @@ class Hit:
         }
 
 
-def _deletions(token: str) -> set[str]:
+@lru_cache(maxsize=200_000)
+def _deletions(token: str) -> frozenset[str]:
     """The token and every string one character shorter ("symmetric delete" keys: two
     tokens one typo apart - a letter dropped, added or changed - share one of them)."""
-    return {token, *(token[:i] + token[i + 1:] for i in range(len(token)))}
+    return frozenset({token, *(token[:i] + token[i + 1:] for i in range(len(token)))})
 
 
 def _keys(tokens: tuple[str, ...]) -> set[str]:
@@ -137,10 +138,24 @@ class ScreeningIndex:
         return w * (0.5 if len(token) <= 2 else 1.0)
 
     def candidates(self, norm: Normalised) -> list[int]:
-        """The names sharing the most (rarity-weighted) blocking keys with the query."""
-        keys = _keys(norm.tokens) | {"c:" + ch for ch in set(norm.cjk)}
+        """The names sharing the most (rarity-weighted) blocking keys with the query. A
+        query token found as such brings no fuzzy keys (prefix, suffix, deletions): they
+        would add only noise."""
+        tokens = norm.tokens
+        joined = [a + b for a, b in zip(tokens, tokens[1:], strict=False)]
+        keys = {"c:" + ch for ch in set(norm.cjk)}
+        for t in (*tokens, *joined):
+            keys.add("t:" + t)
         exact = {k[2:] for k in keys if k[0] == "t" and k in self.postings}
-        exact_d = {d for e in exact if len(e) >= _MIN_DELETE for d in _deletions(e)}
+        for t in tokens:
+            if len(t) >= 4:
+                keys.add("p:" + t[:3])
+                keys.add("s:" + t[-3:])
+        for j in joined:
+            keys.add("p:" + j[:3])
+        for t in (*tokens, *joined):
+            if len(t) >= _MIN_DELETE and t not in exact:
+                keys.update("d:" + d for d in _deletions(t))
         found: list[np.ndarray[Any, Any]] = []
         weights: list[float] = []
         for key in sorted(keys):  # sorted: the same candidates in every process
@@ -148,8 +163,6 @@ class ScreeningIndex:
             if kind in "ps" and any(t.startswith(key[2:]) if kind == "p" else t.endswith(key[2:])
                                     for t in exact):
                 continue  # the token itself was found; its fuzzy keys add only noise
-            if kind == "d" and key[2:] in exact_d:
-                continue
             post = self.postings.get(key)
             limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
             if post is None or len(post) > limit:
