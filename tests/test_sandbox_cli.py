@@ -75,13 +75,16 @@ def test_a_users_flow_table_and_scenario_file(tmp_path: Path) -> None:
     scenario = tmp_path / "korea.yaml"
     scenario.write_text("name: korea-joins\ntitle: Korea adopts equivalent controls\n"
                         "changes:\n  - group: Supp4:742\n    from: 2023-01-01\n"
-                        "    members: [JP, NL, GB, AU, KR]\nparameters:\n  grandfathering: 0.8\n")
+                        "    members: [JP, NL, GB, AU, KR]\nparameters:\n  grandfathering: 0.8\n"
+                        "retaliation:\n  - {date: 2023-06-01, measure: a hypothetical ban}\n")
     r = run(str(scenario), "hybrid-2024", "--out", str(tmp_path / "o"), "--flows-file",
             str(flows), "--months", "12")
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert data["korea-joins"]["parameters"]["grandfathering"] == 0.8
     assert len(data["korea-joins"]["leverage"]) == 12
+    assert data["korea-joins"]["retaliation"]["events"] == [
+        {"date": "2023-06-01", "measure": "a hypothetical ban"}]
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),

@@ -148,7 +148,7 @@ def retaliation(scenario: Scenario, run: Run, world: World) -> dict[str, Any]:
     elif scenario.retaliation == "none":
         events = []
     else:
-        events = [{"date": str(e.get("date")), "measure": str(e.get("measure", ""))}
+        events = [{"date": e.date_.isoformat(), "measure": e.measure}
                   for e in scenario.retaliation]
     first, last = run.months[0], run.months[-1]
     lag = world.retaliation_lag_days

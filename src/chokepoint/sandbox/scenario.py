@@ -92,6 +92,15 @@ class _Change(BaseModel):
         return self
 
 
+class RetaliationEvent(BaseModel):
+    """A hypothetical counter-measure, a dated flag on the scenario's timeline."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    date_: date = Field(alias="date")
+    measure: str = Field(min_length=1)
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,7 +115,7 @@ class Scenario(BaseModel):
     parameters: dict[str, float | int | bool | str] = Field(default_factory=dict)
     # Chinese counter-measures as dated flags: 'history' (the dated events of the flow world),
     # 'none', or the scenario's own list of {date, measure}
-    retaliation: Literal["history", "none"] | list[dict[str, str]] = "none"
+    retaliation: Literal["history", "none"] | list[RetaliationEvent] = "none"
 
     @classmethod
     def parse(cls, data: Any, where: str = "scenario") -> Scenario:
