@@ -376,3 +376,25 @@ def test_every_figure_the_sandbox_names_is_shipped_with_its_source() -> None:
         with shared.open(encoding="utf-8", newline="") as fh:
             original = [r for r in csv.DictReader(fh) if r["metric"] in by_metric]
         assert original == shipped
+
+
+def test_flow_transactions_are_valid_contract_transactions(scenario_rules: dict[str, RuleSet],
+                                                           flows: Flows) -> None:
+    from chokepoint.contract import validate_transaction
+
+    cache = ReachCache.for_world(WORLD)
+    c = flows.cols
+    seen = set()
+    for i in range(len(flows)):
+        p = Pattern(str(c["supplier_firm"][i]), str(c["hq_country"][i]),
+                    str(c["ship_from_country"][i]), str(c["segment"][i]), str(c["eccn"][i]),
+                    bool(c["fdpr_tech_flag"][i]), str(c["buyer"][i]), bool(c["buyer_listed"][i]),
+                    bool(c["buyer_advanced_fab"][i]), "CN")
+        if p in seen:
+            continue
+        seen.add(p)
+        on = date.fromisoformat(str(c["date"][i]))
+        txn = cache.transaction(scenario_rules["hybrid-2024"], p,
+                                float(c["us_content_share"][i]), on)
+        validate_transaction(txn, i)  # raises InputError naming the field
+    assert len(seen) > 100
