@@ -49,6 +49,16 @@ def test_summary_is_keyed_by_scenario_with_every_headline_output(out: Path) -> N
     assert meta["flows"]["rows"] == 3000 and meta["engine_evaluations"] > 0
 
 
+def test_monthly_series_for_a_spreadsheet(out: Path) -> None:
+    import csv
+
+    with (out / "monthly.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * 30 and rows[0]["scenario"] == "multilateral"
+    assert {"leverage", "blocked_usd", "stockpile_usd"} <= set(rows[0])
+    assert float(rows[0]["leverage"]) >= 0
+
+
 def test_plots_are_real_pngs(out: Path) -> None:
     for name in ("leverage.png", "blocked.png", "lpf_gap.png", "stockpile.png", "totals.png"):
         data = (out / name).read_bytes()

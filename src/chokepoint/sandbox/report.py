@@ -1,11 +1,13 @@
 """The sandbox's outputs: ``summary.json`` (keyed by scenario name), ``run.json`` (what was run),
-PNG plots comparing the scenarios over time, and ``report.html`` with the tables, plots,
+``monthly.csv`` (every monthly series, for a spreadsheet), PNG plots comparing the scenarios
+over time, and ``report.html`` with the tables, plots,
 parameters and their status and sources. Files are written to a temporary name and renamed,
 so an interrupted run never leaves a half-written file."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import os
 import tempfile
@@ -134,6 +136,17 @@ def _plots(result: Result, out: Path) -> list[dict[str, str]]:
     return made
 
 
+def _monthly_csv(result: Result, path: Path) -> None:
+    """Every scenario's monthly series in one long table (scenario, month, series...)."""
+    keys = sorted(result.runs[0].series)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["scenario", "month", *keys])
+        for run in result.runs:
+            for t, month in enumerate(run.months):
+                out.writerow([run.scenario, month, *(run.series[k][t] for k in keys)])
+
+
 def _environment() -> Environment:
     env = Environment(autoescape=select_autoescape(default=True), trim_blocks=True,
                       lstrip_blocks=True)
@@ -159,6 +172,7 @@ def write(result: Result, plan: Plan, out: Path, *, inline: bool = False) -> dic
             lambda p: p.write_text(json.dumps(data, indent=1), encoding="utf-8"))
     _atomic(out / "run.json", lambda p: p.write_text(json.dumps(meta, indent=1),
                                                      encoding="utf-8"))
+    _atomic(out / "monthly.csv", lambda p: _monthly_csv(result, p))
     plots = _plots(result, out)
     table = default_parameters()
     template = resources.files("chokepoint.sandbox").joinpath(
