@@ -87,6 +87,7 @@ class RuleSet:
     _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
     _exclusions: dict[str, list[Provision]] | None = field(init=False, repr=False)
     _by_role: dict[tuple[str, str], list[Provision]] = field(init=False, repr=False)
+    _memo: dict[str, dict[str, Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.provisions, self.parameters, self.groups = {}, {}, {}
@@ -97,6 +98,7 @@ class RuleSet:
         self._snapshots = {}
         self._exclusions = None
         self._by_role = {}
+        self._memo = {}
         seen: dict[str, str] = {}
         for path, f in sorted(self.files.items()):
             key = f"{f.kind}:{f.id}"
@@ -228,6 +230,10 @@ class RuleSet:
                      if p.regime == regime and p.role == role]
             self._by_role[key] = sorted(found, key=lambda p: natural_key(p.id))
         return self._by_role[key]
+
+    def memo(self, key: str) -> dict[str, Any]:
+        """A scratch cache for values derived from this rule set alone (for all days)."""
+        return self._memo.setdefault(key, {})
 
     def at(self, on: date) -> Snapshot:
         """The rule values in force on a date (cached)."""

@@ -183,16 +183,11 @@ class ReachCache:
         }
 
 
-_ENTRIES: dict[tuple[int, str], Any] = {}
-
-
 def _entry_named(rules: RuleSet, name: str) -> Any:
     """The Entity List entry with exactly this name (the sandbox's listed buyers are named as
-    listed), or None."""
-    key = (id(rules), name)
-    if key not in _ENTRIES:
-        if len(_ENTRIES) > 4096:
-            _ENTRIES.clear()
-        _ENTRIES[key] = next((e for entries in rules.entities.values() for e in entries
-                              if e.name == name), None)
-    return _ENTRIES[key]
+    listed), or None. Cached on the rule set itself, so no other rule set can see it."""
+    table = rules.memo("sandbox.entry_by_name")
+    if name not in table:
+        table[name] = next((e for entries in rules.entities.values() for e in entries
+                            if e.name == name), None)
+    return table[name]
