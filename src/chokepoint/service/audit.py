@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -21,17 +22,30 @@ from sqlalchemy.orm import Session
 from chokepoint import __version__
 from chokepoint.service.db import AuditRecord, ChainHead, now
 
+_FIELDS = sorted(("created_at", "kind", "user", "request", "response", "rules_version",
+                  "engine_version"))
+
+
+def _json_value(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)``, computed by orjson for strings (the same
+    escapes, byte for byte: tested), by json otherwise or when orjson refuses the text."""
+    if isinstance(value, str):
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:
+            pass
+    return json.dumps(value, ensure_ascii=False)
+
 
 def _digest(prev_hash: str, rec: dict[str, Any]) -> str:
-    body = json.dumps({k: rec[k] for k in ("created_at", "kind", "user", "request", "response",
-                                           "rules_version", "engine_version")},
-                      sort_keys=True, ensure_ascii=False)
+    # the text of json.dumps({...}, sort_keys=True, ensure_ascii=False), the chain's format
+    body = "{" + ", ".join(f'"{k}": {_json_value(rec[k])}' for k in _FIELDS) + "}"
     return hashlib.sha256((prev_hash + "\n" + body).encode()).hexdigest()
 
 
 def canonical(value: Any) -> str:
-    """The JSON text stored (and hashed) for a request or response."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    """The JSON text stored (and hashed) for a request or response: keys sorted, compact."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def make_record(kind: str, user: str, request: Any, response: Any,
