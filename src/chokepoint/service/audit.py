@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -66,13 +66,15 @@ def append_many(engine: Engine, records: list[dict[str, Any]]) -> list[int]:
         head = s.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()
                          ).scalar_one()
         last_id, last_hash = head.last_id, head.last_hash
+        rows = []
         for rec in records:
             rec_hash = _digest(last_hash, rec)
             last_id += 1
-            s.add(AuditRecord(id=last_id, prev_hash=last_hash, hash=rec_hash,
-                              **{**rec, "created_at": datetime.fromisoformat(rec["created_at"])}))
+            rows.append({**rec, "id": last_id, "prev_hash": last_hash, "hash": rec_hash,
+                         "created_at": datetime.fromisoformat(rec["created_at"])})
             last_hash = rec_hash
             ids.append(last_id)
+        s.execute(insert(AuditRecord), rows)  # one executemany, no ORM unit of work
         head.last_id, head.last_hash = last_id, last_hash
     return ids
 
