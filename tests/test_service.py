@@ -247,14 +247,24 @@ def test_a_run_interrupted_by_a_restart_is_marked_failed(database: str) -> None:
 
     migrate(database)
     engine = make_engine(database)
+    import socket
+
+    here = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
     with Session(engine) as s, s.begin():
-        s.add(SandboxRun(created_at=now(), user="x", status="running", request="{}"))
+        s.add(SandboxRun(created_at=now(), user="x", status="running", request="{}",
+                         owner=f"{here}:{dead}"))  # its process has exited
+        s.add(SandboxRun(created_at=now(), user="x", status="running", request="{}",
+                         owner=f"{here}:{os.getpid()}"))  # another live worker's run
     engine.dispose()
     app = create_app(database)  # the restart
     with TestClient(app) as client:
         key = create_key(app.state.engine, "analyst")
         r = client.get("/v1/sandbox/runs/1", headers=h(key)).json()
-    assert r["status"] == "failed" and "restarted" in r["error"]
+        live = client.get("/v1/sandbox/runs/2", headers=h(key)).json()
+    assert r["status"] == "failed" and "stopped before it finished" in r["error"]
+    assert live["status"] == "running"
 
 
 def test_key_cache_sees_a_revoked_key_after_its_ttl(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ class SandboxRun(Base):
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     report: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid
 
 
 def default_url() -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import socket
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -67,7 +69,7 @@ def run_job(url: str, run_id: int, request: str) -> None:
 
     engine = make_engine(url)
     try:
-        _set(engine, run_id, status="running")
+        _set(engine, run_id, status="running", owner=_me())
         req = RunRequest.model_validate_json(request)
         p = prepare(req, default_rules())
         result = execute(p, sweep=req.sweep)
@@ -83,20 +85,46 @@ def run_job(url: str, run_id: int, request: str) -> None:
         engine.dispose()
 
 
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None) -> bool:
+    """Is the owning process still running? Unknown (another host, no owner) counts as not,
+    except for another host, which this process cannot see."""
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Jobs:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine, self.url = engine, url
         self.pool = ProcessPoolExecutor(max_workers=1,
                                         mp_context=multiprocessing.get_context("spawn"))
+        # runs whose owning process is gone were interrupted (a restart, a crash); runs of
+        # another live worker of this service are left alone
         with Session(engine) as s, s.begin():
-            s.execute(update(SandboxRun).where(SandboxRun.status.in_(("queued", "running")))
-                      .values(status="failed", finished_at=now(),
-                              error="interrupted: the service restarted before it finished"))
+            stale = [r.id for r in s.scalars(select(SandboxRun).where(
+                SandboxRun.status.in_(("queued", "running")))) if not _alive(r.owner)]
+            if stale:
+                s.execute(update(SandboxRun).where(SandboxRun.id.in_(stale)).values(
+                    status="failed", finished_at=now(),
+                    error="interrupted: the process running it stopped before it finished"))
 
     def submit(self, req: RunRequest, user: str) -> int:
         with Session(self.engine) as s, s.begin():
             row = SandboxRun(created_at=now(), user=user, status="queued",
-                             request=req.model_dump_json())
+                             request=req.model_dump_json(), owner=_me())
             s.add(row)
             s.flush()
             run_id = row.id
