@@ -39,10 +39,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(url: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(url: str, port: int, env: dict[str, str], workers: int = 1
+          ) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port", str(port),
-                             "--database", url], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--database", url, "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -94,6 +95,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--kill", action="store_true")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="uvicorn worker processes of the server under test")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="chokepoint-load-"))
     env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(tmp)}
@@ -102,7 +105,7 @@ def main() -> None:
                           "admin", "--database", url], env=env, capture_output=True, text=True,
                          check=True).stdout.strip()
     port = free_port()
-    server = start(url, port, env)
+    server = start(url, port, env, args.server_workers)
     try:
         if args.kill:
             async def killer() -> None:
@@ -117,7 +120,7 @@ def main() -> None:
 
             lat, ok, e5, failed = asyncio.run(both())
             server.wait()
-            server = start(url, port, env)
+            server = start(url, port, env, args.server_workers)
         else:
             lat, ok, e5, failed = asyncio.run(load(port, key, args.clients, args.seconds,
                                                    args.max_requests))
