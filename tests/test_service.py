@@ -309,3 +309,8 @@ def test_the_chain_digest_keeps_its_format() -> None:
         assert audit._digest("p", rec) == want
 
     check()
+
+
+def test_canonical_json_takes_what_orjson_refuses() -> None:
+    assert audit.canonical({"b": 1, "a": [1.5, "x"]}) == '{"a":[1.5,"x"],"b":1}'
+    assert audit.canonical({"n": 10**30}) == '{"n":' + str(10**30) + "}"

@@ -44,8 +44,14 @@ def _digest(prev_hash: str, rec: dict[str, Any]) -> str:
 
 
 def canonical(value: Any) -> str:
-    """The JSON text stored (and hashed) for a request or response: keys sorted, compact."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+    """The JSON text stored (and hashed) for a request or response: keys sorted, compact.
+    orjson writes it; what orjson refuses (integers beyond 64 bits, lone surrogates) is
+    written by json in the same shape."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+                            ).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def make_record(kind: str, user: str, request: Any, response: Any,
