@@ -80,7 +80,7 @@ class Hit:
         }
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=4096)  # small: an index build passes every listed token through here
 def _deletions(token: str) -> frozenset[str]:
     """The token and every string one character shorter ("symmetric delete" keys: two
     tokens one typo apart - a letter dropped, added or changed - share one of them)."""
@@ -105,6 +105,31 @@ def _keys(tokens: tuple[str, ...]) -> set[str]:
     return keys
 
 
+class _Postings:
+    """Blocking key -> the names holding it, in one int32 array with offsets (a numpy array
+    per key cost about 200 bytes each, and an index has half a million keys)."""
+
+    def __init__(self, table: dict[str, list[int]]) -> None:
+        self._slot = {key: i for i, key in enumerate(table)}
+        lengths = np.fromiter((len(v) for v in table.values()), dtype=np.int64,
+                              count=len(table))
+        self._starts = np.concatenate(([0], np.cumsum(lengths))).tolist()
+        self._data = np.fromiter((n for v in table.values() for n in v), dtype=np.int32,
+                                 count=int(lengths.sum()))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._slot
+
+    def get(self, key: str) -> np.ndarray[Any, Any] | None:
+        i = self._slot.get(key)
+        if i is None:
+            return None
+        return self._data[self._starts[i]:self._starts[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+
 class ScreeningIndex:
     """All names of a set of list entries, ready to screen against."""
 
@@ -125,7 +150,7 @@ class ScreeningIndex:
                 for ch in set(norm.cjk):
                     postings["c:" + ch].append(ni)
                 df.update(set(norm.tokens))
-        self.postings = {k: np.asarray(v, dtype=np.int32) for k, v in postings.items()}
+        self.postings = _Postings(postings)
         total = max(len(self.names), 1)
         self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
         self.max_idf = math.log((total + 1) / 0.5)
