@@ -4,7 +4,8 @@ Rows are read one at a time (CSV, JSON Lines, or Parquet in record batches) and 
 input order. Invalid rows go to a rejects file with their row number and field; they never
 stop the batch. Output is written to ``OUT.partial`` and renamed to ``OUT`` only when the
 whole book is done, so an interrupted run leaves no partial ``OUT``; a checkpoint every
-``CHUNK`` rows lets ``resume`` continue without duplicating a row. With ``workers`` > 1 the
+``CHUNK`` rows (a Parquet output: every part file) lets ``resume`` continue without
+duplicating a row. With ``workers`` > 1 the
 rows are evaluated by that many processes (forked, each with the rules already loaded) and
 their results are still written here, in input order, by this process alone.
 """
@@ -142,15 +143,20 @@ def _in_worker(item: tuple[int, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     return evaluate_row(item, **_WORKER)
 
 
-class ResultWriter:
-    """Appends result rows to OUT.partial in the output's format."""
+PARQUET_PART_ROWS = 100_000  # a Parquet output is checkpointed one part file at a time
 
-    def __init__(self, path: Path, columns: list[str], append: bool) -> None:
+
+class ResultWriter:
+    """Appends result rows to OUT.partial in the output's format. A Parquet output is
+    written as part files under ``OUT.parts/`` (each a checkpoint) and joined into
+    ``OUT.partial`` at the end, so that it can be resumed too."""
+
+    def __init__(self, path: Path, columns: list[str], append: bool,
+                 parts_done: int = 0) -> None:
         self.path, self.columns = path, columns
         self.kind = path.suffix.lower()
         mode = "a" if append else "w"
         self._rows: list[dict[str, Any]] = []
-        self._pq: Any = None
         if self.kind == ".csv":
             self.fh = path.with_name(path.name + ".partial").open(mode, newline="",
                                                                   encoding="utf-8")
@@ -160,9 +166,13 @@ class ResultWriter:
         elif self.kind == ".jsonl":
             self.fh = path.with_name(path.name + ".partial").open(mode, encoding="utf-8")
         elif self.kind == ".parquet":
-            if append:
-                raise BatchError("resume is supported for .csv and .jsonl outputs")
             self.fh = None  # type: ignore[assignment]
+            self.parts_dir = path.with_name(path.name + ".parts")
+            self.parts_dir.mkdir(exist_ok=True)
+            self.parts = parts_done if append else 0
+            for stale in self.parts_dir.glob("part-*.parquet"):
+                if int(stale.stem.split("-")[1]) >= self.parts:
+                    stale.unlink()  # written after the last checkpoint
         else:
             raise BatchError(f"{path}: output must be .csv, .parquet or .jsonl")
 
@@ -177,44 +187,54 @@ class ResultWriter:
             self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
             self._rows.append(row)
-            if len(self._rows) >= CHUNK:
-                self._flush_parquet()
+            if len(self._rows) >= 10 * PARQUET_PART_ROWS:  # a caller that never syncs
+                self._write_part()  # (Spark); a syncing caller writes parts at checkpoints
 
-    def _flush_parquet(self) -> None:
+    def _schema(self) -> Any:
+        import pyarrow as pa
+
+        return pa.schema([(c, pa.int64() if c == "row" else pa.string())
+                          for c in self.columns])
+
+    def _write_part(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self._rows:
-            return
-        table = pa.Table.from_pylist(self._rows, schema=pa.schema(
-            [(c, pa.int64() if c == "row" else pa.string()) for c in self.columns]))
-        if self._pq is None:
-            self._pq = pq.ParquetWriter(self.partial, table.schema)
-        self._pq.write_table(table)
+        part = self.parts_dir / f"part-{self.parts:06d}.parquet"
+        tmp = part.with_suffix(".tmp")
+        pq.write_table(pa.Table.from_pylist(self._rows, schema=self._schema()), tmp)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.replace(part)
+        self.parts += 1
         self._rows = []
 
-    def sync(self) -> int:
-        """Flush to disk; returns the partial file's size (the checkpoint offset)."""
+    def sync(self) -> int | None:
+        """Flush to disk; the checkpoint offset (the partial file's size, or the number of
+        Parquet parts), or None when nothing durable was written (a Parquet part not full)."""
         if self.kind == ".parquet":
-            self._flush_parquet()
-            return 0
+            if len(self._rows) < PARQUET_PART_ROWS:
+                return None
+            self._write_part()
+            return self.parts
         self.fh.flush()
         os.fsync(self.fh.fileno())
         return self.fh.tell()
 
     def close(self) -> None:
-        if self.kind == ".parquet":
-            self._flush_parquet()
-            if self._pq is not None:
-                self._pq.close()
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                pq.write_table(pa.Table.from_pylist([], schema=pa.schema(
-                    [(c, pa.string()) for c in self.columns])), self.partial)
-        else:
+        if self.kind != ".parquet":
             self.fh.close()
+            return
+        import pyarrow.parquet as pq
+
+        if self._rows:
+            self._write_part()
+        with pq.ParquetWriter(self.partial, self._schema()) as out:
+            for i in range(self.parts):
+                out.write_table(pq.read_table(self.parts_dir / f"part-{i:06d}.parquet"))
+        for part in self.parts_dir.glob("part-*"):
+            part.unlink()
+        self.parts_dir.rmdir()
 
 
 def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
@@ -235,11 +255,14 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
             raise BatchError(f"{checkpoint}: nothing to resume")
         state = json.loads(checkpoint.read_text())
         done = int(state["rows"])
-        for target, size in ((out.with_name(out.name + ".partial"), state["bytes"]),
-                             (rejects_partial, state["reject_bytes"])):
+        targets = [(rejects_partial, state["reject_bytes"])]
+        if out.suffix.lower() != ".parquet":  # Parquet parts are dropped by the writer
+            targets.append((out.with_name(out.name + ".partial"), state["bytes"]))
+        for target, size in targets:
             with target.open("r+b") as fh:
                 fh.truncate(size)  # drop anything written after the last checkpoint
-    writer = ResultWriter(out, cols, append=resume)
+    writer = ResultWriter(out, cols, append=resume,
+                          parts_done=int(state["bytes"]) if resume else 0)
     rej_fh = rejects_partial.open("a" if resume else "w", newline="", encoding="utf-8")
     rejects = csv.DictWriter(rej_fh, fieldnames=REJECT_COLUMNS)
     if not resume:
@@ -285,8 +308,7 @@ def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWrit
         else:
             rejects.writerow(row)
             summary.rejected += 1
-        if n % CHUNK == 0:
-            size = writer.sync()
+        if n % CHUNK == 0 and (size := writer.sync()) is not None:
             rej_fh.flush()
             os.fsync(rej_fh.fileno())
             tmp = checkpoint.with_name(checkpoint.name + ".tmp")
