@@ -20,12 +20,6 @@ from chokepoint.engine import determine
 from chokepoint.rules.model import Catalogue, EntityList, in_force
 from chokepoint.rules.ruleset import RuleSet
 
-# The technology a flow "made with US technology" names: the Dec 2024 SME FDP rule's plant
-# technology list includes it (us.ear.734.9.k.plant_technology).
-US_TECHNOLOGY = "3E991"
-# The controlled US content of a foreign-made flow, as the de minimis rules read it: US-origin
-# parts (no US-origin ICs, so the 0 % rule of 734.4(a)(9) is not triggered by the content alone).
-US_PARTS = [{"eccn": "3B991", "kind": "part", "description": "US-origin controlled parts"}]
 LR, UNDETERMINED = "license_required", "undetermined"
 
 
@@ -88,6 +82,7 @@ class ReachCache:
 
     listing_dates: dict[str, date]
     listed_segments: dict[str, tuple[str, ...]]
+    facts: Any  # the flow world's FlowFacts: technology, US parts, end uses
     answers: dict[tuple[Any, ...], Reach] = field(default_factory=dict)
     twins: dict[tuple[Any, ...], bool] = field(default_factory=dict)
     states: dict[tuple[int, date], tuple[int, ...]] = field(default_factory=dict)
@@ -98,7 +93,8 @@ class ReachCache:
     def for_world(cls, world: Any) -> ReachCache:
         return cls(listing_dates={r: d.from_ for r, d in world.listing_dates.items()},
                    listed_segments={s: tuple(seg.listed_by)
-                                    for s, seg in world.segments.items()})
+                                    for s, seg in world.segments.items()},
+                   facts=world.flow_facts)
 
     def state(self, rules: RuleSet, on: date) -> tuple[int, ...]:
         key = (id(rules), on)
@@ -168,17 +164,19 @@ class ReachCache:
             "item": {"kind": "sme", "description": f"{p.segment} tool", "eccn": p.eccn,
                      "made_in": made_in,
                      "us_content": {"controlled_share": u, "incorporated_us_items":
-                                    US_PARTS if u > 0 and made_in != "US" else []},
+                                    [dict(x) for x in self.facts.us_parts]
+                                    if u > 0 and made_in != "US" else []},
                      "us_technology": {
                          "direct_product_of": [],
-                         "plant_direct_product_of": [US_TECHNOLOGY] if p.fdpr else [],
+                         "plant_direct_product_of": list(self.facts.us_technology)
+                         if p.fdpr else [],
                          "contains_ic_made_by_plant_direct_product_of": []},
                      "national_classifications": listings},
             "parties": [{"role": "ultimate_consignee", "name": p.buyer,
                          "country": p.destination, "headquartered_in": p.destination,
                          "designations": designations,
                          "at_advanced_node_facility": p.advanced_fab}],
-            "end_uses": ["ic_development_or_production_other"],
+            "end_uses": list(self.facts.end_uses),
             "us_person_support": False,
         }
 

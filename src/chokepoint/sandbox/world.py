@@ -83,6 +83,12 @@ class Lag(_Strict):
     source: str
 
 
+class FlowFacts(_Strict):
+    us_technology: list[str] = Field(min_length=1)
+    us_parts: list[dict[str, str]] = Field(min_length=1)
+    end_uses: list[str] = Field(min_length=1)
+
+
 class World(_Strict):
     schema_version: Literal[1]
     reviewed: str
@@ -97,6 +103,7 @@ class World(_Strict):
     listed_buyers: list[str] = Field(min_length=1)
     retaliation: list[Event] = Field(default_factory=list)
     retaliation_lag_days: Lag
+    flow_facts: FlowFacts
 
     @model_validator(mode="after")
     def _consistent(self) -> World:
