@@ -235,3 +235,25 @@ def test_screen_many_on_two_processes_equals_one_by_one(rules: RuleSet) -> None:
              ("Gazprom Bank", None), ("Example Trading Co", None)] * 200
     one = [[h.as_dict() for h in index.screen(n, c)] for n, c in names]
     assert screen_many(index, names, workers=2, chunk=50) == one
+
+
+def test_bulk_similarities_follow_the_token_similarity_definition() -> None:
+    import random
+
+    from chokepoint.screening.match import token_similarity
+
+    rng = random.Random(4)
+    words = ["huawei", "huawie", "smic", "smics", "technology", "tech", "gazprom", "bank",
+             "ab", "abc", "zhongxin", "international", "internatonal", "xinxin"]
+    for _ in range(200):
+        q = tuple(rng.sample(words, 3))
+        names = [tuple(rng.sample(words, rng.randint(1, 4))) for _ in range(5)]
+        for name, got in zip(names, ScreeningIndex._similarities(q, names), strict=True):
+            assert got is not None
+            bests, firsts = got
+            for i, qt in enumerate(q):
+                sims = [token_similarity(qt, nt) for nt in name]
+                # the matrix calls may round the last bit differently from the scalar ones,
+                # so among tokens tied to that bit either may be taken as the best
+                assert bests[i] == pytest.approx(max(sims), abs=1e-12)
+                assert sims[firsts[i]] == pytest.approx(max(sims), abs=1e-12)

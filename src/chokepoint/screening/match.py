@@ -38,10 +38,10 @@ _TOP = 8
 _MIN_DELETE = 5  # shorter tokens have too many one-typo neighbours
 
 
-@lru_cache(maxsize=1_000_000)
 def token_similarity(a: str, b: str) -> float:
     """Typo-tolerant similarity of two tokens: the better of Indel and Jaro-Winkler, with
-    Jaro-Winkler discounted for short tokens (where one letter changes the word)."""
+    Jaro-Winkler discounted for short tokens (where one letter changes the word). Screening
+    computes it in bulk (``ScreeningIndex._similarities``); this is its definition."""
     if a == b:
         return 1.0
     indel = Indel.normalized_similarity(a, b)
@@ -273,16 +273,9 @@ class ScreeningIndex:
         for i, qt in enumerate(q.tokens):
             w = q_weights[i] if q_weights is not None else self.weight(qt)
             q_weight += w
-            if sim is not None:  # precomputed: the first best, as the loop below finds it
-                best, best_j = sim[0][i], sim[1][i]
-                if best <= 0.0:
-                    best, best_j = 0.0, -1
-            else:
+            best, best_j = (sim[0][i], sim[1][i]) if sim is not None else (0.0, -1)
+            if best <= 0.0:
                 best, best_j = 0.0, -1
-                for j, nt in enumerate(n.tokens):
-                    s_ = token_similarity(qt, nt)
-                    if s_ > best:
-                        best, best_j = s_, j
             if best >= TOKEN_FLOOR:
                 q_hit += w * best
                 pairs.append((qt, n.tokens[best_j], best))
