@@ -210,6 +210,7 @@ def test_sandbox_run_is_a_background_job_with_summary_and_report(  # type: ignor
     assert r.status_code == 202 and r.json()["status"] == "queued"
     done = _wait(client, keys["analyst"], r.json()["id"])
     assert done["status"] == "done" and done["error"] is None
+    assert done["progress"] == {"done": 2, "total": 2}  # two scenarios, no sweep
     assert list(done["summary"]) == ["multilateral", "unilateral-fdp"]
     assert len(done["summary"]["multilateral"]["leverage"]) == 6
     report = client.get(done["report"], headers=h(keys["analyst"]))

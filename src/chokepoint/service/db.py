@@ -70,6 +70,8 @@ class SandboxRun(Base):
     report: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid
+    done: Mapped[int | None] = mapped_column(Integer, nullable=True)  # scenario runs done
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # ... of this many
 
 
 def default_url() -> str:

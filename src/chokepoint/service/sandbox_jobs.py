@@ -72,7 +72,8 @@ def run_job(url: str, run_id: int, request: str) -> None:
         _set(engine, run_id, status="running", owner=_me())
         req = RunRequest.model_validate_json(request)
         p = prepare(req, default_rules())
-        result = execute(p, sweep=req.sweep)
+        result = execute(p, sweep=req.sweep, progress=lambda done, total: _set(
+            engine, run_id, done=done, total=total))
         with tempfile.TemporaryDirectory() as tmp:
             data = write(result, p, Path(tmp), inline=True)
             html = (Path(tmp) / "report.html").read_text(encoding="utf-8")
@@ -150,6 +151,7 @@ def describe(row: SandboxRun, with_summary: bool = True) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
         "request": json.loads(row.request), "error": row.error,
+        "progress": None if row.total is None else {"done": row.done, "total": row.total},
         "report": f"/v1/sandbox/runs/{row.id}/report" if row.status == "done" else None}
     if with_summary and row.summary is not None:
         out["summary"] = json.loads(row.summary)
