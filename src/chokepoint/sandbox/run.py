@@ -100,7 +100,9 @@ def execute(p: Plan, *, sweep: int = 0,
     flows_cache: dict[tuple[float, ...], Flows] = {}
 
     def flows_of(params: dict[str, float]) -> Flows:
-        key = tuple(params[k] for k in sorted(FLOW_PARAMETERS))
+        # a user's flow table does not depend on the parameters: read it once
+        key = (() if p.flows_file is not None
+               else tuple(params[k] for k in sorted(FLOW_PARAMETERS)))
         if key not in flows_cache:
             if len(flows_cache) > 2:
                 flows_cache.clear()
