@@ -212,19 +212,19 @@ def test_screen_cli_against_given_list_and_import(tmp_path: Path) -> None:
 
 
 def test_one_screener_per_set_of_entries_in_force(rules: RuleSet) -> None:
-    from chokepoint.screening.service import _screener
+    from chokepoint.screening.service import screener_for
 
     # an order book spread over many days builds an index per distinct snapshot, not per day
-    assert _screener(rules, date(2023, 6, 1)) is _screener(rules, date(2023, 6, 2))
+    assert screener_for(rules, date(2023, 6, 1)) is screener_for(rules, date(2023, 6, 2))
     before, after = date(2022, 10, 8), date(2025, 6, 1)
     assert len(snapshot_entries(rules, before)) < len(snapshot_entries(rules, after))
-    assert _screener(rules, before) is not _screener(rules, after)
+    assert screener_for(rules, before) is not screener_for(rules, after)
     # the index built for a day only holds the entries in force that day
     names = {e.name for e in snapshot_entries(rules, after)} - {
         e.name for e in snapshot_entries(rules, before)}
     late = sorted(names)[0]
-    assert not any(h.score >= MATCH for h in _screener(rules, before).screen(late))
-    assert any(h.score >= MATCH for h in _screener(rules, after).screen(late))
+    assert not any(h.score >= MATCH for h in screener_for(rules, before).screen(late))
+    assert any(h.score >= MATCH for h in screener_for(rules, after).screen(late))
 
 
 def test_screen_many_on_two_processes_equals_one_by_one(rules: RuleSet) -> None:

@@ -95,23 +95,27 @@ def _transaction(raw: dict[str, Any], row: int) -> dict[str, Any]:
     return validate_transaction(txn, row - 1)
 
 
+def regime_cells(j: dict[str, Any] | None) -> tuple[str, str, str, list[str]]:
+    """One regime's answer as flat cells: outcome, deciding rules, review policies, and the
+    fields it still needs (all empty when the regime does not reach the transaction)."""
+    if not j:
+        return "", "", "", []
+    rules = [b["rule"] for b in j["basis"]] + [r["rule"] for r in j["license_requirements"]]
+    policies = dict.fromkeys(r.get("review_policy") or "" for r in j["license_requirements"]
+                             if r.get("review_policy"))
+    return (j["outcome"], ";".join(dict.fromkeys(rules)), ";".join(policies),
+            [m["field"] for m in j["missing_facts"]])
+
+
 def result_row(row: int, d: dict[str, Any], with_trace: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"row": row, "id": d.get("id") or "", "outcome": d["outcome"],
                            "rules_version": d["rules_version"], "as_of": d["as_of"]}
     missing: list[str] = []
     for code in REGIMES:
-        j = d["jurisdictions"].get(code)
-        out[f"{code}_outcome"] = j["outcome"] if j else ""
-        if j:
-            rules = [b["rule"] for b in j["basis"]] + [r["rule"]
-                                                        for r in j["license_requirements"]]
-            out[f"{code}_rules"] = ";".join(dict.fromkeys(rules))
-            out[f"{code}_review_policy"] = ";".join(
-                dict.fromkeys(r.get("review_policy") or "" for r in j["license_requirements"]
-                              if r.get("review_policy")))
-            missing += [f"{code}:{m['field']}" for m in j["missing_facts"]]
-        else:
-            out[f"{code}_rules"] = out[f"{code}_review_policy"] = ""
+        outcome, rules, policy, fields = regime_cells(d["jurisdictions"].get(code))
+        out[f"{code}_outcome"], out[f"{code}_rules"], out[f"{code}_review_policy"] = (
+            outcome, rules, policy)
+        missing += [f"{code}:{f}" for f in fields]
     out["missing_facts"] = ";".join(missing)
     out["screening_hits"] = ";".join(f"{h['party']}->{h['name']} ({h['score']})"
                                      for h in d.get("screening") or [])
@@ -209,6 +213,40 @@ class ResultWriter:
         self.parts += 1
         self._rows = []
 
+    def write_table(self, table: Any) -> None:
+        """Append a block of result rows (an Arrow table in the output's columns)."""
+        if self.kind == ".parquet":
+            assert not self._rows
+            import pyarrow.parquet as pq
+
+            part = self.parts_dir / f"part-{self.parts:06d}.parquet"
+            tmp = part.with_suffix(".tmp")
+            pq.write_table(table.cast(self._schema()), tmp)
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+            tmp.replace(part)
+            self.parts += 1
+        elif self.kind == ".csv":
+            import io
+
+            import pyarrow.csv as pacsv
+
+            buffer = io.BytesIO()
+            pacsv.write_csv(table, buffer, pacsv.WriteOptions(
+                include_header=False, eol="\r\n"))  # as csv.DictWriter ends its lines
+            self.fh.write(buffer.getvalue().decode("utf-8"))
+        else:
+            for row in table.to_pylist():
+                self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def offset(self) -> int:
+        """The durable checkpoint offset after whole blocks were written."""
+        if self.kind == ".parquet":
+            return self.parts
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
+
     def sync(self) -> int | None:
         """Flush to disk; the checkpoint offset (the partial file's size, or the number of
         Parquet parts), or None when nothing durable was written (a Parquet part not full)."""
@@ -220,6 +258,11 @@ class ResultWriter:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         return self.fh.tell()
+
+    def abandon(self) -> None:
+        """A failed run: close the files, keep the checkpoint for ``resume``."""
+        if self.fh is not None:
+            self.fh.close()
 
     def close(self) -> None:
         if self.kind != ".parquet":
@@ -240,10 +283,23 @@ class ResultWriter:
 def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
               columns: Path | None = None, with_trace: bool = False, resume: bool = False,
               today: date | None = None, workers: int = 1,
-              progress: Callable[[int], None] | None = None) -> Summary:
-    """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``)."""
+              progress: Callable[[int], None] | None = None,
+              engine: str = "scalar") -> Summary:
+    """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``).
+
+    ``engine`` "scalar" determines row by row; "columnar" evaluates each rule once per
+    distinct set of the facts it reads (:mod:`chokepoint.batch.columnar`), with the same
+    answers, for CSV and Parquet books without ``with_trace``."""
     if not inp.exists():
         raise BatchError(f"{inp}: no such file")
+    if engine not in ("scalar", "columnar"):
+        raise BatchError(f"engine must be scalar or columnar, not {engine!r}")
+    if engine == "columnar":
+        if with_trace:
+            raise BatchError("--trace needs the full determination of each row: use the "
+                             "scalar engine")
+        if inp.suffix.lower() not in (".csv", ".parquet"):
+            raise BatchError(f"{inp}: the columnar engine reads .csv or .parquet books")
     mapping = _mapping(columns)
     cols = OUT_COLUMNS + (["trace"] if with_trace else [])
     checkpoint = out.with_name(out.name + ".checkpoint")
@@ -270,6 +326,19 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     summary = Summary(outcomes={})
     assert summary.outcomes is not None
     today = today or date.today()
+    if engine == "columnar":
+        summary.rows = done
+        from chokepoint.batch.columnar_run import write_columnar
+
+        try:
+            write_columnar(inp, mapping, done, rules, override, today, workers, cols,
+                           writer, rejects, rej_fh, checkpoint, summary, progress)
+        except BaseException:
+            writer.abandon()
+            rej_fh.close()
+            raise
+        return _finish(writer, rej_fh, rejects_partial, rejects_path, out, checkpoint,
+                       summary)
     todo = ((n, raw) for n, raw in read_rows(inp, mapping) if n > done)
     pool = None
     if workers > 1:
@@ -286,12 +355,27 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
         if pool is not None:
             pool.terminate()  # every result is in (or the run failed): stop the workers
             pool.join()
+    return _finish(writer, rej_fh, rejects_partial, rejects_path, out, checkpoint, summary)
+
+
+def _finish(writer: ResultWriter, rej_fh: Any, rejects_partial: Path, rejects_path: Path,
+            out: Path, checkpoint: Path, summary: Summary) -> Summary:
+    """The whole book is done: move the results into place."""
     writer.close()
     rej_fh.close()
     writer.partial.replace(out)
     rejects_partial.replace(rejects_path)
     checkpoint.unlink(missing_ok=True)
     return summary
+
+
+def checkpoint_after(checkpoint: Path, rows: int, offset: int, rej_fh: Any) -> None:
+    """Record that rows up to ``rows`` are durably written (results and rejects)."""
+    rej_fh.flush()
+    os.fsync(rej_fh.fileno())
+    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
+    tmp.write_text(json.dumps({"rows": rows, "bytes": offset, "reject_bytes": rej_fh.tell()}))
+    tmp.replace(checkpoint)
 
 
 def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWriter,
@@ -309,12 +393,7 @@ def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWrit
             rejects.writerow(row)
             summary.rejected += 1
         if n % CHUNK == 0 and (size := writer.sync()) is not None:
-            rej_fh.flush()
-            os.fsync(rej_fh.fileno())
-            tmp = checkpoint.with_name(checkpoint.name + ".tmp")
-            tmp.write_text(json.dumps({"rows": n, "bytes": size,
-                                       "reject_bytes": rej_fh.tell()}))
-            tmp.replace(checkpoint)
+            checkpoint_after(checkpoint, n, size, rej_fh)
         if progress is not None:
             progress(n)
 

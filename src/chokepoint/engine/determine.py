@@ -43,7 +43,7 @@ def strictest(outcomes: list[str]) -> str:
     return "not_subject"
 
 
-def _apply_aliases(txn: dict[str, Any], snap: Snapshot, regime: str
+def apply_aliases(txn: dict[str, Any], snap: Snapshot, regime: str
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Replace destinations the regime treats as another (e.g. HK as CN) and say so."""
     table = snap.aliases.get(regime, {})
@@ -78,7 +78,7 @@ def _apply_aliases(txn: dict[str, Any], snap: Snapshot, regime: str
     return out, steps
 
 
-def _resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
+def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                      ) -> tuple[dict[str, Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """Look parties up in the curated Entity List snapshot by exact normalised name.
 
@@ -138,7 +138,7 @@ def _mentions(txn: dict[str, Any], codes: set[str]) -> bool:
                for k in _PARTY_COUNTRY_FIELDS)
 
 
-def _regime_applies(regime: Regime, snap: Snapshot, facts: dict[str, Any],
+def regime_applies(regime: Regime, snap: Snapshot, facts: dict[str, Any],
                     assertions: frozenset[str]) -> tuple[bool | None, list[dict[str, Any]],
                                                          list[Unknown]]:
     """Does the regime reach the transaction at all (e.g. the Dutch rules: shipped from NL)?"""
@@ -153,6 +153,17 @@ def _regime_applies(regime: Regime, snap: Snapshot, facts: dict[str, Any],
                        None: "cannot be decided yet"}[value],
             "facts": ctx.reads.facts}
     return value, [step], list(unknowns)
+
+
+def settle_applies(answer: dict[str, Any], applies: bool | None, apply_unknowns: list[Unknown],
+                   rules: RuleSet, facts: dict[str, Any]) -> dict[str, Any]:
+    """A regime's answer when it is not known whether the regime reaches the transaction:
+    undetermined, asking that first."""
+    if applies is not None:
+        return answer
+    return {**answer, "outcome": "undetermined", "subject": None,
+            "missing_facts": missing_facts(apply_unknowns, rules.questions, facts)
+            + answer["missing_facts"]}
 
 
 def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
@@ -173,22 +184,18 @@ def determine(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[str, Any]:
     derive_steps = catalogue_steps + derive_steps
     for code in sorted(rules.regimes):
         regime = rules.regimes[code]
-        applies, apply_step, apply_unknowns = _regime_applies(regime, snap, shared, assertions)
+        applies, apply_step, apply_unknowns = regime_applies(regime, snap, shared, assertions)
         if applies is False:
             continue  # the regime does not reach this transaction: no entry
-        facts, alias_steps = _apply_aliases(shared, snap, code)
-        facts, entries, list_steps = _resolve_parties(facts, snap, code)
+        facts, alias_steps = apply_aliases(shared, snap, code)
+        facts, entries, list_steps = resolve_parties(facts, snap, code)
         facts, cls, eccn_questions = classify(facts, snap, code, assertions)
         if cls is not None and classification is None:
             classification = {**cls, "trace": derive_steps + cls["trace"]}
         pre = (stale_files(snap, code, on) + apply_step + alias_steps + list_steps
                + derive_steps)
         answer = evaluate_regime(regime, snap, facts, assertions, pre, entries, eccn_questions)
-        if applies is None:
-            answer = {**answer, "outcome": "undetermined", "subject": None,
-                      "missing_facts": missing_facts(apply_unknowns, rules.questions, facts)
-                      + answer["missing_facts"]}
-        jurisdictions[code] = answer
+        jurisdictions[code] = settle_applies(answer, applies, apply_unknowns, rules, facts)
     outcome = strictest([j["outcome"] for j in jurisdictions.values()])
     return {
         "id": txn.get("id"),

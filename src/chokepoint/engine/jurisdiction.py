@@ -158,6 +158,10 @@ class RegimeEvaluation:
         self._done[prov.id] = result
         return result
 
+    def seed(self, results: dict[str, Result]) -> None:
+        """Provisions whose effect was evaluated elsewhere (on the same facts and day)."""
+        self._done.update(results)
+
     def _resolve(self, rule_id: str) -> Result:
         return self.effective(self.snap.rules.provisions[rule_id])
 
@@ -230,10 +234,20 @@ def _ref(prov: Provision, snap: Snapshot) -> dict[str, Any]:
 def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
                     assertions: frozenset[str], pre_steps: list[dict[str, Any]],
                     entries: dict[int, dict[str, Any]] | None = None,
-                    eccn_questions: list[Unknown] | None = None) -> dict[str, Any]:
-    """The contract's ``jurisdiction`` object for one regime."""
+                    eccn_questions: list[Unknown] | None = None,
+                    ev: RegimeEvaluation | None = None,
+                    exceptions_wanted: bool = True,
+                    policies_wanted: bool = True) -> dict[str, Any]:
+    """The contract's ``jurisdiction`` object for one regime.
+
+    ``ev`` may come with provisions already evaluated (the batch's columnar path evaluates
+    each provision once per distinct set of the facts it reads, then combines here);
+    ``exceptions_wanted`` false skips the licence exceptions (a flat batch row has none),
+    ``policies_wanted`` false the review policies (the columnar path finds them apart).
+    """
     on = snap.on
-    ev = RegimeEvaluation(regime, snap, txn, assertions, entries or {})
+    if ev is None:
+        ev = RegimeEvaluation(regime, snap, txn, assertions, entries or {})
     ev.steps.extend(pre_steps)
     templates = snap.rules.questions
     if on < regime.coverage_from:
@@ -265,7 +279,7 @@ def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
 
     outcome, unknowns = _outcome(subject, dependent, independent)
     exceptions = []
-    if outcome in ("license_required", "undetermined"):
+    if exceptions_wanted and outcome in ("license_required", "undetermined"):
         for p in ev.provisions("licence_exception"):
             value, unk = ev.effective(p)
             if value is True:
@@ -274,7 +288,8 @@ def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
         "outcome": outcome,
         "subject": subject[0],
         "basis": [_ref(p, snap) for p, r in route_results if r[0] is True],
-        "license_requirements": [ev.requirement_ref(p) for p, r in requirements
+        "license_requirements": [ev.requirement_ref(p) if policies_wanted
+                                 else _ref(p, snap) for p, r in requirements
                                  if r[0] is True],
         "license_exceptions": exceptions,
         "missing_facts": missing_facts(_expand_eccn(list(unknowns), eccn_questions or []),

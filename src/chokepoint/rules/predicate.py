@@ -400,3 +400,72 @@ def walk(pred: Pred) -> list[Pred]:
     elif isinstance(pred, Exists):
         out.extend(walk(pred.where))
     return out
+
+
+@dataclass
+class FactReads:
+    """Everything a predicate can read, found statically (a superset of any one evaluation).
+
+    ``paths`` are fact paths read whole; ``lists`` maps a list fact that ``exists`` looks
+    into to the first-level keys its elements are read at; ``refs`` are the provisions whose
+    effect it uses. Two transactions that agree on all of these get the same answer.
+    """
+
+    paths: set[str]
+    lists: dict[str, set[str]]
+    assertions: bool = False
+    refs: set[str] | None = None
+
+    def merge(self, other: FactReads) -> None:
+        self.paths |= other.paths
+        for k, v in other.lists.items():
+            self.lists.setdefault(k, set()).update(v)
+        self.assertions = self.assertions or other.assertions
+        self.refs = (self.refs or set()) | (other.refs or set())
+
+
+_NATIONAL = "item.national_classifications"
+
+
+def fact_reads(pred: Pred) -> FactReads:
+    """The facts, assertions and provisions a predicate depends on."""
+    out = FactReads(set(), {}, False, set())
+    _reads(pred, out, None)
+    return out
+
+
+def _read_path(path: str, out: FactReads, scope: set[str] | None) -> None:
+    if path.startswith("$."):
+        out.paths.add(path[2:])
+    elif scope is None:
+        out.paths.add(path)
+    else:
+        scope.add(path.split(".")[0])
+
+
+def _reads(pred: Pred, out: FactReads, scope: set[str] | None) -> None:
+    if isinstance(pred, (All, AnyOf)):
+        for p in pred.items:
+            _reads(p, out, scope)
+    elif isinstance(pred, Not):
+        _reads(pred.item, out, scope)
+    elif isinstance(pred, Exists):
+        if pred.over.startswith("$.") or scope is None:
+            over = pred.over.removeprefix("$.")
+            inner = out.lists.setdefault(over, set())
+            _reads(pred.where, out, inner)
+        else:  # a list inside a list element: reading that element's key covers it
+            scope.add(pred.over.split(".")[0])
+            _reads(pred.where, out, set())
+    elif isinstance(pred, Ref):
+        assert out.refs is not None
+        out.refs.add(pred.rule)
+    elif isinstance(pred, Assertion):
+        out.assertions = True
+    elif isinstance(pred, ListedBy):
+        _read_path(pred.country_path, out, scope)
+        out.paths.add(_NATIONAL)
+    elif isinstance(pred, ListedIn):
+        out.paths.add(_NATIONAL)
+    elif hasattr(pred, "path"):
+        _read_path(pred.path, out, scope)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+
 from chokepoint.rules.model import (
     Catalogue,
     CatalogueEntry,
@@ -231,6 +233,18 @@ class RuleSet:
             self._by_role[key] = sorted(found, key=lambda p: natural_key(p.id))
         return self._by_role[key]
 
+    def change_dates(self) -> list[date]:
+        """Every day on which a rule value changes - a version of anything dated starts or
+        ends, or a regime's coverage starts. Between two consecutive such days the rules in
+        force are the same, so one evaluation stands for the whole interval."""
+        memo = self.memo("change-dates")
+        if "dates" not in memo:
+            found: set[date] = set()
+            for f in self.files.values():
+                _collect_dates(f, found)
+            memo["dates"] = sorted(found)
+        return list(memo["dates"])
+
     def memo(self, key: str) -> dict[str, Any]:
         """A scratch cache for values derived from this rule set alone (for all days)."""
         return self._memo.setdefault(key, {})
@@ -304,3 +318,23 @@ class Snapshot:
         if name not in self._groups:
             self._groups[name] = self.rules.groups[name].version_on(self.on)
         return self._groups[name]
+
+
+_DATE_FIELDS = ("from_", "ends", "coverage_from")
+
+
+def _collect_dates(obj: Any, found: set[date]) -> None:
+    """The start/end days of every version below a rule file object (walks its fields)."""
+    if isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            value = getattr(obj, name)
+            if name in _DATE_FIELDS and isinstance(value, date):
+                found.add(value)
+            else:
+                _collect_dates(value, found)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _collect_dates(v, found)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _collect_dates(v, found)

@@ -171,7 +171,7 @@ _SCREENERS: dict[tuple[Any, ...], Screener] = {}
 _IN_FORCE: dict[tuple[str, date], tuple[Any, ...]] = {}
 
 
-def _screener(rules: RuleSet, on: date) -> Screener:
+def screener_for(rules: RuleSet, on: date) -> Screener:
     """One screener per distinct set of snapshot entries in force (they change on a few
     dates only), not per day: an order book spread over years builds a handful of indexes."""
     key = _IN_FORCE.get((rules.content_hash, on))
@@ -194,7 +194,7 @@ def determine_screened(txn: dict[str, Any], rules: RuleSet, on: date) -> dict[st
 
     if not any(p.get("designations") is None for p in txn.get("parties") or []):
         return determine(txn, rules, on)
-    screener = _screener(rules, on)
+    screener = screener_for(rules, on)
     screened, hits, review = screen_parties(txn, screener, on)
     d = determine(screened, rules, on)
     d["screening"] = hits

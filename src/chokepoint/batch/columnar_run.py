@@ -1,0 +1,153 @@
+"""Running a book through the columnar path: blocks of rows, each evaluated whole, written
+in input order with a checkpoint after each block (see :mod:`chokepoint.batch.run`).
+
+Rows the columnar path leaves (invalid ones) are determined - and reported - by the scalar
+path, so the rejects file is the same whichever engine ran. A book whose columns (e.g.
+Parquet lists) or rules the columnar path cannot take is refused with a message saying to
+use the scalar engine.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from chokepoint.batch.columnar import Unsupported, evaluate_table
+from chokepoint.batch.run import (
+    REGIMES,
+    BatchError,
+    ResultWriter,
+    Summary,
+    checkpoint_after,
+    evaluate_row,
+)
+from chokepoint.rules.ruleset import RuleSet
+
+BLOCK = 500_000
+"""Rows evaluated together (and per checkpoint): larger blocks share more work, smaller
+ones hold less memory - about 3 GiB at this size."""
+
+
+def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table]:
+    """The book in blocks of rows, columns renamed by the column map; CSV cells as text."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=block):
+            yield _renamed(pa.Table.from_batches([batch]), mapping)
+        return
+    import pyarrow.csv as pacsv
+
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+                                   strings_can_be_null=False)
+    try:
+        reader = pacsv.open_csv(path, convert_options=convert)
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in reader:
+            pending.append(batch)
+            size += batch.num_rows
+            while size >= block:
+                table = pa.Table.from_batches(pending)
+                yield _renamed(table.slice(0, block), mapping)
+                rest = table.slice(block)
+                pending, size = rest.to_batches(), rest.num_rows
+        if size:
+            yield _renamed(pa.Table.from_batches(pending), mapping)
+    except pa.ArrowInvalid as exc:
+        raise BatchError(f"{path}: the columnar engine cannot read this CSV ({exc}); run it "
+                         "with the scalar engine, which reports each bad row") from exc
+
+
+def _renamed(table: pa.Table, mapping: dict[str, str]) -> pa.Table:
+    return table.rename_columns([mapping.get(c, c) for c in table.column_names])
+
+
+def _raw(value: Any) -> Any:
+    """A cell as the scalar path reads it (a Parquet list as ``;``-separated text)."""
+    return ";".join(map(str, value)) if isinstance(value, list) else value
+
+
+def evaluate_block(table: pa.Table, first: int, rules: RuleSet, override: date | None,
+                   today: date, columns: list[str]
+                   ) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """One block's result rows (in input order) and its rejects."""
+    result, left = evaluate_table(table, rules, override, today, first, REGIMES, columns)
+    if not len(left):
+        return result, []
+    extra: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for i, raw in zip(left.tolist(), table.take(pa.array(left)).to_pylist(), strict=True):
+        kind, row = evaluate_row((first + i, {k: _raw(v) for k, v in raw.items()}), rules,
+                                 override, today, False)
+        (extra if kind == "ok" else rejects).append(row)
+    if extra:
+        more = pa.Table.from_pylist(extra, schema=result.schema)
+        result = pa.concat_tables([result, more]).sort_by("row")
+    return result, rejects
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _in_worker(item: tuple[pa.Table, int]) -> tuple[pa.Table, list[dict[str, Any]], int]:
+    table, first = item
+    result, rejects = evaluate_block(table, first, **_WORKER)
+    return result, rejects, first + table.num_rows - 1
+
+
+def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet,
+                   override: date | None, today: date, workers: int, columns: list[str],
+                   writer: ResultWriter, rejects: Any, rej_fh: Any, checkpoint: Path,
+                   summary: Summary, progress: Callable[[int], None] | None) -> None:
+    """Evaluate the rows after ``done`` block by block, writing and checkpointing each."""
+    assert summary.outcomes is not None
+
+    def todo() -> Iterator[tuple[pa.Table, int]]:
+        first = 1
+        for table in blocks(inp, mapping, BLOCK):
+            last = first + table.num_rows - 1
+            if last > done:
+                skip = max(0, done - first + 1)
+                yield table.slice(skip), first + skip
+            first = last + 1
+
+    settings = {"rules": rules, "override": override, "today": today, "columns": columns}
+    pool = None
+    if workers > 1:
+        _WORKER.update(settings)
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
+            _in_worker, todo())
+    else:
+        results = ((*evaluate_block(t, first, **settings), first + t.num_rows - 1)  # type: ignore[arg-type]
+                   for t, first in todo())
+    try:
+        for result, block_rejects, last in results:
+            writer.write_table(result)
+            for row in block_rejects:
+                rejects.writerow(row)
+            summary.written += result.num_rows
+            summary.rejected += len(block_rejects)
+            for item in result.column("outcome").value_counts().to_pylist():
+                key = item["values"]
+                summary.outcomes[key] = summary.outcomes.get(key, 0) + item["counts"]
+            summary.rows = last
+            checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
+            if progress is not None:
+                progress(last)
+    except Unsupported as exc:
+        raise BatchError(f"the columnar engine cannot take this book: {exc}; run it with "
+                         "the scalar engine") from exc
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
