@@ -436,6 +436,7 @@ class Evaluator:
             self.hits.append(hits)
         self._parts: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
         self._effects: dict[tuple[str, str], Coded] = {}
+        self._facts: dict[tuple[int, str], Any] = {}
 
     # -- facts as codes --------------------------------------------------------------------
     def group(self, parts: list[tuple[np.ndarray, int]]) -> Groups:
@@ -475,7 +476,19 @@ class Evaluator:
         return frozenset(value.get("assertions") or ())
 
     def facts(self, r: int, stage: str) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
-        """Row ``r``'s facts as the engine sees them at a stage, and its list entries."""
+        """Row ``r``'s facts as the engine sees them at a stage, and its list entries (kept:
+        the same row often stands for groups of several rules; the engine never changes
+        the facts it is given)."""
+        key = (r, stage)
+        found = self._facts.get(key)
+        if found is None:
+            if len(self._facts) > 100_000:
+                self._facts.clear()
+            found = self._facts[key] = self._build_facts(r, stage)
+        return found
+
+    def _build_facts(self, r: int, stage: str
+                     ) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
         book = self.book
         txn = book.transaction(r)
         parties = [p for i, slot in enumerate(self.parties)
