@@ -49,7 +49,13 @@ from chokepoint.engine.determine import (
     strictest,
 )
 from chokepoint.engine.evaluate import Context, compiled
-from chokepoint.engine.jurisdiction import RegimeEvaluation, _and, _or, _outcome, evaluate_regime
+from chokepoint.engine.jurisdiction import (
+    RegimeEvaluation,
+    both,
+    either,
+    evaluate_regime,
+    outcome_of,
+)
 from chokepoint.engine.logic import Result, Unknown, negate
 from chokepoint.engine.policy import review_policy
 from chokepoint.rules.model import PER_ENTRY
@@ -155,6 +161,8 @@ class Interner:
         if key is None:
             key = json.dumps(value, sort_keys=True, default=str)
             if _is_result(value):
+                if len(_RESULT_KEYS) > 200_000:
+                    _RESULT_KEYS.clear()
                 _RESULT_KEYS[value] = key
         found = self.codes.get(key)
         if found is None:
@@ -795,14 +803,14 @@ def _effective(results: list[Result]) -> Result:
         if ex_value is True:
             return _FALSE
         if ex_value is None:
-            result = _and(result, negate((None, ex_unknowns)))
+            result = both(result, negate((None, ex_unknowns)))
     return _flat(result)
 
 
 def _summary(provs: list[Any]) -> Callable[[list[Result]], Any]:
     def step(results: list[Result]) -> Any:
         applying = tuple(p.id for p, r in zip(provs, results, strict=True) if r[0] is True)
-        return (_flat(_or(results)), applying)
+        return (_flat(either(results)), applying)
     return step
 
 
@@ -811,7 +819,7 @@ def _core(summaries: list[Any]) -> Any:
     the outcome shows: which apply, and the fields the outcome turns on - given to every
     undecided part, as the answer lists each field once in first-seen order."""
     (subject, _), (dependent, _), (independent, _) = summaries
-    _, unknowns = _outcome(subject, dependent, independent)
+    _, unknowns = outcome_of(subject, dependent, independent)
     fields = _flat((None, unknowns))[1]
     return tuple(((value, fields if value is None else ()), applying)
                  for (value, _), applying in summaries)

@@ -154,7 +154,7 @@ class RegimeEvaluation:
                     result = FALSE
                     break
                 if ex_value is None:
-                    result = _and(result, negate((None, ex_unknowns)))
+                    result = both(result, negate((None, ex_unknowns)))
         self._done[prov.id] = result
         return result
 
@@ -200,7 +200,7 @@ class RegimeEvaluation:
         return out
 
 
-def _and(a: Result, b: Result) -> Result:
+def both(a: Result, b: Result) -> Result:
     if a[0] is False or b[0] is False:
         return FALSE
     if a[0] is True and b[0] is True:
@@ -208,7 +208,7 @@ def _and(a: Result, b: Result) -> Result:
     return (None, a[1] + b[1])
 
 
-def _or(results: list[Result]) -> Result:
+def either(results: list[Result]) -> Result:
     unknowns: list[Unknown] = []
     undecided = False
     for value, unk in results:
@@ -268,16 +268,16 @@ def evaluate_regime(regime: Regime, snap: Snapshot, txn: dict[str, Any],
         }
 
     route_results = [(p, ev.effective(p)) for p in ev.provisions("subject_route")]
-    subject: Result = _or([r for _, r in route_results])
+    subject: Result = either([r for _, r in route_results])
 
     requirements: list[tuple[Provision, Result]] = []
     for p in ev.provisions("licence_requirement"):
         if subject[0] is not False or p.independent_of_subject:
             requirements.append((p, ev.effective(p)))
-    dependent = _or([r for p, r in requirements if not p.independent_of_subject])
-    independent = _or([r for p, r in requirements if p.independent_of_subject])
+    dependent = either([r for p, r in requirements if not p.independent_of_subject])
+    independent = either([r for p, r in requirements if p.independent_of_subject])
 
-    outcome, unknowns = _outcome(subject, dependent, independent)
+    outcome, unknowns = outcome_of(subject, dependent, independent)
     exceptions = []
     if exceptions_wanted and outcome in ("license_required", "undetermined"):
         for p in ev.provisions("licence_exception"):
@@ -311,7 +311,7 @@ def _expand_eccn(unknowns: list[Unknown], eccn_questions: list[Unknown]) -> list
     return out
 
 
-def _outcome(subject: Result, dependent: Result, independent: Result
+def outcome_of(subject: Result, dependent: Result, independent: Result
              ) -> tuple[str, tuple[Unknown, ...]]:
     """Combine the questions; never 'no licence' while a deciding fact is unknown.
 
