@@ -357,9 +357,12 @@ class Evaluator:
         rows = book.rows
         self._invalid = (book.invalid.astype(np.int64), 2)
         self.assertions = book.cols["assertions"]
+        # one day per interval of unchanged rules that the book uses: the interval's first
+        # day, the same in every block and process (so their day snapshots are shared)
         self._epoch_days: list[date | None] = [None] * book.epoch_size
-        for day in book.days:
-            self._epoch_days[bisect.bisect_right(book.boundaries, day)] = day
+        starts = [book.boundaries[0] - timedelta(days=1), *book.boundaries]
+        for e in set(np.unique(book.epoch).tolist()):
+            self._epoch_days[e] = starts[e]
         # The item per (state of the item rules, item, assertions): catalogue, derived
         # figures, each regime's classification. Only the item's parts these read or write
         # are grouped on; the rest (e.g. US content) is added back unchanged.

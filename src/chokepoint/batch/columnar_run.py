@@ -123,6 +123,11 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
     settings = {"rules": rules, "override": override, "today": today, "columns": columns}
     pool = None
     if workers > 1:
+        # warm the caches the workers inherit (day snapshots, screening indexes, compiled
+        # rules) on a sample of the book, or every worker would build them again
+        sample = next(blocks(inp, mapping, 5000), None)
+        if sample is not None:
+            evaluate_block(sample, 1, rules, override, today, columns)
         _WORKER.update(settings)
         pool = multiprocessing.get_context("fork").Pool(workers)
         results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
