@@ -31,7 +31,7 @@ from chokepoint.rules.ruleset import RuleSet
 
 BLOCK = 500_000
 """Rows evaluated together (and per checkpoint): larger blocks share more work, smaller
-ones hold less memory - about 3 GiB at this size."""
+ones hold less memory - a peak of about 2.3 GiB at this size."""
 
 
 def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table]:
