@@ -1,0 +1,158 @@
+"""Rows as integer codes: dictionary-encoded columns, rows grouped by tuples of codes,
+and values interned to codes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SPARSE_LIMIT = 1 << 24
+
+
+class Unsupported(Exception):
+    """The book or the rule data uses something the columnar path cannot split by fact."""
+
+
+@dataclass
+class Groups:
+    """Rows grouped by a combined key: ``ids`` per row, ``count`` groups, ``rep`` one row
+    of each group (any row: every row of a group gives the same answer)."""
+
+    ids: np.ndarray
+    count: int
+    rep: np.ndarray
+
+
+def _densify(key: np.ndarray, space: int) -> tuple[np.ndarray, int]:
+    if space <= SPARSE_LIMIT:
+        present = np.zeros(space, dtype=np.bool_)
+        present[key] = True
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return rank[key], int(rank[-1] + 1) if space else 0
+    uniq, ids = np.unique(key, return_inverse=True)
+    return ids.astype(np.int64), len(uniq)
+
+
+_ARANGE: list[np.ndarray] = [np.arange(0, dtype=np.int64)]
+
+
+def _arange(rows: int) -> np.ndarray:
+    if len(_ARANGE[0]) < rows:
+        _ARANGE[0] = np.arange(rows, dtype=np.int64)
+    return _ARANGE[0][:rows]
+
+
+def group(parts: list[tuple[np.ndarray, int]], rows: int) -> Groups:
+    """Rows grouped by the tuple of their codes (each part: codes, number of codes)."""
+    key = np.zeros(rows, dtype=np.int64)
+    space = 1
+    for codes, size in parts:
+        if size <= 1:
+            continue
+        if space * size >= 1 << 62:
+            key, space = _densify(key, space)
+        key *= size
+        key += codes
+        space *= size
+    ids, count = _densify(key, space)
+    rep = np.empty(count, dtype=np.int64)
+    rep[ids] = _arange(rows)
+    return Groups(ids, count, rep)
+
+
+_RESULT_KEYS: dict[Any, str] = {}
+_SCALARS = (str, bool, int, float)
+
+
+def _is_result(value: Any) -> bool:
+    """A (truth value, unknowns) pair: hashable, and its truth value is never 1 or 0."""
+    return (type(value) is tuple and len(value) == 2 and value[0] in (True, False, None)
+            and type(value[0]) is not int and type(value[1]) is tuple)
+
+
+class Interner:
+    """Values (any, via a canonical text) to dense integer codes."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.values: list[Any] = []
+
+    def code(self, value: Any) -> int:
+        kind = type(value)
+        if value is None or kind in _SCALARS:
+            key: Any = (kind, value)
+        else:
+            key = _RESULT_KEYS.get(value) if _is_result(value) else None
+        if key is None:
+            key = json.dumps(value, sort_keys=True, default=str)
+            if _is_result(value):
+                if len(_RESULT_KEYS) > 200_000:
+                    _RESULT_KEYS.clear()
+                _RESULT_KEYS[value] = key
+        found = self.codes.get(key)
+        if found is None:
+            found = self.codes[key] = len(self.values)
+            self.values.append(value)
+        return found
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class Column:
+    """A flat column dictionary-encoded: ``codes`` per row into ``values`` (None = empty)."""
+
+    codes: np.ndarray
+    values: list[Any]
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+
+def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
+    if array is None:
+        return Column(np.zeros(rows, dtype=np.int64), [None])
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+            or pa.types.is_boolean(array.type) or pa.types.is_integer(array.type)
+            or pa.types.is_floating(array.type) or pa.types.is_null(array.type)):
+        raise Unsupported(f"a column of type {array.type} (lists: write them as text)")
+    if pa.types.is_null(array.type):
+        return Column(np.zeros(rows, dtype=np.int64), [None])
+    encoded = pc.dictionary_encode(array)
+    values = encoded.dictionary.to_pylist()
+    codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    return Column(codes.astype(np.int64), [*values, None])
+
+
+@dataclass
+class Coded:
+    """A per-row code over a table of values."""
+
+    codes: np.ndarray
+    table: list[Any]
+
+
+def only(where: np.ndarray, part: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
+    """A part's codes where they matter, a code of its own elsewhere."""
+    codes, size = part
+    out = codes + 1
+    out *= where
+    return out, size + 1
+
+
+def select(where: np.ndarray, a: Coded, b: Coded) -> Coded:
+    """Per row: ``a`` where ``where`` holds, else ``b`` (one table for both)."""
+    interner = Interner()
+    ta = np.array([interner.code(v) for v in a.table], dtype=np.int64)
+    tb = np.array([interner.code(v) for v in b.table], dtype=np.int64)
+    return Coded(np.where(where, ta[a.codes], tb[b.codes]), interner.values)
