@@ -18,29 +18,14 @@ TRUE: Result = (True, ())
 
 
 def all_of(results: list[Result]) -> Result:
-    """``all`` as the engine evaluates it: the first false child decides; otherwise the
-    unknown children's fields, in order."""
-    fields: list[Unknown] = []
-    undecided = False
-    for value, unknowns in results:
-        if value is False:
-            return FALSE
-        if value is None:
-            undecided = True
-            fields.extend(unknowns)
-    return flat((None, tuple(fields))) if undecided else TRUE
+    """``all`` as the engine evaluates it: false if a child is false, otherwise open on the
+    undecided children's fields in order (De Morgan over the engine's own ``any``)."""
+    return flat(negate(either([negate(r) for r in results])))
 
 
 def any_of(results: list[Result]) -> Result:
-    fields: list[Unknown] = []
-    undecided = False
-    for value, unknowns in results:
-        if value is True:
-            return TRUE
-        if value is None:
-            undecided = True
-            fields.extend(unknowns)
-    return flat((None, tuple(fields))) if undecided else FALSE
+    """``any`` as the engine evaluates it (engine.jurisdiction.either)."""
+    return flat(either(results))
 
 
 def effective_of(results: list[Result]) -> Result:
