@@ -51,10 +51,11 @@ def _deciding(d: dict[str, Any]) -> dict[str, tuple[str, frozenset[str], frozens
     return out
 
 
-def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d2: date
-                 ) -> dict[str, Any]:
+def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d2: date,
+                 numbers: list[int] | None = None) -> dict[str, Any]:
     """Rows whose outcome, deciding rules or review policy change from ``d1`` to ``d2``,
-    grouped by the rule change that explains it."""
+    grouped by the rule change that explains it. ``numbers`` are the transactions' row
+    numbers (by default 1, 2, ...) when they are a selection from a larger book."""
     changes = rule_changes(rules, d1, d2)
     changed_ids = {c["id"] for c in changes}
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -64,7 +65,7 @@ def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d
         a, b = _deciding(before), _deciding(after)
         if a == b:
             continue
-        moved: dict[str, Any] = {"row": i + 1, "id": txn.get("id"),
+        moved: dict[str, Any] = {"row": numbers[i] if numbers else i + 1, "id": txn.get("id"),
                                  "outcome": {"from": before["outcome"], "to": after["outcome"]},
                                  "regimes": {}}
         touched: set[str] = set()

@@ -84,7 +84,8 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
 
 
-def _transaction(raw: dict[str, Any], row: int) -> dict[str, Any]:
+def parse_row(raw: dict[str, Any], row: int) -> dict[str, Any]:
+    """One input row (flat cells or a JSON line) as a validated contract transaction."""
     if "__json__" in raw:
         try:
             txn = json.loads(raw["__json__"])
@@ -129,7 +130,7 @@ def evaluate_row(item: tuple[int, dict[str, Any]], rules: RuleSet, override: dat
     """("ok", result row) or ("reject", rejects-file row) for one input row."""
     n, raw = item
     try:
-        txn = _transaction(raw, n)
+        txn = parse_row(raw, n)
         d = determine_screened(txn, rules, as_of(txn, override, today))
         return "ok", result_row(n, d, with_trace)
     except (InputError, RowError) as exc:

@@ -405,11 +405,22 @@ def diff(
         sys.stdout.write(json.dumps(changes, indent=2, ensure_ascii=False) + "\n"
                          if format is Format.json else render_changes(changes, d1, d2))
         return
-    try:
-        transactions = _read_book(orders)
-    except InputError as exc:
-        raise _fail(str(exc), 2) from exc
-    report = order_impact(transactions, rules, d1, d2)
+    report = None
+    if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
+        from chokepoint.batch.columnar import Unsupported
+        from chokepoint.batch.impact import book_impact
+        from chokepoint.batch.run import BatchError
+
+        try:  # the columnar engine finds the moved rows; only they are determined in full
+            report = book_impact(orders, rules, d1, d2)
+        except (Unsupported, BatchError):
+            report = None
+    if report is None:
+        try:
+            transactions = _read_book(orders)
+        except InputError as exc:
+            raise _fail(str(exc), 2) from exc
+        report = order_impact(transactions, rules, d1, d2)
     sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n"
                      if format is Format.json else render_impact(report))
 
@@ -417,12 +428,12 @@ def diff(
 def _read_book(path: Path) -> list[dict[str, object]]:
     if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
-        from chokepoint.batch.run import _transaction, read_rows
+        from chokepoint.batch.run import parse_row, read_rows
 
         out = []
         for n, raw in read_rows(path, {}):
             try:
-                out.append(_transaction(raw, n))
+                out.append(parse_row(raw, n))
             except RowError as exc:
                 raise InputError(f"{path}: row {n}: {exc}") from exc
         return out
