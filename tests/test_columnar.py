@@ -256,3 +256,20 @@ def test_change_dates_include_the_december_2024_rule() -> None:
     assert date(2024, 12, 2) in days and days == sorted(days)
     assert all(isinstance(d, date) for d in days)
     assert set(COLUMNS) >= set(KIND_OF)
+
+
+@pytest.mark.parametrize("name", ["multilateral", "unilateral-no-fdp", "hybrid-2024"])
+def test_scenario_rule_sets_give_the_scalar_answers_too(tmp_path: Path, rules: RuleSet,
+                                                       name: str) -> None:
+    """The columnar engine knows no regulation: rule sets changed by a sandbox scenario
+    (rules repealed, adopted early, added) give the scalar engine's rows as well."""
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.sandbox.scenario import apply, shipped
+
+    changed = apply(shipped(name), rules)
+    src = tmp_path / "book.parquet"
+    write_book(src, 1500, seed=13)
+    one, two = tmp_path / "scalar.parquet", tmp_path / "columnar.parquet"
+    run_batch(src, one, changed, today=TODAY)
+    run_batch(src, two, changed, today=TODAY, engine="columnar")
+    assert pq.read_table(two).to_pylist() == pq.read_table(one).to_pylist()
