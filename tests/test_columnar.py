@@ -273,3 +273,19 @@ def test_scenario_rule_sets_give_the_scalar_answers_too(tmp_path: Path, rules: R
     run_batch(src, one, changed, today=TODAY)
     run_batch(src, two, changed, today=TODAY, engine="columnar")
     assert pq.read_table(two).to_pylist() == pq.read_table(one).to_pylist()
+
+
+def test_a_column_map_renames_columns_for_the_columnar_engine_too(tmp_path: Path,
+                                                                 rules: RuleSet) -> None:
+    src = tmp_path / "erp.csv"
+    src.write_text("Order No,Destination,Export Class,Customer\n"
+                   "o1,CN,3A090.a,Buyer 9\no2,HK,EAR99,Buyer 9\no3,FR,3B001.a.4,Buyer 8\n")
+    columns = tmp_path / "map.yaml"
+    columns.write_text("Order No: id\nDestination: to_country\nExport Class: item_eccn\n"
+                       "Customer: party_name\n")
+    for engine in ("scalar", "columnar"):
+        run_batch(src, tmp_path / f"{engine}.parquet", rules, today=TODAY, columns=columns,
+                  engine=engine)
+    rows = pq.read_table(tmp_path / "columnar.parquet").to_pylist()
+    assert rows == pq.read_table(tmp_path / "scalar.parquet").to_pylist()
+    assert [r["id"] for r in rows] == ["o1", "o2", "o3"]

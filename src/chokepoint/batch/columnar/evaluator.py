@@ -70,7 +70,9 @@ class Evaluator:
         # one day per interval of unchanged rules that the book uses: the interval's first
         # day, the same in every block and process (so their day snapshots are shared)
         self._epoch_days: list[date | None] = [None] * book.epoch_size
-        starts = [book.boundaries[0] - timedelta(days=1), *book.boundaries]
+        before = (book.boundaries[0] - timedelta(days=1) if book.boundaries
+                  else min(book.days, default=date(2000, 1, 1)))  # (rules that never change)
+        starts = [before, *book.boundaries]
         for e in set(np.unique(book.epoch).tolist()):
             self._epoch_days[e] = starts[e]
         # The item per (state of the item rules, item, assertions): catalogue, derived
