@@ -155,6 +155,7 @@ class ScreeningIndex:
         self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
         self.max_idf = math.log((total + 1) / 0.5)
         # per name: token weights and their total, computed once
+        self._key_cache: dict[tuple[str, bool], tuple[bool, tuple[str, ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
                              for _, _, norm in self.names]
 
@@ -162,25 +163,44 @@ class ScreeningIndex:
         w = self.idf.get(token, self.max_idf)
         return w * (0.5 if len(token) <= 2 else 1.0)
 
+    def _held_keys(self, text: str, joined: bool) -> tuple[bool, tuple[str, ...]]:
+        """Whether a query token (or two joined tokens) is in the index as such, and those of
+        its blocking keys the index holds - the same for every query, so kept. A token
+        found as such brings no deletion keys: they would add only noise."""
+        cache = self._key_cache
+        found = cache.get((text, joined))
+        if found is None:
+            exact = "t:" + text in self.postings
+            keys = ["t:" + text]
+            if joined:
+                keys.append("p:" + text[:3])
+            elif len(text) >= 4:
+                keys += ["p:" + text[:3], "s:" + text[-3:]]
+            if len(text) >= _MIN_DELETE and not exact:
+                keys += ["d:" + d for d in _deletions(text)]
+            if len(cache) > 200_000:
+                cache.clear()
+            found = cache[(text, joined)] = (exact, tuple(k for k in keys
+                                                          if k in self.postings))
+        return found
+
     def candidates(self, norm: Normalised) -> list[int]:
         """The names sharing the most (rarity-weighted) blocking keys with the query. A
         query token found as such brings no fuzzy keys (prefix, suffix, deletions): they
         would add only noise."""
         tokens = norm.tokens
-        joined = [a + b for a, b in zip(tokens, tokens[1:], strict=False)]
-        keys = {"c:" + ch for ch in set(norm.cjk)}
-        for t in (*tokens, *joined):
-            keys.add("t:" + t)
-        exact = {k[2:] for k in keys if k[0] == "t" and k in self.postings}
-        for t in tokens:
-            if len(t) >= 4:
-                keys.add("p:" + t[:3])
-                keys.add("s:" + t[-3:])
-        for j in joined:
-            keys.add("p:" + j[:3])
-        for t in (*tokens, *joined):
-            if len(t) >= _MIN_DELETE and t not in exact:
-                keys.update("d:" + d for d in _deletions(t))
+        keys = {k for ch in set(norm.cjk) if (k := "c:" + ch) in self.postings}
+        exact: set[str] = set()
+        for text, joined in ((t, False) for t in tokens):
+            found_as_such, held = self._held_keys(text, joined)
+            keys.update(held)
+            if found_as_such:
+                exact.add(text)
+        for a, b in zip(tokens, tokens[1:], strict=False):
+            found_as_such, held = self._held_keys(a + b, True)
+            keys.update(held)
+            if found_as_such:
+                exact.add(a + b)
         found: list[np.ndarray[Any, Any]] = []
         weights: list[float] = []
         for key in sorted(keys):  # sorted: the same candidates in every process
