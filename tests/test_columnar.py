@@ -289,3 +289,25 @@ def test_a_column_map_renames_columns_for_the_columnar_engine_too(tmp_path: Path
     rows = pq.read_table(tmp_path / "columnar.parquet").to_pylist()
     assert rows == pq.read_table(tmp_path / "scalar.parquet").to_pylist()
     assert [r["id"] for r in rows] == ["o1", "o2", "o3"]
+
+
+def test_fact_reads_knows_every_predicate_of_the_rule_files_and_refuses_others() -> None:
+    """The columnar engine relies on fact_reads being complete: every node kind in the
+    shipped rules is known, and an unknown kind is an error, never an empty read set."""
+    from dataclasses import dataclass
+
+    count = 0
+    for prov in RULES.provisions.values():
+        for v in prov.versions:
+            for pred in [v.predicate, *(cp.when for cp in v.review_policies)]:
+                if pred is not None:
+                    fact_reads(pred)
+                    count += 1
+    assert count > 100
+
+    @dataclass(frozen=True)
+    class Mystery:
+        where: str
+
+    with pytest.raises(TypeError, match="Mystery"):
+        fact_reads(Mystery("item.eccn"))  # type: ignore[arg-type]

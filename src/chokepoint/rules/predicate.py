@@ -467,5 +467,12 @@ def _reads(pred: Pred, out: FactReads, scope: set[str] | None) -> None:
         out.paths.add(_NATIONAL)
     elif isinstance(pred, ListedIn):
         out.paths.add(_NATIONAL)
-    elif hasattr(pred, "path"):
+    elif isinstance(pred, _FACT_TESTS):
         _read_path(pred.path, out, scope)
+    elif not isinstance(pred, (ParamTrue, UnknownLeaf, Const)):
+        # a new kind of node must say what it reads before anything relies on this
+        raise TypeError(f"fact_reads does not know what {type(pred).__name__} reads")
+
+
+_FACT_TESTS = (Compare, IsBool, IsGiven, NameIn, InGroup, EccnIn, AnyEccnIn, ContainsAny,
+               IsEmpty)
