@@ -311,3 +311,15 @@ def test_fact_reads_knows_every_predicate_of_the_rule_files_and_refuses_others()
 
     with pytest.raises(TypeError, match="Mystery"):
         fact_reads(Mystery("item.eccn"))  # type: ignore[arg-type]
+
+
+def test_the_catalogue_fills_only_the_keys_it_declares() -> None:
+    """The columnar engine groups items on the keys the catalogue may fill (and the item
+    rules read); the catalogue must not fill others."""
+    from chokepoint.engine.catalogue import FILLED, apply_catalogue
+
+    for day in (date(2023, 1, 1), date(2025, 6, 1)):
+        snap = RULES.at(day)
+        for model in MODELS:
+            txn, _ = apply_catalogue({"item": {"model": model}}, snap)
+            assert set(txn["item"]) <= {*FILLED, "model"}, model

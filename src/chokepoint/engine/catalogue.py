@@ -11,6 +11,10 @@ from typing import Any
 from chokepoint.rules.names import normalise_name
 from chokepoint.rules.ruleset import Snapshot
 
+FILLED = ("kind", "made_by", "made_in", "chip", "parameters", "eccn",
+          "national_classifications")
+"""The item's keys ``apply_catalogue`` may fill (others pass through it untouched)."""
+
 
 def apply_catalogue(txn: dict[str, Any], snap: Snapshot
                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:

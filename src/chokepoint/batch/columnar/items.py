@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from chokepoint.batch.columnar.codes import Unsupported
+from chokepoint.engine.catalogue import FILLED
 from chokepoint.rules.predicate import (
     FactReads,
     InGroup,
@@ -17,9 +18,6 @@ from chokepoint.rules.predicate import (
     walk,
 )
 from chokepoint.rules.ruleset import RuleSet
-
-_CATALOGUE_WRITES = {"kind", "made_by", "made_in", "chip", "parameters", "eccn",
-                     "national_classifications", "model"}
 
 
 def _item_rules(rules: RuleSet) -> tuple[list[Any], list[Pred]]:
@@ -41,7 +39,7 @@ def _item_rules(rules: RuleSet) -> tuple[list[Any], list[Pred]]:
 def item_keys(rules: RuleSet) -> set[str]:
     """The item's first-level keys that the catalogue, derivations or classification read
     or write; the others pass through them untouched."""
-    keys = set(_CATALOGUE_WRITES)
+    keys = {*FILLED, "model"}  # the catalogue reads the model
     _, preds = _item_rules(rules)
     paths: set[str] = set()
     for pred in preds:
