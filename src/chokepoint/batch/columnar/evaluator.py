@@ -454,13 +454,15 @@ class Evaluator:
     def policy(self, code: str, prov: Any, where: np.ndarray) -> Coded:
         """A licence requirement's review policy, where it applies (engine.policy)."""
         reads = FactReads(set(), {}, False, set())
+        per_entry = any(v.review_policy == PER_ENTRY for v in prov.versions)
         for v in prov.versions:
             for cp in v.review_policies:
                 reads.merge(fact_reads(cp.when))
-            if v.review_policy == PER_ENTRY:
-                reads.merge(FactReads(set(), {"parties": {"designations"}}, False, set()))
+        if per_entry:  # the policy of the listed parties' Entity List entries
+            reads.merge(FactReads(set(), {"parties": {"designations"}}, False, set()))
         consulted = {ref: self.effect(code, ref) for ref in sorted(reads.refs or ())}
-        parts = [*self.read_parts(code, reads), self.part(code, "entries"),
+        parts = [*self.read_parts(code, reads),
+                 *([self.part(code, "entries")] if per_entry else []),
                  *((c.codes, len(c.table)) for c in consulted.values())]
         regime = self.rules.regimes[code]
 
