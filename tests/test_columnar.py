@@ -184,11 +184,9 @@ def test_csv_books_with_bad_rows_give_the_same_rows_and_rejects(tmp_path: Path,
 
 
 def test_an_interrupted_columnar_run_resumes_to_the_rows_of_a_clean_run(
-        tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chokepoint.batch import columnar_run
+        tmp_path: Path, rules: RuleSet) -> None:
     from chokepoint.batch.synthetic import write_book
 
-    monkeypatch.setattr(columnar_run, "BLOCK", 1000)
     src = tmp_path / "book.parquet"
     write_book(src, 3500, seed=5)
     clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
@@ -202,24 +200,23 @@ def test_an_interrupted_columnar_run_resumes_to_the_rows_of_a_clean_run(
             raise Stop
 
     with pytest.raises(Stop):
-        run_batch(src, out, rules, today=TODAY, engine="columnar", progress=stop_at)
+        run_batch(src, out, rules, today=TODAY, engine="columnar", progress=stop_at,
+                  block=1000)
     assert not out.exists() and (tmp_path / "out.parquet.checkpoint").exists()
-    summary = run_batch(src, out, rules, today=TODAY, engine="columnar", resume=True)
+    summary = run_batch(src, out, rules, today=TODAY, engine="columnar", resume=True,
+                        block=1000)
     assert summary.rows == 3500
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
 
 
-def test_two_processes_give_the_rows_of_one(tmp_path: Path, rules: RuleSet,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from chokepoint.batch import columnar_run
+def test_two_processes_give_the_rows_of_one(tmp_path: Path, rules: RuleSet) -> None:
     from chokepoint.batch.synthetic import write_book
 
-    monkeypatch.setattr(columnar_run, "BLOCK", 700)
     src = tmp_path / "book.parquet"
     write_book(src, 2500, seed=9)
     one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
-    run_batch(src, one, rules, today=TODAY, engine="columnar")
-    run_batch(src, two, rules, today=TODAY, engine="columnar", workers=2)
+    run_batch(src, one, rules, today=TODAY, engine="columnar", block=700)
+    run_batch(src, two, rules, today=TODAY, engine="columnar", workers=2, block=700)
     assert pq.read_table(one).to_pylist() == pq.read_table(two).to_pylist()
 
 
@@ -323,3 +320,26 @@ def test_the_catalogue_fills_only_the_keys_it_declares() -> None:
         for model in MODELS:
             txn, _ = apply_catalogue({"item": {"model": model}}, snap)
             assert set(txn["item"]) <= {*FILLED, "model"}, model
+
+
+def test_the_batch_command_runs_the_columnar_engine(tmp_path: Path, rules: RuleSet) -> None:
+    import subprocess
+    import sys
+
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 2500, seed=21)
+    out = tmp_path / "out.parquet"
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src), str(out),
+                           "--engine", "columnar", "--block", "1000", "--workers", "2"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "2500 rows: 2500 determined" in done.stderr
+    run_batch(src, tmp_path / "scalar.parquet", rules)  # today, as the command
+    assert pq.read_table(out).to_pylist() == pq.read_table(
+        tmp_path / "scalar.parquet").to_pylist()
+    refused = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src),
+                              str(tmp_path / "x.csv"), "--engine", "columnar", "--trace"],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "--trace" in refused.stderr

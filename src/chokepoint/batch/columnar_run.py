@@ -107,13 +107,14 @@ def _in_worker(item: tuple[pa.Table, int]) -> tuple[pa.Table, list[dict[str, Any
 def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet,
                    override: date | None, today: date, workers: int, columns: list[str],
                    writer: ResultWriter, rejects: Any, rej_fh: Any, checkpoint: Path,
-                   summary: Summary, progress: Callable[[int], None] | None) -> None:
+                   summary: Summary, progress: Callable[[int], None] | None,
+                   block: int | None = None) -> None:
     """Evaluate the rows after ``done`` block by block, writing and checkpointing each."""
     assert summary.outcomes is not None
 
     def todo() -> Iterator[tuple[pa.Table, int]]:
         first = 1
-        for table in blocks(inp, mapping, BLOCK):
+        for table in blocks(inp, mapping, block or BLOCK):
             last = first + table.num_rows - 1
             if last > done:
                 skip = max(0, done - first + 1)

@@ -285,12 +285,13 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
               columns: Path | None = None, with_trace: bool = False, resume: bool = False,
               today: date | None = None, workers: int = 1,
               progress: Callable[[int], None] | None = None,
-              engine: str = "scalar") -> Summary:
+              engine: str = "scalar", block: int | None = None) -> Summary:
     """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``).
 
     ``engine`` "scalar" determines row by row; "columnar" evaluates each rule once per
     distinct set of the facts it reads (:mod:`chokepoint.batch.columnar`), with the same
-    answers, for CSV and Parquet books without ``with_trace``."""
+    answers, for CSV and Parquet books without ``with_trace``, ``block`` rows at a time
+    (default ``columnar_run.BLOCK``)."""
     if not inp.exists():
         raise BatchError(f"{inp}: no such file")
     if engine not in ("scalar", "columnar"):
@@ -333,7 +334,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
 
         try:
             write_columnar(inp, mapping, done, rules, override, today, workers, cols,
-                           writer, rejects, rej_fh, checkpoint, summary, progress)
+                           writer, rejects, rej_fh, checkpoint, summary, progress, block)
         except BaseException:
             writer.abandon()
             rej_fh.close()
