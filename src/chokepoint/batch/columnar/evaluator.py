@@ -4,13 +4,12 @@ per distinct combination of the facts it reads, and each regime's flat answer.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 
-from chokepoint.batch.columnar.book import ITEM, TOP, Book
-from chokepoint.batch.columnar.codes import Coded, Groups, Interner, group, only, select
+from chokepoint.batch.columnar.book import TOP, Book
+from chokepoint.batch.columnar.codes import Coded, Interner, group, only, select
 from chokepoint.batch.columnar.combine import (
     FALSE,
     all_of,
@@ -23,14 +22,10 @@ from chokepoint.batch.columnar.combine import (
     standing_in,
     summary_of,
 )
-from chokepoint.batch.columnar.items import check_supported, item_keys, item_state
+from chokepoint.batch.columnar.prepare import SHARED, Prepared
 from chokepoint.batch.flat import COLUMNS
-from chokepoint.engine.catalogue import apply_catalogue
-from chokepoint.engine.classify import classify, derive
 from chokepoint.engine.determine import (
-    apply_aliases,
     regime_applies,
-    resolve_parties,
     settle_applies,
 )
 from chokepoint.engine.evaluate import Context, compiled
@@ -51,182 +46,19 @@ from chokepoint.rules.predicate import (
     fact_reads,
 )
 from chokepoint.rules.ruleset import RuleSet
-from chokepoint.screening.service import screen_parties, screener_for
 
-SHARED = "shared"  # the facts before any regime's aliases, list look-ups and classification
 WHOLE_LIMIT = 512  # a node whose facts can combine in more ways than this is split
 
 
-class Evaluator:
+class Evaluator(Prepared):
     """The rules applied to one :class:`Book`."""
 
     def __init__(self, book: Book, rules: RuleSet) -> None:
-        self.book, self.rules = book, rules
-        self.regimes = sorted(rules.regimes)
-        check_supported(rules)
-        rows = book.rows
-        self._invalid = (book.invalid.astype(np.int64), 2)
-        self.assertions = book.cols["assertions"]
-        # one day per interval of unchanged rules that the book uses: the interval's first
-        # day, the same in every block and process (so their day snapshots are shared)
-        self._epoch_days: list[date | None] = [None] * book.epoch_size
-        before = (book.boundaries[0] - timedelta(days=1) if book.boundaries
-                  else min(book.days, default=date(2000, 1, 1)))  # (rules that never change)
-        starts = [before, *book.boundaries]
-        for e in set(np.unique(book.epoch).tolist()):
-            self._epoch_days[e] = starts[e]
-        # The item per (state of the item rules, item, assertions): catalogue, derived
-        # figures, each regime's classification. Only the item's parts these read or write
-        # are grouped on; the rest (e.g. US content) is added back unchanged.
-        self.kept_keys = item_keys(rules)
-        core = [c for c in ITEM if COLUMNS[c][0].split(".")[1] in self.kept_keys]
-        core_groups = group([(book.cols[c].codes, book.cols[c].size) for c in core], rows)
-        states = Interner()
-        item_states = np.array([states.code(None if d is None else item_state(rules, d))
-                               for d in self._epoch_days], dtype=np.int64)
-        g = self.group([(item_states[book.epoch], states.size),
-                        (core_groups.ids, core_groups.count),
-                        (self.assertions.codes, self.assertions.size)])
-        self.item_groups = g
-        self.items: dict[str, list[dict[str, Any]]] = {SHARED: []}
-        self.eccn_q: dict[str, list[Any]] = {}
-        for code in self.regimes:
-            self.items[code], self.eccn_q[code] = [], []
-        for k in range(g.count):
-            r = int(g.rep[k])
-            if book.invalid[r]:
-                for stage in self.items:
-                    self.items[stage].append({})
-                for code in self.regimes:
-                    self.eccn_q[code].append([])
-                continue
-            snap = rules.at(self._day(r))
-            asserted = self._asserted(r)
-            item = {key: v for key, v in self._raw_item(r).items() if key in self.kept_keys}
-            shared, _ = apply_catalogue({"item": item}, snap)
-            shared, _ = derive(shared, snap)
-            self.items[SHARED].append(shared["item"])
-            for code in self.regimes:
-                facts, _, questions = classify(shared, snap, code, asserted)
-                self.items[code].append(facts["item"])
-                self.eccn_q[code].append(questions)
-        # each party slot per state of the lists (screening lists, Entity List, aliases):
-        # screened, then each regime's list look-up
-        states = Interner()
-        list_state = np.array([states.code(None if d is None else self._list_state(d))
-                               for d in self._epoch_days], dtype=np.int64)
-        self.party_groups: list[Groups] = []
-        self.parties: list[dict[str, list[dict[str, Any] | None]]] = []
-        self.entries: list[dict[str, list[dict[str, Any] | None]]] = []
-        self.hits: list[list[str]] = []
-        for slot in book.slots:
-            pg = self.group([(list_state[book.epoch], states.size),
-                             (slot.groups.ids, slot.groups.count)])
-            self.party_groups.append(pg)
-            stages: dict[str, list[dict[str, Any] | None]] = {SHARED: []}
-            entries: dict[str, list[dict[str, Any] | None]] = {}
-            for code in self.regimes:
-                stages[code], entries[code] = [], []
-            hits: list[str] = []
-            for k in range(pg.count):
-                r = int(pg.rep[k])
-                parsed = slot.parsed[slot.groups.ids[r]]
-                party = (parsed or {}).get("parties", [None])[0]
-                if party is None or book.invalid[r]:
-                    for stage in stages:
-                        stages[stage].append(None)
-                    for code in self.regimes:
-                        entries[code].append(None)
-                    hits.append("")
-                    continue
-                on = self._day(r)
-                found: list[dict[str, Any]] = []
-                if party.get("designations") is None:
-                    screened, found, _ = screen_parties({"parties": [party]},
-                                                        screener_for(rules, on), on)
-                    party = screened["parties"][0]
-                hits.append(";".join(f"{h['party']}->{h['name']} ({h['score']})"
-                                     for h in found))
-                stages[SHARED].append(party)
-                snap = rules.at(on)
-                for code in self.regimes:
-                    facts, _ = apply_aliases({"parties": [party]}, snap, code)
-                    facts, found_entries, _ = resolve_parties(facts, snap, code)
-                    stages[code].append(facts["parties"][0])
-                    entries[code].append(found_entries.get(0))
-            self.parties.append(stages)
-            self.entries.append(entries)
-            self.hits.append(hits)
+        super().__init__(book, rules)
         self._parts: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
         self._effects: dict[tuple[str, str], Coded] = {}
-        self._facts: dict[tuple[int, str], Any] = {}
 
     # -- facts as codes --------------------------------------------------------------------
-    def group(self, parts: list[tuple[np.ndarray, int]]) -> Groups:
-        """Rows grouped by their codes; a row that takes the scalar path is never grouped
-        with one that does not (a group's representative answers for all of it)."""
-        return group([self._invalid, *parts], self.book.rows)
-
-    def _day(self, r: int) -> date:
-        """The day whose rules row ``r`` is evaluated under: one day stands for its whole
-        interval of unchanged rules (the flat answer does not show the day itself)."""
-        day: date | None = self._epoch_days[self.book.epoch[r]]
-        assert day is not None
-        return day
-
-    def _raw_item(self, r: int) -> dict[str, Any]:
-        parsed = self.book.item.parsed[self.book.item.groups.ids[r]]
-        assert parsed is not None
-        return dict(parsed["item"])
-
-    def _item(self, r: int, stage: str) -> dict[str, Any]:
-        """Row ``r``'s item at a stage: the rules' view of its grouped part, the rest as given."""
-        rest = {k: v for k, v in self._raw_item(r).items() if k not in self.kept_keys}
-        return {**self.items[stage][self.item_groups.ids[r]], **rest}
-
-    def _list_state(self, day: date) -> Any:
-        """What a party's screening and list look-ups depend on, on a day."""
-        snap = self.rules.at(day)
-        screener = screener_for(self.rules, day)
-        return (id(screener), screener.can_clear(day),
-                [[id(e.version_on(day)) for e in self.rules.entities.get(c, [])]
-                 for c in self.regimes],
-                [sorted((k, v[0]) for k, v in snap.aliases.get(c, {}).items())
-                 for c in self.regimes])
-
-    def _asserted(self, r: int) -> frozenset[str]:
-        value = self.book.top["assertions"][self.assertions.codes[r]] or {}
-        return frozenset(value.get("assertions") or ())
-
-    def facts(self, r: int, stage: str) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
-        """Row ``r``'s facts as the engine sees them at a stage, and its list entries (kept:
-        the same row often stands for groups of several rules; the engine never changes
-        the facts it is given)."""
-        key = (r, stage)
-        found = self._facts.get(key)
-        if found is None:
-            if len(self._facts) > 100_000:
-                self._facts.clear()
-            found = self._facts[key] = self._build_facts(r, stage)
-        return found
-
-    def _build_facts(self, r: int, stage: str
-                     ) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
-        book = self.book
-        txn = book.transaction(r)
-        parties = [p for i, slot in enumerate(self.parties)
-                   if (p := slot[SHARED][self.party_groups[i].ids[r]]) is not None]
-        if parties:
-            txn["parties"] = parties
-        txn["item"] = self._item(r, SHARED)
-        if stage == SHARED:
-            return txn, {}
-        snap = self.rules.at(self._day(r))
-        facts, _ = apply_aliases(txn, snap, stage)
-        facts, entries, _ = resolve_parties(facts, snap, stage)
-        facts = {**facts, "item": self._item(r, stage)}
-        return facts, entries
-
     def part(self, stage: str, what: str, arg: Any = None) -> tuple[np.ndarray, int]:
         """The per-row codes of one fact (or fact group) a rule reads, at a stage."""
         key = (stage, what, arg)
@@ -308,7 +140,7 @@ class Evaluator:
         # the version in force per row (by rule interval), each version's predicate evaluated
         # where it is in force
         book = self.book
-        in_force = [None if d is None else prov.version_on(d) for d in self._epoch_days]
+        in_force = [None if d is None else prov.version_on(d) for d in self.epoch_days]
         base = Coded(np.zeros(book.rows, dtype=np.int64), [FALSE])
         versions = {id(v): v.predicate for v in in_force
                     if v is not None and v.predicate is not None}
@@ -348,9 +180,9 @@ class Evaluator:
             if not live[book.epoch[r]]:
                 return FALSE
             facts, _ = self.facts(r, stage)
-            snap = self.rules.at(self._day(r))
+            snap = self.rules.at(self.day_of(r))
             seeded = {d: e.table[e.codes[r]] for d, e in ref_effects.items()}
-            ctx = Context(snap=snap, root=facts, assertions=self._asserted(r), rule=rule,
+            ctx = Context(snap=snap, root=facts, assertions=self.asserted(r), rule=rule,
                           resolve=seeded.__getitem__)
             return flat(compiled_pred(ctx, facts, ""))
 
@@ -387,8 +219,8 @@ class Evaluator:
 
         def one(r: int) -> Any:
             facts, _ = self.facts(r, SHARED)
-            snap = self.rules.at(self._day(r))
-            value, _, unknowns = regime_applies(regime, snap, facts, self._asserted(r))
+            snap = self.rules.at(self.day_of(r))
+            value, _, unknowns = regime_applies(regime, snap, facts, self.asserted(r))
             return [value, [list(u) for u in unknowns]]
 
         return self._per_group(self.read_parts(SHARED, reads), one)
@@ -413,7 +245,7 @@ class Evaluator:
         eccn = np.array([any(u.field == "item.eccn" for c in x for u in c[0][1])
                          for x in core.table])[core.codes]
         applies = self.applies(code)
-        covered = np.array([d is None or d >= regime.coverage_from for d in self._epoch_days])
+        covered = np.array([d is None or d >= regime.coverage_from for d in self.epoch_days])
         common = [(covered[self.book.epoch].astype(np.int64), 2),
                   (applies.codes, len(applies.table))]
         # Three answers per row, each from the facts it turns on: the missing fields (from
@@ -428,9 +260,9 @@ class Evaluator:
             if value is False:
                 return None
             facts, entries = self.facts(r, code)
-            on = self._day(r)
+            on = self.day_of(r)
             snap = rules.at(on)
-            asserted = self._asserted(r)
+            asserted = self.asserted(r)
             ev = RegimeEvaluation(regime, snap, facts, asserted, entries)
             for provs, summary in zip(sets, summaries, strict=True):
                 ev.seed(standing_in(provs, summary))
@@ -470,11 +302,11 @@ class Evaluator:
             if not where[r]:
                 return None
             facts, entries = self.facts(r, code)
-            day = self._day(r)
+            day = self.day_of(r)
             version = prov.version_on(day)
             if version is None:
                 return None
-            ev = RegimeEvaluation(regime, self.rules.at(day), facts, self._asserted(r),
+            ev = RegimeEvaluation(regime, self.rules.at(day), facts, self.asserted(r),
                                   entries)
             ev.seed({p: e.table[e.codes[r]] for p, e in consulted.items()})
             return review_policy(version, ev).get("review_policy")
