@@ -1,7 +1,8 @@
 """Order books beyond one machine: the same evaluation applied to a Spark DataFrame.
 
 ``determine_dataframe`` maps a DataFrame in the flat layout (``docs/batch.md``, string
-columns, plus a ``row`` number) to result rows with ``mapInArrow``. The rule files are
+columns, plus a ``row`` number) to result rows with ``mapInArrow``; each Arrow batch is
+evaluated by the columnar engine (``chokepoint.batch.columnar``). The rule files are
 shipped to the executors once, by broadcast, and rebuilt there (cached per process by their
 content hash), so every executor answers with the same ``rules_version`` as the driver.
 Rows that cannot be read come back with ``reject_field``/``reject_message`` set.
@@ -66,6 +67,35 @@ def evaluate_rows(rows: list[dict[str, Any]], rules: RuleSet, override: date | N
     return out
 
 
+def evaluate_batch(batch: pa.RecordBatch, rules: RuleSet, override: date | None,
+                   today: date) -> pa.RecordBatch:
+    """Result rows for one Arrow batch of flat rows, by the columnar engine (the scalar
+    engine takes the rows that cannot be read, and the whole batch if the columnar engine
+    cannot take it); sorted by row number, as the batch came."""
+    from chokepoint.batch.columnar import Unsupported, evaluate_table
+    from chokepoint.batch.run import REGIMES
+
+    table = pa.Table.from_batches([batch])
+    numbers = table.column("row").to_numpy(zero_copy_only=False)
+    try:
+        result, left = evaluate_table(table.drop_columns(["row"]), rules, override, today, 1,
+                                      REGIMES, OUT_COLUMNS)
+    except Unsupported:
+        return pa.RecordBatch.from_pylist(evaluate_rows(batch.to_pylist(), rules, override,
+                                                        today), schema=RESULT_SCHEMA)
+    index = result.column("row").to_numpy() - 1
+    result = result.set_column(0, "row", pa.array(numbers[index], type=pa.int64()))
+    blank = pa.array([""] * result.num_rows, type=pa.string())
+    result = result.append_column("reject_field", blank).append_column("reject_message", blank)
+    if len(left):
+        scalar = evaluate_rows(table.take(pa.array(left)).to_pylist(), rules, override, today)
+        result = pa.concat_tables([result.cast(RESULT_SCHEMA),
+                                   pa.Table.from_pylist(scalar, schema=RESULT_SCHEMA)])
+    ordered = result.cast(RESULT_SCHEMA).sort_by("row").combine_chunks()
+    return ordered.to_batches()[0] if ordered.num_rows else pa.RecordBatch.from_pylist(
+        [], schema=RESULT_SCHEMA)
+
+
 def determine_dataframe(df: Any, override: date | None = None,
                         today: date | None = None) -> Any:
     """Results for every row of a Spark DataFrame in the flat layout (with a ``row`` column)."""
@@ -76,8 +106,7 @@ def determine_dataframe(df: Any, override: date | None = None,
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         rules = rules_from_files(shipped.value)
         for batch in batches:
-            results = evaluate_rows(batch.to_pylist(), rules, override, day)
-            yield pa.RecordBatch.from_pylist(results, schema=RESULT_SCHEMA)
+            yield evaluate_batch(batch, rules, override, day)
 
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -147,6 +176,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     spark = (SparkSession.builder.master(master).appName("chokepoint")
              .config("spark.ui.enabled", "false")
+             # larger Arrow batches: the columnar engine shares work within a batch
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
              .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
              .getOrCreate())
     written = rejected = 0
