@@ -201,13 +201,16 @@ class ResultWriter:
         return pa.schema([(c, pa.int64() if c == "row" else pa.string())
                           for c in self.columns])
 
-    def _write_part(self) -> None:
+    def _write_part(self, table: Any = None) -> None:
+        """The buffered rows (or ``table``) as the next part file, durably."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         part = self.parts_dir / f"part-{self.parts:06d}.parquet"
         tmp = part.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_pylist(self._rows, schema=self._schema()), tmp)
+        if table is None:
+            table = pa.Table.from_pylist(self._rows, schema=self._schema())
+        pq.write_table(table.cast(self._schema()), tmp)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         tmp.replace(part)
@@ -218,15 +221,7 @@ class ResultWriter:
         """Append a block of result rows (an Arrow table in the output's columns)."""
         if self.kind == ".parquet":
             assert not self._rows
-            import pyarrow.parquet as pq
-
-            part = self.parts_dir / f"part-{self.parts:06d}.parquet"
-            tmp = part.with_suffix(".tmp")
-            pq.write_table(table.cast(self._schema()), tmp)
-            with tmp.open("rb") as fh:
-                os.fsync(fh.fileno())
-            tmp.replace(part)
-            self.parts += 1
+            self._write_part(table)
         elif self.kind == ".csv":
             import io
 
