@@ -54,7 +54,6 @@ def _parse(cells: dict[str, Any]) -> dict[str, Any] | None:
 class Piece:
     """A group of columns that parse together (the item, one party slot, one top column)."""
 
-    columns: list[str]
     groups: Groups
     parsed: list[dict[str, Any] | None] = field(default_factory=list)
 
@@ -114,7 +113,7 @@ class Book:
                as_txn: Callable[[dict[str, Any]], dict[str, Any]]) -> Piece:
         cols = [self.cols[c] for c in columns]
         groups = group([(c.codes, c.size) for c in cols], self.rows)
-        piece = Piece(columns, groups)
+        piece = Piece(groups)
         ok = np.ones(groups.count, dtype=np.bool_)
         for g in range(groups.count):
             r = groups.rep[g]
