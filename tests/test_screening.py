@@ -227,14 +227,74 @@ def test_one_screener_per_set_of_entries_in_force(rules: RuleSet) -> None:
     assert any(h.score >= MATCH for h in screener_for(rules, after).screen(late))
 
 
+def _queries(entries: list[ListEntry], n: int, seed: int) -> list[tuple[str, str | None]]:
+    """Distinct names near listed ones (a letter dropped, words reordered or run together,
+    a Chinese name), some with a country, some unrelated."""
+    import random
+
+    rng = random.Random(seed)
+    names: dict[tuple[str, str | None], None] = {}
+    while len(names) < n:
+        e = rng.choice(entries)
+        words = rng.choice(e.names()).split()
+        kind = rng.randrange(5)
+        if kind == 0 and words:
+            w = rng.randrange(len(words))
+            cut = rng.randrange(len(words[w]) or 1)
+            words[w] = words[w][:cut] + words[w][cut + 1:]
+        elif kind == 1:
+            rng.shuffle(words)
+        elif kind == 2 and len(words) >= 2:
+            words[:2] = [words[0] + words[1]]
+        elif kind == 3:
+            words = [rng.choice(["Zephyr", "Marlow", "Quill"]), "Trading", "Co"]
+        country = rng.choice([None, None, "CN", "RU", e.country])
+        names[(" ".join(words) or "x", country)] = None
+    return list(names)
+
+
+@needs_shared
+def test_screening_in_bulk_equals_one_by_one(rules: RuleSet) -> None:
+    """The bulk path (sparse product, pairwise similarities, score bounds) gives exactly
+    the hits of one query at a time, at both thresholds."""
+    entries = load_list(DATA / "ofac_sdn_2021" / "sdn.csv")
+    index = ScreeningIndex(entries[:3000] + snapshot_entries(rules, date(2025, 6, 1)))
+    queries = _queries(index.entries, 600, 3) + [
+        ("中芯国际集成电路制造有限公司", None), ("Gazprom Bank", None), ("CORP", None)]
+    for threshold in (REVIEW, 0.4):
+        one = [[h.as_dict() for h in index.screen(n, c, threshold)] for n, c in queries]
+        bulk = [[h.as_dict() for h in hits] for hits in index.screen_many(queries, threshold)]
+        assert bulk == one
+        assert sum(map(len, one)) > len(queries) // 2  # the comparison is not empty
+
+
 def test_screen_many_on_two_processes_equals_one_by_one(rules: RuleSet) -> None:
     from chokepoint.screening.parallel import screen_many
 
     index = _index(rules)
-    names = [("中芯国际集成电路制造有限公司", None), ("Huawei Technologies", "CN"),
-             ("Gazprom Bank", None), ("Example Trading Co", None)] * 200
+    distinct = _queries(index.entries, 700, 5)
+    names = distinct + distinct[:100]  # a repeated name is screened once, answered twice
     one = [[h.as_dict() for h in index.screen(n, c)] for n, c in names]
-    assert screen_many(index, names, workers=2, chunk=50) == one
+    got = screen_many(index, names, workers=2, chunk=50)
+    assert got == one
+    assert got[-1] == got[99] and (got[-1] is not got[99] or not got[-1])
+
+
+def test_pairwise_similarities_follow_the_token_similarity_definition() -> None:
+    import random
+
+    import numpy as np
+
+    from chokepoint.screening.match import pair_similarities, token_similarity
+
+    rng = random.Random(5)
+    words = ["huawei", "huawie", "smic", "smics", "technology", "tech", "ab", "abc",
+             "zhongxin", "international", "internatonal", "xinxin", "a"]
+    a = [rng.choice(words) for _ in range(500)]
+    b = [rng.choice(words) for _ in range(500)]
+    got = pair_similarities(a, b, np.array([len(t) for t in a]), np.array([len(t) for t in b]))
+    for x, y, g in zip(a, b, got.tolist(), strict=True):
+        assert g == pytest.approx(token_similarity(x, y), abs=1e-12)
 
 
 def test_bulk_similarities_follow_the_token_similarity_definition() -> None:

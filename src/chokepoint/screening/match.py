@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import accumulate, chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Indel, JaroWinkler, Levenshtein
-from rapidfuzz.process import cdist
+from rapidfuzz.process import cdist, cpdist
+from scipy.sparse import csr_matrix
 
 from chokepoint.screening.lists import ListEntry
 from chokepoint.screening.normalise import Normalised, normalise
@@ -35,6 +39,8 @@ COUNTRY_MISMATCH_FACTOR = 0.85
 TOKEN_FLOOR = 0.80  # a token pair below this similarity does not count as matching
 _MAX_POSTINGS = 3000
 _TOP = 8
+_BATCH = 16  # from this many queries on, screening works in bulk (one sparse product...)
+_MARGIN = 1e-9  # a bound computed in another order of additions may be this much low
 _MIN_DELETE = 5  # shorter tokens have too many one-typo neighbours
 
 
@@ -49,6 +55,25 @@ def token_similarity(a: str, b: str) -> float:
     if min(len(a), len(b)) <= 4:
         jw -= 0.05
     return max(indel, jw)
+
+
+def _pick(values: list[str], at: np.ndarray) -> Sequence[str]:
+    """``values`` at the positions ``at`` (in C: operator.itemgetter)."""
+    if len(at) == 1:
+        return [values[int(at[0])]]
+    return itemgetter(*at.tolist())(values) if len(at) else []
+
+
+def pair_similarities(a: Sequence[str], b: Sequence[str], a_len: np.ndarray | None = None,
+                      b_len: np.ndarray | None = None) -> np.ndarray:
+    """``token_similarity`` of each pair (a[i], b[i]), in bulk: two RapidFuzz pairwise calls
+    (C). Without lengths, the plain Indel similarity (for names run together)."""
+    indel = cpdist(a, b, scorer=Indel.normalized_similarity, dtype=np.float64)
+    if a_len is None or b_len is None:
+        return np.asarray(indel)
+    jw = cpdist(a, b, scorer=JaroWinkler.normalized_similarity, dtype=np.float64)
+    jw -= 0.05 * (np.minimum(a_len, b_len) <= 4)
+    return np.asarray(np.maximum(indel, jw))  # equal tokens: Indel is exactly 1.0
 
 
 @dataclass(frozen=True)
@@ -106,28 +131,30 @@ def _keys(tokens: tuple[str, ...]) -> set[str]:
 
 
 class _Postings:
-    """Blocking key -> the names holding it, in one int32 array with offsets (a numpy array
-    per key cost about 200 bytes each, and an index has half a million keys)."""
+    """Blocking key -> the names holding it, as the rows of one sparse key x name matrix
+    (SciPy CSR; keys in sorted order), so that a batch of queries finds its candidates in
+    one sparse product: query x key weights times key x name."""
 
-    def __init__(self, table: dict[str, list[int]]) -> None:
-        self._slot = {key: i for i, key in enumerate(table)}
-        lengths = np.fromiter((len(v) for v in table.values()), dtype=np.int64,
-                              count=len(table))
-        self._starts = np.concatenate(([0], np.cumsum(lengths))).tolist()
-        self._data = np.fromiter((n for v in table.values() for n in v), dtype=np.int32,
-                                 count=int(lengths.sum()))
+    def __init__(self, table: dict[str, list[int]], names: int) -> None:
+        keys = sorted(table)
+        self.slots = dict(zip(keys, range(len(keys)), strict=True))
+        lists = [table[k] for k in keys]
+        self.lengths = list(map(len, lists))
+        self.starts = [0, *accumulate(self.lengths)]
+        starts = np.array(self.starts, dtype=np.int64)
+        data = np.fromiter(chain.from_iterable(lists), dtype=np.int32, count=self.starts[-1])
+        self.matrix = csr_matrix((np.ones(len(data)), data, starts),
+                                 shape=(len(keys), names))
+        self.keys = len(keys)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._slot
+        return key in self.slots
 
-    def get(self, key: str) -> np.ndarray[Any, Any] | None:
-        i = self._slot.get(key)
-        if i is None:
-            return None
-        return self._data[self._starts[i]:self._starts[i + 1]]
+    def slot(self, key: str) -> int | None:
+        return self.slots.get(key)
 
     def __len__(self) -> int:
-        return len(self._slot)
+        return len(self.slots)
 
 
 class ScreeningIndex:
@@ -150,23 +177,37 @@ class ScreeningIndex:
                 for ch in set(norm.cjk):
                     postings["c:" + ch].append(ni)
                 df.update(set(norm.tokens))
-        self.postings = _Postings(postings)
+        self.postings = _Postings(postings, len(self.names))
         total = max(len(self.names), 1)
         self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
         self.max_idf = math.log((total + 1) / 0.5)
         # per name: token weights and their total, computed once
-        self._key_cache: dict[tuple[str, bool], tuple[bool, tuple[str, ...]]] = {}
+        self._key_cache: dict[tuple[str, bool],
+                              tuple[bool, tuple[tuple[str, int, float], ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
                              for _, _, norm in self.names]
+        # the same, flat, for the bulk steps of screening: every name's tokens one after
+        # another (name i's from _tok_off[i]), their lengths and weights; each name's total
+        # weight; the length of each name's letters run together
+        counts = [len(norm.tokens) for _, _, norm in self.names]
+        self._tok_n = np.array(counts, dtype=np.int64)
+        self._tok_off = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        self._tok_flat = [t for _, _, norm in self.names for t in norm.tokens]
+        self._tok_len = np.array([len(t) for t in self._tok_flat], dtype=np.int64)
+        self._tok_w = np.array([w for ws in self.name_weights for w in ws])
+        self._name_total = np.array([sum(ws) for ws in self.name_weights])
+        self._compact_len = np.array([len(norm.compact) for _, _, norm in self.names])
 
     def weight(self, token: str) -> float:
         w = self.idf.get(token, self.max_idf)
         return w * (0.5 if len(token) <= 2 else 1.0)
 
-    def _held_keys(self, text: str, joined: bool) -> tuple[bool, tuple[str, ...]]:
+    def _held_keys(self, text: str, joined: bool
+                   ) -> tuple[bool, tuple[tuple[str, int, float], ...]]:
         """Whether a query token (or two joined tokens) is in the index as such, and those of
-        its blocking keys the index holds - the same for every query, so kept. A token
-        found as such brings no deletion keys: they would add only noise."""
+        its blocking keys the index holds and that are selective enough (key, matrix row,
+        weight) - the same for every query, so kept. A token found as such brings no
+        deletion keys: they would add only noise."""
         cache = self._key_cache
         found = cache.get((text, joined))
         if found is None:
@@ -177,46 +218,100 @@ class ScreeningIndex:
             elif len(text) >= 4:
                 keys += ["p:" + text[:3], "s:" + text[-3:]]
             if len(text) >= _MIN_DELETE and not exact:
-                keys += ["d:" + d for d in _deletions(text)]
+                keys += ["d:" + text[:i] + text[i + 1:] for i in range(len(text))]
+                keys.append("d:" + text)
+            held = []
+            slots, lengths = self.postings.slots, self.postings.lengths
+            for key in slots.keys() & keys:  # most keys of a new token are in no name
+                slot = slots[key]
+                kind = key[0]
+                limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
+                if lengths[slot] > limit:
+                    continue  # too common to tell names apart
+                held.append((key, slot, self.weight(key[2:]) if kind == "t" else 1.0))
             if len(cache) > 200_000:
                 cache.clear()
-            found = cache[(text, joined)] = (exact, tuple(k for k in keys
-                                                          if k in self.postings))
+            found = cache[(text, joined)] = (exact, tuple(held))
         return found
 
-    def candidates(self, norm: Normalised) -> list[int]:
-        """The names sharing the most (rarity-weighted) blocking keys with the query. A
-        query token found as such brings no fuzzy keys (prefix, suffix, deletions): they
-        would add only noise."""
+    def _query_keys(self, norm: Normalised) -> tuple[list[int], list[float]]:
+        """The matrix rows (in key order) and weights of a query's blocking keys. A query
+        token found as such brings no fuzzy keys (prefix, suffix): they would add only
+        noise."""
         tokens = norm.tokens
-        keys = {k for ch in set(norm.cjk) if (k := "c:" + ch) in self.postings}
+        held: dict[int, tuple[str, float]] = {}
+        for ch in set(norm.cjk):
+            c_slot = self.postings.slot("c:" + ch)
+            if c_slot is not None and self.postings.lengths[c_slot] <= _MAX_POSTINGS:
+                held[c_slot] = ("c:" + ch, 1.0)
         exact: set[str] = set()
-        for text, joined in ((t, False) for t in tokens):
-            found_as_such, held = self._held_keys(text, joined)
-            keys.update(held)
+        pieces = [(t, False) for t in tokens]
+        pieces += [(a + b, True) for a, b in zip(tokens, tokens[1:], strict=False)]
+        cache = self._key_cache
+        for piece in pieces:
+            found_as_such, keys = cache.get(piece) or self._held_keys(*piece)
+            for key, slot, weight in keys:
+                held[slot] = (key, weight)
             if found_as_such:
-                exact.add(text)
-        for a, b in zip(tokens, tokens[1:], strict=False):
-            found_as_such, held = self._held_keys(a + b, True)
-            keys.update(held)
-            if found_as_such:
-                exact.add(a + b)
-        found: list[np.ndarray[Any, Any]] = []
+                exact.add(piece[0])
+        # "p:abc" is noise when a token found as such starts with "abc"; "s:abc", ends with it
+        covered = {"p:" + t[:n] for t in exact for n in (1, 2, 3) if len(t) >= n}
+        covered.update("s:" + t[-3:] for t in exact if len(t) >= 3)
+        slots: list[int] = []
         weights: list[float] = []
-        for key in sorted(keys):  # sorted: the same candidates in every process
-            kind = key[0]
-            if kind in "ps" and any(t.startswith(key[2:]) if kind == "p" else t.endswith(key[2:])
-                                    for t in exact):
+        for slot in sorted(held):  # key order: the same sums in every process
+            key, weight = held[slot]
+            if key in covered:
                 continue  # the token itself was found; its fuzzy keys add only noise
-            post = self.postings.get(key)
-            limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
-            if post is None or len(post) > limit:
+            slots.append(slot)
+            weights.append(weight)
+        return slots, weights
+
+    def candidates(self, norm: Normalised) -> list[int]:
+        """The names sharing the most (rarity-weighted) blocking keys with the query."""
+        return self.candidates_many([norm])[0]
+
+    def candidates_many(self, norms: list[Normalised]) -> list[list[int]]:
+        """Each query's candidates: the ``_TOP`` names with the highest summed weight of
+        shared keys, best first, ties in name order. A batch is done in one sparse
+        product; a single query (whose product would cost more to set up than to run)
+        sums its keys' postings directly. Both add each name's key weights in key order,
+        so they give the same floats and the same candidates."""
+        if len(norms) < _BATCH:
+            return [self._candidates_one(*self._query_keys(n)) for n in norms]
+        indices: list[int] = []
+        data: list[float] = []
+        indptr = [0]
+        for norm in norms:
+            slots, weights = self._query_keys(norm)
+            indices += slots
+            data += weights
+            indptr.append(len(indices))
+        queries = csr_matrix((np.array(data, dtype=np.float64),
+                              np.array(indices, dtype=np.int32),
+                              np.array(indptr, dtype=np.int32)),
+                             shape=(len(norms), self.postings.keys))
+        scores = queries @ self.postings.matrix  # per query and name: summed key weights
+        ptr = scores.indptr.tolist()
+        out: list[list[int]] = []
+        for i in range(len(norms)):
+            lo, hi = ptr[i], ptr[i + 1]
+            n = hi - lo
+            if not n:
+                out.append([])
                 continue
-            found.append(post)
-            weights.append(self.weight(key[2:]) if kind == "t" else 1.0)
-        if not found:
+            names, score = scores.indices[lo:hi], scores.data[lo:hi]
+            if n > _TOP:  # only the names tied with or above the _TOP-th best can be in
+                keep = score >= np.partition(score, n - _TOP)[n - _TOP]
+                names, score = names[keep], score[keep]
+            out.append(names[np.lexsort((names, -score))[:_TOP]].tolist())
+        return out
+
+    def _candidates_one(self, slots: list[int], weights: list[float]) -> list[int]:
+        if not slots:
             return []
-        # every name's summed key weight at once (vectorised; the hot loop of screening)
+        ptr, names = self.postings.starts, self.postings.matrix.indices
+        found = [names[ptr[s]:ptr[s + 1]] for s in slots]
         hit, where = np.unique(np.concatenate(found), return_inverse=True)
         score = np.bincount(where, weights=np.repeat(weights, [len(f) for f in found]))
         top = np.argsort(-score, kind="stable")[:_TOP]  # best first; ties in name order
@@ -226,18 +321,147 @@ class ScreeningIndex:
                threshold: float = REVIEW) -> list[Hit]:
         """Hits at or above ``threshold``, best first, one per list entry. A Chinese name
         with more than one English rendering is screened in each; an entry keeps its best."""
-        norm = normalise(name)
-        best: dict[int, Hit] = {}
-        for tokens in (norm.tokens, *norm.alternatives):
-            variant = norm if tokens is norm.tokens else replace(norm, tokens=tokens)
-            for ei, hit in self._screen_one(variant, country, threshold):
-                if ei not in best or hit.score > best[ei].score:
-                    best[ei] = hit
-        return sorted(best.values(), key=lambda h: -h.score)
+        return self.screen_many([(name, country)], threshold)[0]
 
-    def _screen_one(self, norm: Normalised, country: str | None,
-                    threshold: float) -> list[tuple[int, Hit]]:
-        cands = self.candidates(norm)
+    def screen_many(self, queries: Sequence[tuple[str, str | None]],
+                    threshold: float = REVIEW) -> list[list[Hit]]:
+        """``screen`` for each (name, country), with the candidates of all found at once."""
+        variants: list[tuple[int, Normalised]] = []
+        for qi, (name, _) in enumerate(queries):
+            norm = normalise(name)
+            variants += [(qi, norm if tokens is norm.tokens else replace(norm, tokens=tokens))
+                         for tokens in (norm.tokens, *norm.alternatives)]
+        norms = [v for _, v in variants]
+        found = self._hits_many(norms, self.candidates_many(norms),
+                                [queries[qi][1] for qi, _ in variants], threshold)
+        best: list[dict[int, Hit]] = [{} for _ in queries]
+        for (qi, _), hits in zip(variants, found, strict=True):
+            for ei, hit in hits:
+                if ei not in best[qi] or hit.score > best[qi][ei].score:
+                    best[qi][ei] = hit
+        return [sorted(b.values(), key=lambda h: -h.score) for b in best]
+
+    def _hits_many(self, norms: list[Normalised], cands: list[list[int]],
+                   countries: list[str | None], threshold: float
+                   ) -> list[list[tuple[int, Hit]]]:
+        """The hits among each query's candidates. In bulk, for all queries at once: every
+        (query token, candidate token) similarity, each query token's best match in each
+        candidate, and an upper bound of each candidate's score; then the full (explained)
+        score, one by one, only for the candidates that can reach ``threshold``."""
+        if len(norms) < _BATCH:
+            return [self._hits_one(n, c, country, threshold)
+                    for n, c, country in zip(norms, cands, countries, strict=True)]
+        out: list[list[tuple[int, Hit]]] = [[] for _ in norms]
+        c_all = np.array([ni for cs in cands for ni in cs], dtype=np.int64)
+        if not len(c_all):
+            return out
+        n_c = np.array([len(cs) for cs in cands], dtype=np.int64)
+        c_query = np.repeat(np.arange(len(norms)), n_c)  # the query of each candidate
+        c_start = np.cumsum(n_c) - n_c
+        worth = np.zeros(len(c_all), dtype=np.bool_)
+        q_weights = [tuple(self.weight(t) for t in n.tokens) for n in norms]
+        n_q = np.array([len(n.tokens) for n in norms], dtype=np.int64)
+        # candidates with tokens, of queries with tokens: their token similarities
+        filled = np.flatnonzero((self._tok_n[c_all] > 0) & (n_q[c_query] > 0))
+        # per candidate: its first group (query token 0) and the distance to the next
+        group_first = np.full(len(c_all), -1, dtype=np.int64)
+        group_step = np.zeros(len(c_all), dtype=np.int64)
+        best = first = np.zeros(0)
+        if len(filled):
+            f = c_all[filled]
+            fq = c_query[filled]
+            length = self._tok_n[f]
+            # each query's candidate tokens, one after another
+            m = np.bincount(fq, weights=length, minlength=len(norms)).astype(np.int64)
+            tok_at = np.repeat(self._tok_off[f] - (np.cumsum(length) - length), length)
+            tok_at += np.arange(int(length.sum()))
+            first_tok = np.zeros(len(tok_at), dtype=np.bool_)
+            first_tok[np.cumsum(length) - length] = True
+            # pairs: per query, per query token, per candidate token
+            sizes = n_q * m
+            pq = np.repeat(np.arange(len(norms)), sizes)
+            local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            qi = local // m[pq]
+            ft = np.repeat(np.cumsum(m) - m, sizes) + local % m[pq]  # index into tok_at
+            q_flat = [t for n in norms for t in n.tokens]
+            q_pos = np.repeat(np.cumsum(n_q) - n_q, sizes) + qi
+            a = _pick(q_flat, q_pos)
+            b = _pick(self._tok_flat, tok_at[ft])
+            sim = pair_similarities(a, b, np.array([len(t) for t in q_flat])[q_pos],
+                                    self._tok_len[tok_at[ft]])
+            starts = np.flatnonzero(first_tok[ft])  # one group per (query token, candidate)
+            best = np.maximum.reduceat(sim, starts)
+            group = np.cumsum(first_tok[ft]) - 1
+            pos = np.arange(len(sim)) - starts[group]  # token index within the candidate
+            first = -np.maximum.reduceat(np.where(sim == best[group], -pos, -(1 << 30)),
+                                         starts)
+            # the groups of query token i of a query: one per filled candidate, in order
+            nf = np.bincount(fq, minlength=len(norms))
+            g_start = np.cumsum(n_q * nf) - n_q * nf
+            rank = np.arange(len(filled)) - np.repeat(np.cumsum(nf) - nf, nf)
+            g_query = np.repeat(np.arange(len(norms)), n_q * nf)
+            g_cand = (np.repeat(np.cumsum(nf) - nf, n_q * nf)
+                      + (np.arange(len(best)) - g_start[g_query]) % np.maximum(nf, 1)[g_query])
+            g_tok = (np.arange(len(best)) - g_start[g_query]) // np.maximum(nf, 1)[g_query]
+            qw = np.array([w for ws in q_weights for w in ws])[
+                (np.cumsum(n_q) - n_q)[g_query] + g_tok]
+            b_ok = np.where(best >= TOKEN_FLOOR, best, 0.0)
+            q_total = np.array([sum(ws) for ws in q_weights])[fq]
+            name_total = self._name_total[f]
+            zeros = np.zeros(len(filled))
+            recall = np.divide(np.bincount(g_cand, weights=qw * b_ok, minlength=len(filled)),
+                               q_total, out=zeros.copy(), where=q_total > 0)
+            name_w = self._tok_w[self._tok_off[f][g_cand] + first]
+            precision = np.minimum(np.divide(
+                np.bincount(g_cand, weights=name_w * b_ok, minlength=len(filled)),
+                name_total, out=zeros.copy(), where=name_total > 0), 1.0)
+            total = recall + precision
+            # an upper bound of _score's token part: the same recall, and a precision that
+            # counts a name token each time a query token matches it (_score: once); the
+            # country factor only lowers a score
+            bound = np.divide(2 * recall * precision, total, out=zeros.copy(), where=total > 0)
+            worth[filled[bound >= threshold - _MARGIN]] = True
+            group_first[filled] = g_start[fq] + rank
+            group_step[filled] = nf[fq]
+        # the comparisons that can raise a score above its token part: letters run
+        # together (Indel similarity >= 0.95 needs nearly equal lengths), and characters
+        q_len = np.array([len(n.compact) if len(n.compact) >= 4 else -1000 for n in norms])
+        n_len = self._compact_len[c_all]
+        ql = q_len[c_query]
+        near = np.flatnonzero((self._compact_len[c_all] > 0)
+                              & (np.abs(n_len - ql) <= 0.05 * (n_len + ql) + _MARGIN))
+        if len(near):
+            joined = pair_similarities([norms[i].compact for i in c_query[near].tolist()],
+                                       [self.names[i][2].compact for i in c_all[near].tolist()])
+            worth[near[joined >= 0.95 - _MARGIN]] = True
+        for qn, norm in enumerate(norms):
+            if norm.cjk:
+                for k, ni in enumerate(cands[qn]):
+                    if self.names[ni][2].cjk:
+                        worth[c_start[qn] + k] = True
+        best_l, first_l = best.tolist(), first.tolist()
+        for at in np.flatnonzero(worth).tolist():
+            qn = int(c_query[at])
+            k = at - int(c_start[qn])
+            ni = cands[qn][k]
+            norm = norms[qn]
+            ei, listed, lnorm = self.names[ni]
+            sims = None
+            g0 = int(group_first[at])
+            if g0 >= 0:
+                step = int(group_step[at])
+                span = range(g0, g0 + step * len(norm.tokens), step)
+                sims = ([best_l[g] for g in span], [int(first_l[g]) for g in span])
+            hit = self._score(norm, self.entries[ei], listed, lnorm, countries[qn],
+                              self.name_weights[ni], q_weights[qn], sims, threshold)
+            if hit is not None:
+                out[qn].append((ei, hit))
+        return out
+
+    def _hits_one(self, norm: Normalised, cands: list[int], country: str | None,
+                  threshold: float) -> list[tuple[int, Hit]]:
+        """The hits among one query's candidates, each scored (``_hits_many`` for few
+        queries: the bulk steps cost more to set up than they save)."""
         if not cands:
             return []
         q_weights = tuple(self.weight(t) for t in norm.tokens)

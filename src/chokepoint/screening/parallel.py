@@ -3,6 +3,8 @@ worker processes (never pickled); each returns its hits as plain dictionaries, i
 
 from __future__ import annotations
 
+import copy
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -16,8 +18,11 @@ _THRESHOLD = REVIEW
 
 def _work(chunk: list[tuple[str, str | None]]) -> list[list[dict[str, Any]]]:
     assert _INDEX is not None
-    return [[h.as_dict() for h in _INDEX.screen(name, country, _THRESHOLD)]
-            for name, country in chunk]
+    gc.disable()  # short-lived objects, none cyclic; the index itself is frozen (below)
+    try:
+        return [[h.as_dict() for h in hits] for hits in _INDEX.screen_many(chunk, _THRESHOLD)]
+    finally:
+        gc.enable()
 
 
 def _chunks(queries: Sequence[tuple[str, str | None]], size: int
@@ -29,18 +34,36 @@ def _chunks(queries: Sequence[tuple[str, str | None]], size: int
 def screen_many(index: ScreeningIndex, queries: Sequence[tuple[str, str | None]],
                 threshold: float = REVIEW, workers: int | None = None,
                 chunk: int = 256) -> list[list[dict[str, Any]]]:
-    """The hits (``Hit.as_dict``) of every (name, country), in input order. ``workers``
-    defaults to the machine's cores; one worker (or a short list) stays in this process."""
+    """The hits (``Hit.as_dict``) of every (name, country), in input order; a name repeated
+    with the same country is screened once. ``workers`` defaults to the machine's cores;
+    one worker (or a short list) stays in this process."""
     global _INDEX, _THRESHOLD
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(queries) < 2 * chunk:
-        return [[h.as_dict() for h in index.screen(n, c, threshold)] for n, c in queries]
-    _INDEX, _THRESHOLD = index, threshold
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            out: list[list[dict[str, Any]]] = []
-            for part in pool.imap(_work, _chunks(queries, chunk)):
-                out.extend(part)
-            return out
-    finally:
-        _INDEX = None
+    distinct = list(dict.fromkeys(queries))
+    found: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    if workers <= 1 or len(distinct) < 2 * chunk:
+        for part in _chunks(distinct, chunk):
+            found.update(zip(part, ([h.as_dict() for h in hits]
+                                    for hits in index.screen_many(part, threshold)),
+                             strict=True))
+    else:
+        _INDEX, _THRESHOLD = index, threshold
+        gc.collect()
+        gc.freeze()  # the forked workers' collector leaves the index's pages unshared
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for start, done in zip(range(0, len(distinct), chunk),
+                                       pool.imap(_work, _chunks(distinct, chunk)),
+                                       strict=True):
+                    found.update(zip(distinct[start:start + chunk], done, strict=True))
+        finally:
+            gc.unfreeze()
+            _INDEX = None
+    # a repeated name gets its own copies (callers may change what they are given)
+    seen: set[tuple[str, str | None]] = set()
+    out: list[list[dict[str, Any]]] = []
+    for q in queries:
+        hits = found[q]
+        out.append(hits if q not in seen else copy.deepcopy(hits))
+        seen.add(q)
+    return out
