@@ -3,6 +3,7 @@ value (catalogue, derived figures, classification, screening, list look-ups)."""
 
 from __future__ import annotations
 
+import weakref
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from chokepoint.engine.determine import (
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import screen_parties, screener_for
 
+GROUPS_KEPT = 8  # the groupings of a block kept for reuse (each: an integer per row)
 SHARED = "shared"  # the facts before any regime's aliases, list look-ups and classification
 
 
@@ -35,6 +37,8 @@ class Prepared:
         check_supported(rules)
         rows = book.rows
         self.invalid_part = (book.invalid.astype(np.int64), 2)
+        self._groups: dict[tuple[tuple[int, int], ...],
+                           tuple[list[weakref.ref[np.ndarray]], Groups]] = {}
         self.assertions = book.cols["assertions"]
         # one day per interval of unchanged rules that the book uses: the interval's first
         # day, the same in every block and process (so their day snapshots are shared)
@@ -130,8 +134,19 @@ class Prepared:
 
     def group(self, parts: list[tuple[np.ndarray, int]]) -> Groups:
         """Rows grouped by their codes; a row that takes the scalar path is never grouped
-        with one that does not (a group's representative answers for all of it)."""
-        return group([self.invalid_part, *parts], self.book.rows)
+        with one that does not (a group's representative answers for all of it). The last
+        few groupings are kept: the same parts (the very same arrays, checked through weak
+        references) are often grouped twice in a row."""
+        key = tuple((id(codes), size) for codes, size in parts)
+        found = self._groups.pop(key, None)
+        if found is None or any(ref() is not codes for ref, (codes, _) in
+                                zip(found[0], parts, strict=True)):
+            found = ([weakref.ref(codes) for codes, _ in parts],
+                     group([self.invalid_part, *parts], self.book.rows))
+        self._groups[key] = found  # most recent last
+        if len(self._groups) > GROUPS_KEPT:
+            del self._groups[next(iter(self._groups))]
+        return found[1]
 
     def day_of(self, r: int) -> date:
         """The day whose rules row ``r`` is evaluated under: one day stands for its whole
