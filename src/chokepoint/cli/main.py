@@ -452,6 +452,9 @@ def serve(
         "--database", help="SQLAlchemy URL (default: SQLite in the data directory, or "
         "CHOKEPOINT_DATABASE_URL).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    rate_limit: Annotated[float | None, typer.Option(
+        "--rate-limit", min=0.001, help="Requests per second allowed per API key and worker "
+        "(bursts of twice as many); default 500, or CHOKEPOINT_RATE_LIMIT.")] = None,
 ) -> None:
     """Start the HTTP API and the web page (uvicorn)."""
     import os
@@ -462,13 +465,15 @@ def serve(
     from chokepoint.service.db import default_url, migrate
 
     url = database or default_url()
+    if rate_limit is not None:
+        os.environ["CHOKEPOINT_RATE_LIMIT"] = str(rate_limit)
     if workers > 1:
         migrate(url)  # once, before the workers start
         os.environ["CHOKEPOINT_DATABASE_URL"] = url
         uvicorn.run("chokepoint.service.app:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
     else:
-        uvicorn.run(create_app(url), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(url, rate_limit), host=host, port=port, log_level="warning")
 
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -37,7 +38,9 @@ from chokepoint.service.sandbox_jobs import Jobs, RunRequest, describe, prepare
 MAX_BODY = 1_000_000
 MAX_RECORD_ID = 2**63 - 1  # audit record ids are 64-bit integers in SQLite and PostgreSQL
 RATE_PER_SECOND = 500.0
-BURST = 1000.0
+"""Requests per second allowed per API key and server process, by default; a key may burst
+to twice as many at once. ``chokepoint serve --rate-limit`` (or CHOKEPOINT_RATE_LIMIT)
+sets another figure."""
 
 
 class _BodyLimit:
@@ -69,22 +72,36 @@ class _BodyLimit:
 
 
 class _RateLimiter:
-    """A token bucket per API key."""
+    """A token bucket per API key: ``rate`` requests per second, bursts of ``2 * rate``."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: float) -> None:
+        self.rate, self.burst = rate, 2 * rate
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def allow(self, key: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (BURST, now))
-            tokens = min(BURST, tokens + (now - last) * RATE_PER_SECOND)
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens < 1:
                 self._buckets[key] = (tokens, now)
                 return False
             self._buckets[key] = (tokens - 1, now)
             return True
+
+
+def _rate(given: float | None) -> float:
+    if given is not None:
+        return given
+    text = os.environ.get("CHOKEPOINT_RATE_LIMIT")
+    try:
+        rate = float(text) if text else RATE_PER_SECOND
+    except ValueError as exc:
+        raise ValueError(f"CHOKEPOINT_RATE_LIMIT: not a number: {text!r}") from exc
+    if not rate > 0:
+        raise ValueError(f"CHOKEPOINT_RATE_LIMIT: must be above 0, not {text!r}")
+    return rate
 
 
 def _parse_day(value: str | None, name: str) -> date | None:
@@ -102,12 +119,15 @@ def app_from_env() -> FastAPI:
     return create_app(None)
 
 
-def create_app(database_url: str | None = None) -> FastAPI:
+def create_app(database_url: str | None = None, rate_limit: float | None = None) -> FastAPI:
+    """The app on a database (default: SQLite in the data directory, or
+    CHOKEPOINT_DATABASE_URL), with ``rate_limit`` requests per second per key (default:
+    CHOKEPOINT_RATE_LIMIT, or RATE_PER_SECOND)."""
     url = database_url or default_url()
     migrate(url)
     engine: Engine = make_engine(url)
     rules = default_rules()
-    limiter = _RateLimiter()
+    limiter = _RateLimiter(_rate(rate_limit))
     writer = audit.GroupWriter(engine)
     jobs = Jobs(engine, url)
     keys = KeyCache(engine)
