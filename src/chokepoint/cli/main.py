@@ -468,10 +468,19 @@ def serve(
     if rate_limit is not None:
         os.environ["CHOKEPOINT_RATE_LIMIT"] = str(rate_limit)
     if workers > 1:
+        from chokepoint.service.app import WRITER_SOCKET
+        from chokepoint.service.audit_writer import WriterUnavailable, running_writer
+
         migrate(url)  # once, before the workers start
         os.environ["CHOKEPOINT_DATABASE_URL"] = url
-        uvicorn.run("chokepoint.service.app:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
+        try:
+            # one process appends to the audit chain for all workers (see audit_writer)
+            with running_writer(url) as socket_path:
+                os.environ[WRITER_SOCKET] = socket_path
+                uvicorn.run("chokepoint.service.app:app_from_env", factory=True, host=host,
+                            port=port, workers=workers, log_level="warning")
+        except WriterUnavailable as exc:
+            raise _fail(str(exc), 1) from exc
     else:
         uvicorn.run(create_app(url, rate_limit), host=host, port=port, log_level="warning")
 

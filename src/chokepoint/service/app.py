@@ -31,6 +31,7 @@ from chokepoint.sandbox.params import ParameterError
 from chokepoint.sandbox.scenario import ScenarioError
 from chokepoint.screening.service import Screener, determine_screened
 from chokepoint.service import audit
+from chokepoint.service.audit_writer import RemoteLog
 from chokepoint.service.db import default_url, make_engine, migrate
 from chokepoint.service.keys import GRANTS, KeyCache
 from chokepoint.service.sandbox_jobs import Jobs, RunRequest, describe, prepare
@@ -114,6 +115,11 @@ def _parse_day(value: str | None, name: str) -> date | None:
                                           "msg": "not a date (YYYY-MM-DD)"}]) from exc
 
 
+WRITER_SOCKET = "CHOKEPOINT_AUDIT_WRITER"
+"""The environment variable naming the Unix socket of a shared audit writer (set by
+``chokepoint serve --workers N``; see ``audit_writer``)."""
+
+
 def app_from_env() -> FastAPI:
     """The app for ``uvicorn --factory`` with several workers (URL from the environment)."""
     return create_app(None)
@@ -128,7 +134,9 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None)
     engine: Engine = make_engine(url)
     rules = default_rules()
     limiter = _RateLimiter(_rate(rate_limit))
-    writer = audit.GroupWriter(engine)
+    shared = os.environ.get(WRITER_SOCKET)
+    writer = (audit.GroupWriter(append=RemoteLog(shared).append) if shared
+              else audit.GroupWriter(engine))
     jobs = Jobs(engine, url)
     keys = KeyCache(engine)
 

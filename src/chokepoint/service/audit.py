@@ -10,6 +10,7 @@ import hashlib
 import json
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
@@ -95,8 +96,18 @@ class GroupWriter:
     """Commits the records of concurrent requests together (one transaction, one fsync) and
     acknowledges each only after its transaction has committed."""
 
-    def __init__(self, engine: Engine, max_batch: int = 256) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | None = None, max_batch: int = 256,
+                 append: Callable[[list[dict[str, Any]]], list[int]] | None = None) -> None:
+        """Records go to ``engine``, or to ``append`` (e.g. the shared writer process of
+        ``audit_writer``), which stores a batch and returns its ids."""
+        if append is None:
+            if engine is None:
+                raise ValueError("GroupWriter needs an engine or an append function")
+            bound = engine
+
+            def append(records: list[dict[str, Any]]) -> list[int]:
+                return append_many(bound, records)
+        self._append = append
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[dict[str, Any], Future[int]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
@@ -127,7 +138,7 @@ class GroupWriter:
                     break
                 batch.append(nxt)
             try:
-                ids = append_many(self.engine, [r for r, _ in batch])
+                ids = self._append([r for r, _ in batch])
             except Exception as exc:  # the requests fail; nothing is acknowledged
                 for _, fut in batch:
                     fut.set_exception(exc)
