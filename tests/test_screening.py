@@ -285,7 +285,8 @@ def test_pairwise_similarities_follow_the_token_similarity_definition() -> None:
 
     import numpy as np
 
-    from chokepoint.screening.match import pair_similarities, token_similarity
+    from chokepoint.screening.bulk import pair_similarities
+    from chokepoint.screening.match import token_similarity
 
     rng = random.Random(5)
     words = ["huawei", "huawie", "smic", "smics", "technology", "tech", "ab", "abc",

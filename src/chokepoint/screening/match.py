@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import accumulate, chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Indel, JaroWinkler, Levenshtein
-from rapidfuzz.process import cdist, cpdist
+from rapidfuzz.process import cdist
 from scipy.sparse import csr_matrix
 
+from chokepoint.screening.bulk import NameTokens, match_tokens, pair_similarities
 from chokepoint.screening.lists import ListEntry
 from chokepoint.screening.normalise import Normalised, normalise
 
@@ -39,7 +39,7 @@ COUNTRY_MISMATCH_FACTOR = 0.85
 TOKEN_FLOOR = 0.80  # a token pair below this similarity does not count as matching
 _MAX_POSTINGS = 3000
 _TOP = 8
-_BATCH = 16  # from this many queries on, screening works in bulk (one sparse product...)
+_BATCH = 16  # from this many queries on, screening works in bulk (bulk.py, sparse product)
 _MARGIN = 1e-9  # a bound computed in another order of additions may be this much low
 _MIN_DELETE = 5  # shorter tokens have too many one-typo neighbours
 
@@ -55,25 +55,6 @@ def token_similarity(a: str, b: str) -> float:
     if min(len(a), len(b)) <= 4:
         jw -= 0.05
     return max(indel, jw)
-
-
-def _pick(values: list[str], at: np.ndarray) -> Sequence[str]:
-    """``values`` at the positions ``at`` (in C: operator.itemgetter)."""
-    if len(at) == 1:
-        return [values[int(at[0])]]
-    return itemgetter(*at.tolist())(values) if len(at) else []
-
-
-def pair_similarities(a: Sequence[str], b: Sequence[str], a_len: np.ndarray | None = None,
-                      b_len: np.ndarray | None = None) -> np.ndarray:
-    """``token_similarity`` of each pair (a[i], b[i]), in bulk: two RapidFuzz pairwise calls
-    (C). Without lengths, the plain Indel similarity (for names run together)."""
-    indel = cpdist(a, b, scorer=Indel.normalized_similarity, dtype=np.float64)
-    if a_len is None or b_len is None:
-        return np.asarray(indel)
-    jw = cpdist(a, b, scorer=JaroWinkler.normalized_similarity, dtype=np.float64)
-    jw -= 0.05 * (np.minimum(a_len, b_len) <= 4)
-    return np.asarray(np.maximum(indel, jw))  # equal tokens: Indel is exactly 1.0
 
 
 @dataclass(frozen=True)
@@ -186,16 +167,10 @@ class ScreeningIndex:
                               tuple[bool, tuple[tuple[str, int, float], ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
                              for _, _, norm in self.names]
-        # the same, flat, for the bulk steps of screening: every name's tokens one after
-        # another (name i's from _tok_off[i]), their lengths and weights; each name's total
-        # weight; the length of each name's letters run together
-        counts = [len(norm.tokens) for _, _, norm in self.names]
-        self._tok_n = np.array(counts, dtype=np.int64)
-        self._tok_off = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        self._tok_flat = [t for _, _, norm in self.names for t in norm.tokens]
-        self._tok_len = np.array([len(t) for t in self._tok_flat], dtype=np.int64)
-        self._tok_w = np.array([w for ws in self.name_weights for w in ws])
-        self._name_total = np.array([sum(ws) for ws in self.name_weights])
+        # the same, flat, for screening in bulk; and the length of each name's letters run
+        # together
+        self._tokens = NameTokens.of([norm.tokens for _, _, norm in self.names],
+                                     self.name_weights)
         self._compact_len = np.array([len(norm.compact) for _, _, norm in self.names])
 
     def weight(self, token: str) -> float:
@@ -218,8 +193,7 @@ class ScreeningIndex:
             elif len(text) >= 4:
                 keys += ["p:" + text[:3], "s:" + text[-3:]]
             if len(text) >= _MIN_DELETE and not exact:
-                keys += ["d:" + text[:i] + text[i + 1:] for i in range(len(text))]
-                keys.append("d:" + text)
+                keys += ["d:" + d for d in _deletions(text)]
             held = []
             slots, lengths = self.postings.slots, self.postings.lengths
             for key in slots.keys() & keys:  # most keys of a new token are in no name
@@ -266,10 +240,6 @@ class ScreeningIndex:
             slots.append(slot)
             weights.append(weight)
         return slots, weights
-
-    def candidates(self, norm: Normalised) -> list[int]:
-        """The names sharing the most (rarity-weighted) blocking keys with the query."""
-        return self.candidates_many([norm])[0]
 
     def candidates_many(self, norms: list[Normalised]) -> list[list[int]]:
         """Each query's candidates: the ``_TOP`` names with the highest summed weight of
@@ -344,10 +314,9 @@ class ScreeningIndex:
     def _hits_many(self, norms: list[Normalised], cands: list[list[int]],
                    countries: list[str | None], threshold: float
                    ) -> list[list[tuple[int, Hit]]]:
-        """The hits among each query's candidates. In bulk, for all queries at once: every
-        (query token, candidate token) similarity, each query token's best match in each
-        candidate, and an upper bound of each candidate's score; then the full (explained)
-        score, one by one, only for the candidates that can reach ``threshold``."""
+        """The hits among each query's candidates: the token matches and score bounds of
+        all candidates at once (``bulk``), then the full (explained) score, one by one,
+        only for the candidates that can reach ``threshold``."""
         if len(norms) < _BATCH:
             return [self._hits_one(n, c, country, threshold)
                     for n, c, country in zip(norms, cands, countries, strict=True)]
@@ -358,78 +327,16 @@ class ScreeningIndex:
         n_c = np.array([len(cs) for cs in cands], dtype=np.int64)
         c_query = np.repeat(np.arange(len(norms)), n_c)  # the query of each candidate
         c_start = np.cumsum(n_c) - n_c
-        worth = np.zeros(len(c_all), dtype=np.bool_)
         q_weights = [tuple(self.weight(t) for t in n.tokens) for n in norms]
-        n_q = np.array([len(n.tokens) for n in norms], dtype=np.int64)
-        # candidates with tokens, of queries with tokens: their token similarities
-        filled = np.flatnonzero((self._tok_n[c_all] > 0) & (n_q[c_query] > 0))
-        # per candidate: its first group (query token 0) and the distance to the next
-        group_first = np.full(len(c_all), -1, dtype=np.int64)
-        group_step = np.zeros(len(c_all), dtype=np.int64)
-        best = first = np.zeros(0)
-        if len(filled):
-            f = c_all[filled]
-            fq = c_query[filled]
-            length = self._tok_n[f]
-            # each query's candidate tokens, one after another
-            m = np.bincount(fq, weights=length, minlength=len(norms)).astype(np.int64)
-            tok_at = np.repeat(self._tok_off[f] - (np.cumsum(length) - length), length)
-            tok_at += np.arange(int(length.sum()))
-            first_tok = np.zeros(len(tok_at), dtype=np.bool_)
-            first_tok[np.cumsum(length) - length] = True
-            # pairs: per query, per query token, per candidate token
-            sizes = n_q * m
-            pq = np.repeat(np.arange(len(norms)), sizes)
-            local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            qi = local // m[pq]
-            ft = np.repeat(np.cumsum(m) - m, sizes) + local % m[pq]  # index into tok_at
-            q_flat = [t for n in norms for t in n.tokens]
-            q_pos = np.repeat(np.cumsum(n_q) - n_q, sizes) + qi
-            a = _pick(q_flat, q_pos)
-            b = _pick(self._tok_flat, tok_at[ft])
-            sim = pair_similarities(a, b, np.array([len(t) for t in q_flat])[q_pos],
-                                    self._tok_len[tok_at[ft]])
-            starts = np.flatnonzero(first_tok[ft])  # one group per (query token, candidate)
-            best = np.maximum.reduceat(sim, starts)
-            group = np.cumsum(first_tok[ft]) - 1
-            pos = np.arange(len(sim)) - starts[group]  # token index within the candidate
-            first = -np.maximum.reduceat(np.where(sim == best[group], -pos, -(1 << 30)),
-                                         starts)
-            # the groups of query token i of a query: one per filled candidate, in order
-            nf = np.bincount(fq, minlength=len(norms))
-            g_start = np.cumsum(n_q * nf) - n_q * nf
-            rank = np.arange(len(filled)) - np.repeat(np.cumsum(nf) - nf, nf)
-            g_query = np.repeat(np.arange(len(norms)), n_q * nf)
-            g_cand = (np.repeat(np.cumsum(nf) - nf, n_q * nf)
-                      + (np.arange(len(best)) - g_start[g_query]) % np.maximum(nf, 1)[g_query])
-            g_tok = (np.arange(len(best)) - g_start[g_query]) // np.maximum(nf, 1)[g_query]
-            qw = np.array([w for ws in q_weights for w in ws])[
-                (np.cumsum(n_q) - n_q)[g_query] + g_tok]
-            b_ok = np.where(best >= TOKEN_FLOOR, best, 0.0)
-            q_total = np.array([sum(ws) for ws in q_weights])[fq]
-            name_total = self._name_total[f]
-            zeros = np.zeros(len(filled))
-            recall = np.divide(np.bincount(g_cand, weights=qw * b_ok, minlength=len(filled)),
-                               q_total, out=zeros.copy(), where=q_total > 0)
-            name_w = self._tok_w[self._tok_off[f][g_cand] + first]
-            precision = np.minimum(np.divide(
-                np.bincount(g_cand, weights=name_w * b_ok, minlength=len(filled)),
-                name_total, out=zeros.copy(), where=name_total > 0), 1.0)
-            total = recall + precision
-            # an upper bound of _score's token part: the same recall, and a precision that
-            # counts a name token each time a query token matches it (_score: once); the
-            # country factor only lowers a score
-            bound = np.divide(2 * recall * precision, total, out=zeros.copy(), where=total > 0)
-            worth[filled[bound >= threshold - _MARGIN]] = True
-            group_first[filled] = g_start[fq] + rank
-            group_step[filled] = nf[fq]
+        matches = match_tokens([n.tokens for n in norms], q_weights, c_all, c_query,
+                               self._tokens, TOKEN_FLOOR)
+        worth = matches.bound >= threshold - _MARGIN
         # the comparisons that can raise a score above its token part: letters run
         # together (Indel similarity >= 0.95 needs nearly equal lengths), and characters
         q_len = np.array([len(n.compact) if len(n.compact) >= 4 else -1000 for n in norms])
         n_len = self._compact_len[c_all]
         ql = q_len[c_query]
-        near = np.flatnonzero((self._compact_len[c_all] > 0)
-                              & (np.abs(n_len - ql) <= 0.05 * (n_len + ql) + _MARGIN))
+        near = np.flatnonzero((n_len > 0) & (np.abs(n_len - ql) <= 0.05 * (n_len + ql) + _MARGIN))
         if len(near):
             joined = pair_similarities([norms[i].compact for i in c_query[near].tolist()],
                                        [self.names[i][2].compact for i in c_all[near].tolist()])
@@ -439,21 +346,14 @@ class ScreeningIndex:
                 for k, ni in enumerate(cands[qn]):
                     if self.names[ni][2].cjk:
                         worth[c_start[qn] + k] = True
-        best_l, first_l = best.tolist(), first.tolist()
         for at in np.flatnonzero(worth).tolist():
             qn = int(c_query[at])
-            k = at - int(c_start[qn])
-            ni = cands[qn][k]
+            ni = cands[qn][at - int(c_start[qn])]
             norm = norms[qn]
             ei, listed, lnorm = self.names[ni]
-            sims = None
-            g0 = int(group_first[at])
-            if g0 >= 0:
-                step = int(group_step[at])
-                span = range(g0, g0 + step * len(norm.tokens), step)
-                sims = ([best_l[g] for g in span], [int(first_l[g]) for g in span])
             hit = self._score(norm, self.entries[ei], listed, lnorm, countries[qn],
-                              self.name_weights[ni], q_weights[qn], sims, threshold)
+                              self.name_weights[ni], q_weights[qn],
+                              matches.of(at, len(norm.tokens)), threshold)
             if hit is not None:
                 out[qn].append((ei, hit))
         return out
