@@ -31,7 +31,6 @@ from chokepoint.sandbox.params import ParameterError
 from chokepoint.sandbox.scenario import ScenarioError
 from chokepoint.screening.service import Screener, determine_screened
 from chokepoint.service import audit
-from chokepoint.service.audit_writer import RemoteLog
 from chokepoint.service.db import default_url, make_engine, migrate
 from chokepoint.service.keys import GRANTS, KeyCache
 from chokepoint.service.sandbox_jobs import Jobs, RunRequest, describe, prepare
@@ -121,22 +120,29 @@ WRITER_SOCKET = "CHOKEPOINT_AUDIT_WRITER"
 
 
 def app_from_env() -> FastAPI:
-    """The app for ``uvicorn --factory`` with several workers (URL from the environment)."""
-    return create_app(None)
+    """The app for ``uvicorn --factory`` with several workers (URL and shared audit writer
+    from the environment)."""
+    return create_app(None, audit_writer=os.environ.get(WRITER_SOCKET))
 
 
-def create_app(database_url: str | None = None, rate_limit: float | None = None) -> FastAPI:
+def create_app(database_url: str | None = None, rate_limit: float | None = None,
+               audit_writer: str | None = None) -> FastAPI:
     """The app on a database (default: SQLite in the data directory, or
     CHOKEPOINT_DATABASE_URL), with ``rate_limit`` requests per second per key (default:
-    CHOKEPOINT_RATE_LIMIT, or RATE_PER_SECOND)."""
+    CHOKEPOINT_RATE_LIMIT, or RATE_PER_SECOND). Audit records are appended by this
+    process, or sent to the shared writer process listening on the Unix socket
+    ``audit_writer`` (``audit_writer`` module)."""
     url = database_url or default_url()
     migrate(url)
     engine: Engine = make_engine(url)
     rules = default_rules()
     limiter = _RateLimiter(_rate(rate_limit))
-    shared = os.environ.get(WRITER_SOCKET)
-    writer = (audit.GroupWriter(append=RemoteLog(shared).append) if shared
-              else audit.GroupWriter(engine))
+    if audit_writer:
+        from chokepoint.service.audit_writer import RemoteLog  # POSIX only (Unix socket)
+
+        writer = audit.GroupWriter(append=RemoteLog(audit_writer).append)
+    else:
+        writer = audit.GroupWriter(engine)
     jobs = Jobs(engine, url)
     keys = KeyCache(engine)
 
