@@ -72,10 +72,11 @@ class _BodyLimit:
 
 
 class _RateLimiter:
-    """A token bucket per API key: ``rate`` requests per second, bursts of ``2 * rate``."""
+    """A token bucket per API key: ``rate`` requests per second, bursts of ``2 * rate`` (at
+    least one request)."""
 
     def __init__(self, rate: float) -> None:
-        self.rate, self.burst = rate, 2 * rate
+        self.rate, self.burst = rate, max(1.0, 2 * rate)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
