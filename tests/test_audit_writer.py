@@ -85,13 +85,27 @@ def test_a_failed_commit_is_reported_to_the_sender(tmp_path: Path) -> None:
         server.server_close()
 
 
-def test_writer_process_runs_and_stops(tmp_path: Path) -> None:
+def test_writer_process_runs_is_restarted_and_stops(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
     url = f"sqlite:///{tmp_path / 'p.db'}"
     migrate(url)
-    with running_writer(url) as path:
-        assert RemoteLog(path).append(_records("k", 3)) == [1, 2, 3]
-    assert not Path(path).exists()
-    assert audit.verify(make_engine(url))[0]
+    with running_writer(url) as writer:
+        log = RemoteLog(writer.path)
+        assert log.append(_records("k", 3)) == [1, 2, 3]
+        os.kill(writer.process.pid, signal.SIGKILL)  # the writer dies
+        with pytest.raises(WriterUnavailable):
+            log.append(_records("k", 1))  # nothing acknowledged while it is down
+        deadline = time.monotonic() + 60
+        while writer.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert writer.restarts == 1
+        assert log.append(_records("k", 2)) == [4, 5]  # reconnects to the new one
+    assert not Path(writer.path).exists()
+    intact, problems, count = audit.verify(make_engine(url))
+    assert intact and not problems and count == 5
 
 
 def test_two_server_workers_under_load_keep_every_acknowledged_record() -> None:

@@ -475,8 +475,8 @@ def serve(
         os.environ["CHOKEPOINT_DATABASE_URL"] = url
         try:
             # one process appends to the audit chain for all workers (see audit_writer)
-            with running_writer(url) as socket_path:
-                os.environ[WRITER_SOCKET] = socket_path
+            with running_writer(url) as writer:
+                os.environ[WRITER_SOCKET] = writer.path
                 uvicorn.run("chokepoint.service.app:app_from_env", factory=True, host=host,
                             port=port, workers=workers, log_level="warning")
         except WriterUnavailable as exc:

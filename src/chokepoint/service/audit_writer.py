@@ -152,23 +152,60 @@ def start_in_thread(url: str, path: str) -> tuple[threading.Thread, _Server]:
     return thread, server
 
 
-@contextmanager
-def running_writer(url: str) -> Iterator[str]:
-    """A writer process for the database at ``url``, running while the block runs; yields
-    its socket path. It is stopped after the block, that is after the server's workers,
-    which have by then sent it everything they acknowledged."""
-    where = tempfile.mkdtemp(prefix="chokepoint-audit-")
-    path = os.path.join(where, "writer.sock")
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    process = ctx.Process(target=serve_writer, args=(url, path, ready),
-                          name="chokepoint-audit-writer", daemon=True)
-    process.start()
-    try:
+class SupervisedWriter:
+    """The writer process, started again if it dies (the workers' next batch reconnects;
+    what it had not committed was never acknowledged)."""
+
+    def __init__(self, url: str, path: str) -> None:
+        self.url, self.path = url, path
+        self.ctx = multiprocessing.get_context("spawn")
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self.process = self._start()
+        self._watch = threading.Thread(target=self._watch_loop, name="audit-writer-watch",
+                                       daemon=True)
+        self._watch.start()
+
+    def _start(self) -> Any:
+        ready = self.ctx.Event()
+        process = self.ctx.Process(target=serve_writer, args=(self.url, self.path, ready),
+                                   name="chokepoint-audit-writer", daemon=True)
+        process.start()
         if not ready.wait(60):
+            process.terminate()
             raise WriterUnavailable("the audit writer process did not start")
-        yield path
+        return process
+
+    def _watch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self.process.join(0.5)
+            if self.process.is_alive() or self._stopping.is_set():
+                continue
+            try:
+                self.process = self._start()
+                self.restarts += 1
+            except WriterUnavailable:
+                self._stopping.wait(5)  # try again later; requests fail meanwhile
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._watch.join(10)
+        self.process.terminate()
+        self.process.join(10)
+
+
+@contextmanager
+def running_writer(url: str) -> Iterator[SupervisedWriter]:
+    """A writer process for the database at ``url``, running (and restarted if it dies)
+    while the block runs; yields it (``.path``: its socket). It is stopped after the
+    block, that is after the server's workers, which have by then sent it everything they
+    acknowledged."""
+    where = tempfile.mkdtemp(prefix="chokepoint-audit-")
+    try:
+        writer = SupervisedWriter(url, os.path.join(where, "writer.sock"))
+        try:
+            yield writer
+        finally:
+            writer.stop()
     finally:
-        process.terminate()
-        process.join(10)
         shutil.rmtree(where, ignore_errors=True)
