@@ -344,3 +344,17 @@ def test_rate_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with TestClient(app, raise_server_exceptions=False) as client:
         codes = [client.get("/v1/rules", headers=h(key)).status_code for _ in range(2)]
     assert codes == [200, 429]
+
+
+def test_no_answer_without_its_audit_record(tmp_path: Path) -> None:
+    """The audit writer unreachable: 503 saying nothing was recorded, no determination."""
+    app = create_app(f"sqlite:///{tmp_path / 'a.db'}",
+                     audit_writer=str(tmp_path / "no-writer.sock"))
+    key = create_key(app.state.engine, "analyst")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/v1/determinations", json=EXAMPLE, headers=h(key))
+        assert r.status_code == 503 and "nothing was recorded" in r.json()["detail"]
+        assert "outcome" not in r.text
+        s = client.post("/v1/screen", json={"name": "Huawei"}, headers=h(key))
+        assert s.status_code == 503
+    assert audit.verify(app.state.engine)[2] == 0

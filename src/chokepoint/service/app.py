@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from datetime import date
 from importlib import resources
@@ -103,6 +104,16 @@ def _rate(given: float | None) -> float:
     if not rate > 0:
         raise ValueError(f"CHOKEPOINT_RATE_LIMIT: must be above 0, not {text!r}")
     return rate
+
+
+async def _recorded(future: Future[int]) -> int:
+    """The audit record id once committed; if the record could not be stored, a 503 that
+    says nothing was recorded (the answer is not given without its record)."""
+    try:
+        return await asyncio.wrap_future(future)
+    except Exception as exc:
+        raise HTTPException(503, detail="the audit log could not record this request, so "
+                            "no answer is given; nothing was recorded - try again") from exc
 
 
 def _parse_day(value: str | None, name: str) -> date | None:
@@ -223,7 +234,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
 
         parts = []
         for text, fut in await run_in_threadpool(work):
-            audit_id = await asyncio.wrap_future(fut)  # acknowledged once committed
+            audit_id = await _recorded(fut)  # acknowledged once committed
             parts.append(text[:-1] + f', "audit_id": {audit_id}}}')
         payload = ("[" + ", ".join(parts) + "]") if isinstance(body, list) else parts[0]
         return Response(payload, media_type="application/json")
@@ -247,7 +258,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
             return {"hits": hits, "audit_future": fut}
 
         result = await run_in_threadpool(work)
-        result["audit_id"] = await asyncio.wrap_future(result.pop("audit_future"))
+        result["audit_id"] = await _recorded(result.pop("audit_future"))
         return result
 
     @app.get("/v1/rules")
@@ -323,7 +334,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
         run_id = jobs.submit(req, user)
         fut = writer.submit(audit.make_record("sandbox_run", user, body, {"run_id": run_id},
                                               rules.content_hash))
-        audit_id = await asyncio.wrap_future(fut)
+        audit_id = await _recorded(fut)
         return {"id": run_id, "status": "queued", "audit_id": audit_id,
                 "href": f"/v1/sandbox/runs/{run_id}"}
 
