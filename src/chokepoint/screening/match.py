@@ -14,6 +14,7 @@ the score; it never raises it.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -142,6 +143,15 @@ class ScreeningIndex:
     """All names of a set of list entries, ready to screen against."""
 
     def __init__(self, entries: list[ListEntry]) -> None:
+        collecting = gc.isenabled()
+        gc.disable()  # a million small containers, none cyclic: the collector only slows it
+        try:
+            self._build(entries)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self, entries: list[ListEntry]) -> None:
         self.entries = entries
         self.names: list[tuple[int, str, Normalised]] = []
         postings: dict[str, list[int]] = defaultdict(list)
