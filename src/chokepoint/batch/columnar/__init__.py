@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from chokepoint.batch.columnar.book import Book
 from chokepoint.batch.columnar.codes import Interner, Unsupported, group
 from chokepoint.batch.columnar.evaluator import Evaluator
+from chokepoint.batch.columnar.memory import keep_freed_memory
 from chokepoint.engine.determine import strictest
 from chokepoint.rules.ruleset import RuleSet
 
@@ -70,6 +71,7 @@ def evaluate_table(table: pa.Table, rules: RuleSet, override: date | None, today
                    ) -> tuple[pa.Table, np.ndarray]:
     """Answers for the valid rows of a chunk (row numbers from ``first_row``), as a table
     in ``columns`` order, and the indices of the rows the scalar path must take."""
+    keep_freed_memory()  # many row-length arrays: reuse freed ones (memory.py)
     collecting = gc.isenabled()
     gc.disable()  # many small objects, none cyclic: the collector would only slow it down
     try:
