@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -187,8 +188,8 @@ def test_spark_matches_the_local_path_on_a_fixed_10000_row_book(tmp_path: Path,
 
 def test_an_interrupted_parquet_run_resumes_to_the_same_rows(tmp_path: Path,
                                                              rules: RuleSet,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             interrupt: Any) -> None:
     """Parquet output is checkpointed a part file at a time; a run stopped after some parts
     resumes and ends with exactly the rows of an uninterrupted run."""
     from chokepoint.batch import run as batch_run
@@ -200,15 +201,8 @@ def test_an_interrupted_parquet_run_resumes_to_the_same_rows(tmp_path: Path,
     clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
     run_batch(src, clean, rules, today=date(2026, 1, 1))
 
-    class Stop(Exception):
-        pass
-
-    def stop_at(n: int) -> None:
-        if n == 2600:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run_batch(src, out, rules, today=date(2026, 1, 1), progress=stop_at)
+    interrupt(lambda progress: run_batch(src, out, rules, today=date(2026, 1, 1),
+                                         progress=progress), 2600)
     assert not out.exists() and (tmp_path / "out.parquet.checkpoint").exists()
     parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.parquet"))
     assert parts, "parts written before the interruption"

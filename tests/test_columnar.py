@@ -186,7 +186,7 @@ def test_csv_books_with_bad_rows_give_the_same_rows_and_rejects(tmp_path: Path,
 
 
 def test_an_interrupted_columnar_run_resumes_to_the_rows_of_a_clean_run(
-        tmp_path: Path, rules: RuleSet) -> None:
+        tmp_path: Path, rules: RuleSet, interrupt: Any) -> None:
     from chokepoint.batch.synthetic import write_book
 
     src = tmp_path / "book.parquet"
@@ -194,16 +194,8 @@ def test_an_interrupted_columnar_run_resumes_to_the_rows_of_a_clean_run(
     clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
     run_batch(src, clean, rules, today=TODAY)
 
-    class Stop(Exception):
-        pass
-
-    def stop_at(n: int) -> None:
-        if n == 2000:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run_batch(src, out, rules, today=TODAY, engine="columnar", progress=stop_at,
-                  block=1000)
+    interrupt(lambda progress: run_batch(src, out, rules, today=TODAY, engine="columnar",
+                                         progress=progress, block=1000), 2000)
     assert not out.exists() and (tmp_path / "out.parquet.checkpoint").exists()
     summary = run_batch(src, out, rules, today=TODAY, engine="columnar", resume=True,
                         block=1000)

@@ -358,3 +358,13 @@ def test_no_answer_without_its_audit_record(tmp_path: Path) -> None:
         s = client.post("/v1/screen", json={"name": "Huawei"}, headers=h(key))
         assert s.status_code == 503
     assert audit.verify(app.state.engine)[2] == 0
+
+
+def test_serve_refuses_a_bad_rate_limit_before_starting(tmp_path: Path) -> None:
+    env = {**os.environ, "CHOKEPOINT_RATE_LIMIT": "fast", "CHOKEPOINT_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "chokepoint", "serve", "--port", "1",
+                          "--database", f"sqlite:///{tmp_path / 'x.db'}"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "CHOKEPOINT_RATE_LIMIT: not a number: 'fast'" in out.stderr
+    assert "Traceback" not in out.stderr

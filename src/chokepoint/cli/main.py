@@ -461,12 +461,15 @@ def serve(
 
     import uvicorn
 
-    from chokepoint.service.app import create_app
+    from chokepoint.service.app import create_app, rate_limit_from
     from chokepoint.service.db import default_url, migrate
 
     url = database or default_url()
-    if rate_limit is not None:
-        os.environ["CHOKEPOINT_RATE_LIMIT"] = str(rate_limit)
+    try:
+        rate = rate_limit_from(rate_limit)  # checked before any worker starts
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    os.environ["CHOKEPOINT_RATE_LIMIT"] = str(rate)
     if workers > 1:
         from chokepoint.service.app import WRITER_SOCKET
         from chokepoint.service.audit_writer import WriterUnavailable, running_writer
@@ -482,7 +485,7 @@ def serve(
         except WriterUnavailable as exc:
             raise _fail(str(exc), 1) from exc
     else:
-        uvicorn.run(create_app(url, rate_limit), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(url, rate), host=host, port=port, log_level="warning")
 
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)

@@ -93,7 +93,9 @@ class _RateLimiter:
             return True
 
 
-def _rate(given: float | None) -> float:
+def rate_limit_from(given: float | None) -> float:
+    """The per-key rate limit: ``given``, else CHOKEPOINT_RATE_LIMIT, else the default;
+    ValueError naming the variable when it is not a positive number."""
     if given is not None:
         return given
     text = os.environ.get("CHOKEPOINT_RATE_LIMIT")
@@ -148,7 +150,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
     migrate(url)
     engine: Engine = make_engine(url)
     rules = default_rules()
-    limiter = _RateLimiter(_rate(rate_limit))
+    limiter = _RateLimiter(rate_limit_from(rate_limit))
     if audit_writer:
         from chokepoint.service.audit_writer import RemoteLog  # POSIX only (Unix socket)
 
