@@ -20,7 +20,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from itertools import accumulate, chain
+from itertools import accumulate, chain, repeat
+from operator import add
 from typing import Any
 
 import numpy as np
@@ -173,8 +174,7 @@ class ScreeningIndex:
         self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
         self.max_idf = math.log((total + 1) / 0.5)
         # per name: token weights and their total, computed once
-        self._key_cache: dict[tuple[str, bool],
-                              tuple[bool, tuple[tuple[str, int, float], ...]]] = {}
+        self._key_cache: dict[tuple[str, bool], tuple[dict[int, float], tuple[int, ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
                              for _, _, norm in self.names]
         # the same, flat, for screening in bulk; and the length of each name's letters run
@@ -188,11 +188,12 @@ class ScreeningIndex:
         return w * (0.5 if len(token) <= 2 else 1.0)
 
     def _held_keys(self, text: str, joined: bool
-                   ) -> tuple[bool, tuple[tuple[str, int, float], ...]]:
-        """Whether a query token (or two joined tokens) is in the index as such, and those of
-        its blocking keys the index holds and that are selective enough (key, matrix row,
-        weight) - the same for every query, so kept. A token found as such brings no
-        deletion keys: they would add only noise."""
+                   ) -> tuple[dict[int, float], tuple[int, ...]]:
+        """A query token's (or two joined tokens') blocking keys that the index holds and
+        that are selective enough, as matrix row -> weight; and, for a token the index
+        holds as such, the rows of the fuzzy keys (prefix, suffix) it makes noise of - the
+        same for every query, so kept. A token found as such brings no deletion keys: they
+        would add only noise."""
         cache = self._key_cache
         found = cache.get((text, joined))
         if found is None:
@@ -204,7 +205,7 @@ class ScreeningIndex:
                 keys += ["p:" + text[:3], "s:" + text[-3:]]
             if len(text) >= _MIN_DELETE and not exact:
                 keys += ["d:" + d for d in _deletions(text)]
-            held = []
+            held: dict[int, float] = {}
             slots, lengths = self.postings.slots, self.postings.lengths
             for key in slots.keys() & keys:  # most keys of a new token are in no name
                 slot = slots[key]
@@ -212,10 +213,17 @@ class ScreeningIndex:
                 limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
                 if lengths[slot] > limit:
                     continue  # too common to tell names apart
-                held.append((key, slot, self.weight(key[2:]) if kind == "t" else 1.0))
+                held[slot] = self.weight(key[2:]) if kind == "t" else 1.0
+            covers: tuple[int, ...] = ()
+            if exact:  # "p:abc" is noise when a token found as such starts with "abc";
+                # "s:abc", when it ends with it
+                noise = ["p:" + text[:n] for n in (1, 2, 3) if len(text) >= n]
+                if len(text) >= 3:
+                    noise.append("s:" + text[-3:])
+                covers = tuple(slots[k] for k in noise if k in slots)
             if len(cache) > 200_000:
                 cache.clear()
-            found = cache[(text, joined)] = (exact, tuple(held))
+            found = cache[(text, joined)] = (held, covers)
         return found
 
     def _query_keys(self, norm: Normalised) -> tuple[list[int], list[float]]:
@@ -223,33 +231,22 @@ class ScreeningIndex:
         token found as such brings no fuzzy keys (prefix, suffix): they would add only
         noise."""
         tokens = norm.tokens
-        held: dict[int, tuple[str, float]] = {}
+        held: dict[int, float] = {}
         for ch in set(norm.cjk):
             c_slot = self.postings.slot("c:" + ch)
             if c_slot is not None and self.postings.lengths[c_slot] <= _MAX_POSTINGS:
-                held[c_slot] = ("c:" + ch, 1.0)
-        exact: set[str] = set()
-        pieces = [(t, False) for t in tokens]
-        pieces += [(a + b, True) for a, b in zip(tokens, tokens[1:], strict=False)]
+                held[c_slot] = 1.0
         cache = self._key_cache
-        for piece in pieces:
-            found_as_such, keys = cache.get(piece) or self._held_keys(*piece)
-            for key, slot, weight in keys:
-                held[slot] = (key, weight)
-            if found_as_such:
-                exact.add(piece[0])
-        # "p:abc" is noise when a token found as such starts with "abc"; "s:abc", ends with it
-        covered = {"p:" + t[:n] for t in exact for n in (1, 2, 3) if len(t) >= n}
-        covered.update("s:" + t[-3:] for t in exact if len(t) >= 3)
-        slots: list[int] = []
-        weights: list[float] = []
-        for slot in sorted(held):  # key order: the same sums in every process
-            key, weight = held[slot]
-            if key in covered:
-                continue  # the token itself was found; its fuzzy keys add only noise
-            slots.append(slot)
-            weights.append(weight)
-        return slots, weights
+        noise: list[int] = []
+        for piece in chain(zip(tokens, repeat(False)),
+                           zip(map(add, tokens, tokens[1:]), repeat(True))):
+            keys, covers = cache.get(piece) or self._held_keys(*piece)
+            held.update(keys)
+            noise += covers
+        for slot in noise:  # the token itself was found; its fuzzy keys add only noise
+            held.pop(slot, None)
+        slots = sorted(held)  # key order: the same sums in every process
+        return slots, [held[s] for s in slots]
 
     def candidates_many(self, norms: list[Normalised]) -> list[list[int]]:
         """Each query's candidates: the ``_TOP`` names with the highest summed weight of
