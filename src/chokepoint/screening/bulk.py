@@ -31,21 +31,24 @@ def pair_similarities(a: Sequence[str], b: Sequence[str], a_len: np.ndarray | No
     return np.asarray(np.maximum(indel, jw))  # equal tokens: Indel is exactly 1.0
 
 
-def _pick(values: list[str], at: np.ndarray) -> Sequence[str]:
+def _pick(values: list[str], at: np.ndarray) -> list[str]:
     """``values`` at the positions ``at`` (in C: operator.itemgetter)."""
     if len(at) == 1:
         return [values[int(at[0])]]
-    return itemgetter(*at.tolist())(values) if len(at) else []
+    return list(itemgetter(*at.tolist())(values)) if len(at) else []
 
 
 @dataclass(frozen=True)
 class NameTokens:
     """Every listed name's tokens one after another (name i's from ``off[i]``, ``n[i]`` of
-    them), with their lengths and weights, and each name's total weight."""
+    them) as ids into ``vocab`` (each distinct token once, ``ids`` its inverse, ``length``
+    the tokens' lengths), with their weights, and each name's total weight."""
 
     n: np.ndarray
     off: np.ndarray
-    flat: list[str]
+    tid: np.ndarray
+    vocab: list[str]
+    ids: dict[str, int]
     length: np.ndarray
     weight: np.ndarray
     total: np.ndarray
@@ -54,12 +57,24 @@ class NameTokens:
     def of(cls, tokens: list[tuple[str, ...]], weights: list[tuple[float, ...]]
            ) -> NameTokens:
         counts = [len(t) for t in tokens]
-        flat = [t for ts in tokens for t in ts]
+        ids: dict[str, int] = {}
+        tid = [ids.setdefault(t, len(ids)) for ts in tokens for t in ts]
+        vocab = list(ids)
         return cls(n=np.array(counts, dtype=np.int64),
                    off=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
-                   flat=flat, length=np.array([len(t) for t in flat], dtype=np.int64),
+                   tid=np.array(tid, dtype=np.int64), vocab=vocab, ids=ids,
+                   length=np.array([len(t) for t in vocab], dtype=np.int64),
                    weight=np.array([w for ws in weights for w in ws]),
                    total=np.array([sum(ws) for ws in weights]))
+
+    def query_ids(self, tokens: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Ids for query tokens: a listed token's own, a new one (from ``len(vocab)``) for
+        each other distinct token; with the new tokens and every id's length."""
+        new: dict[str, int] = {}
+        known, size = self.ids, len(self.vocab)
+        out = [known[t] if t in known else new.setdefault(t, size + len(new)) for t in tokens]
+        length = np.concatenate((self.length, np.array([len(t) for t in new], dtype=np.int64)))
+        return np.array(out, dtype=np.int64), list(new), length
 
 
 @dataclass(frozen=True)
@@ -113,11 +128,17 @@ def match_tokens(queries: list[tuple[str, ...]], q_weights: list[tuple[float, ..
     pq = np.repeat(np.arange(count), sizes)
     local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     ft = np.repeat(np.cumsum(m) - m, sizes) + local % m[pq]  # index into tok_at
-    q_flat = [t for q in queries for t in q]
+    q_ids, q_new, length = names.query_ids([t for q in queries for t in q])
     q_pos = np.repeat(np.cumsum(n_q) - n_q, sizes) + local // m[pq]
-    sim = pair_similarities(_pick(q_flat, q_pos), _pick(names.flat, tok_at[ft]),
-                            np.array([len(t) for t in q_flat])[q_pos],
-                            names.length[tok_at[ft]])
+    # each distinct (query token, name token) pair compared once: a chunk's candidates
+    # share most of their tokens (about one pair in three is distinct)
+    width = len(length)
+    pair, again = np.unique(q_ids[q_pos] * width + names.tid[tok_at[ft]], return_inverse=True)
+    left, right = np.divmod(pair, width)
+    vocab = names.vocab
+    listed = int(np.searchsorted(left, len(vocab)))  # the new tokens' ids come last
+    sim = pair_similarities(_pick(vocab, left[:listed]) + _pick(q_new, left[listed:] - len(vocab)),
+                            _pick(vocab, right), length[left], length[right])[again]
     # one group per (query token, candidate): its best, and the first token reaching it
     starts = np.flatnonzero(first_tok[ft])
     best = np.maximum.reduceat(sim, starts)
