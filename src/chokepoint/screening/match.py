@@ -203,8 +203,10 @@ class ScreeningIndex:
                 keys.append("p:" + text[:3])
             elif len(text) >= 4:
                 keys += ["p:" + text[:3], "s:" + text[-3:]]
-            if len(text) >= _MIN_DELETE and not exact:
-                keys += ["d:" + d for d in _deletions(text)]
+            if len(text) >= _MIN_DELETE and not exact:  # _deletions, prefixed, in one go
+                prefixed = "d:" + text
+                keys.append(prefixed)
+                keys += [prefixed[:i] + prefixed[i + 1:] for i in range(2, len(prefixed))]
             held: dict[int, float] = {}
             slots, lengths = self.postings.slots, self.postings.lengths
             for key in slots.keys() & keys:  # most keys of a new token are in no name
