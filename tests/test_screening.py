@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,6 +279,34 @@ def test_screen_many_on_two_processes_equals_one_by_one(rules: RuleSet) -> None:
     got = screen_many(index, names, workers=2, chunk=50)
     assert got == one
     assert got[-1] == got[99] and (got[-1] is not got[99] or not got[-1])
+
+
+@pytest.mark.parametrize("fault", ["raises", "dies"])
+def test_screen_many_reports_a_failed_child_process(rules: RuleSet, fault: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked screening process that fails or dies is an error, never a list with
+    hits missing."""
+    import os
+    import signal
+
+    from chokepoint.screening.parallel import screen_many
+
+    index = _index(rules)
+    parent = os.getpid()
+    real = ScreeningIndex.screen_many
+
+    def faulty(self: ScreeningIndex, queries: Any, threshold: float = REVIEW) -> Any:
+        if os.getpid() != parent:  # only in the forked child
+            if fault == "dies":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise ValueError("broken in the child")
+        return real(self, queries, threshold)
+
+    monkeypatch.setattr(ScreeningIndex, "screen_many", faulty)
+    names = _queries(index.entries, 300, 9)
+    message = "broken in the child" if fault == "raises" else "ended without its hits"
+    with pytest.raises(RuntimeError, match=message):
+        screen_many(index, names, workers=2, chunk=50)
 
 
 def test_pairwise_similarities_follow_the_token_similarity_definition() -> None:
