@@ -309,6 +309,18 @@ def test_screen_many_reports_a_failed_child_process(rules: RuleSet, fault: str,
         screen_many(index, names, workers=2, chunk=50)
 
 
+@needs_shared
+def test_ascii_names_are_normalised_in_short_as_in_full() -> None:
+    from chokepoint.screening.normalise import _normalise_any, normalise
+
+    names = [e.name for e in load_list(DATA / "ofac_sdn_2021" / "sdn.csv")[:4000]]
+    names += ["Foo Co., Ltd. (formerly Bar Trading)", "X Corp; and any successor",
+              "ACME (FORMERLY Widget) GmbH", "  ", "", "Intl Tech Grp"]
+    assert sum(n.isascii() for n in names) > 3500
+    for name in names:
+        assert normalise.__wrapped__(name) == _normalise_any(name), name
+
+
 def test_pairwise_similarities_follow_the_token_similarity_definition() -> None:
     import random
 

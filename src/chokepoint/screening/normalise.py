@@ -121,6 +121,15 @@ def _cjk_to_tokens(text: str) -> tuple[list[list[str]], str]:
 
 @lru_cache(maxsize=200_000)
 def normalise(name: str) -> Normalised:
+    if name.isascii():  # the common case, in short: no Chinese, NFKC changes nothing
+        text = _NOISE.sub("", name) if ";" in name or "ormerly" in name.lower() else name
+        tokens = _latin_tokens(text)
+        return Normalised(_clean(tokens), "".join(tokens), "")
+    return _normalise_any(name)
+
+
+def _normalise_any(name: str) -> Normalised:
+    """``normalise`` for any script (the ASCII case is done in short before)."""
     text = unicodedata.normalize("NFKC", name)
     text = _NOISE.sub("", text)
     cjk = ""
@@ -143,11 +152,12 @@ def normalise(name: str) -> Normalised:
         renderings = [r + o.split() for r in renderings for o in options][:_MAX_RENDERINGS]
     tokens = renderings[0]
     compact = "".join(tokens)
+    return Normalised(_clean(tokens), compact, cjk, tuple(_clean(r) for r in renderings[1:]))
 
-    def clean(ts: list[str]) -> tuple[str, ...]:
-        return tuple(ABBREVIATIONS.get(t, t) for t in ts if t and t not in LEGAL_FORMS)
 
-    return Normalised(clean(tokens), compact, cjk, tuple(clean(r) for r in renderings[1:]))
+def _clean(tokens: list[str]) -> tuple[str, ...]:
+    """Legal forms and stop words dropped, abbreviations spelt out."""
+    return tuple(ABBREVIATIONS.get(t, t) for t in tokens if t and t not in LEGAL_FORMS)
 
 
 def _latin_tokens(text: str) -> list[str]:
