@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
@@ -140,6 +140,20 @@ class _Postings:
         return len(self.slots)
 
 
+class _Weights(dict[str, float]):
+    """Token -> weight, each computed once (bounded: new tokens keep coming)."""
+
+    def __init__(self, weigh: Callable[[str], float]) -> None:
+        super().__init__()
+        self._weigh = weigh
+
+    def __missing__(self, token: str) -> float:
+        if len(self) > 200_000:
+            self.clear()
+        w = self[token] = self._weigh(token)
+        return w
+
+
 class ScreeningIndex:
     """All names of a set of list entries, ready to screen against."""
 
@@ -173,6 +187,7 @@ class ScreeningIndex:
         total = max(len(self.names), 1)
         self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
         self.max_idf = math.log((total + 1) / 0.5)
+        self._weights = _Weights(self._weigh)
         # per name: token weights and their total, computed once
         self._key_cache: dict[tuple[str, bool], tuple[dict[int, float], tuple[int, ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
@@ -184,6 +199,11 @@ class ScreeningIndex:
         self._compact_len = np.array([len(norm.compact) for _, _, norm in self.names])
 
     def weight(self, token: str) -> float:
+        return self._weights[token]
+
+    def _weigh(self, token: str) -> float:
+        """A token's weight: its rarity (idf, the rarest for a token on no list), halved
+        for one- and two-letter tokens."""
         w = self.idf.get(token, self.max_idf)
         return w * (0.5 if len(token) <= 2 else 1.0)
 
@@ -336,7 +356,8 @@ class ScreeningIndex:
         n_c = np.array([len(cs) for cs in cands], dtype=np.int64)
         c_query = np.repeat(np.arange(len(norms)), n_c)  # the query of each candidate
         c_start = np.cumsum(n_c) - n_c
-        q_weights = [tuple(self.weight(t) for t in n.tokens) for n in norms]
+        weight = self._weights.__getitem__
+        q_weights = [tuple(map(weight, n.tokens)) for n in norms]
         matches = match_tokens([n.tokens for n in norms], q_weights, c_all, c_query,
                                self._tokens, TOKEN_FLOOR)
         worth = matches.bound >= threshold - _MARGIN
@@ -422,20 +443,21 @@ class ScreeningIndex:
                threshold: float | None = None) -> Hit | None:
         """The scored hit, or None when it falls below ``threshold`` (nothing explained)."""
         pairs: list[tuple[str, str, float]] = []
+        matched: dict[int, float] = {}  # name token (its first place) -> similarity
         q_weight = q_hit = 0.0
         for i, qt in enumerate(q.tokens):
             w = q_weights[i] if q_weights is not None else self.weight(qt)
             q_weight += w
             best, best_j = (sim[0][i], sim[1][i]) if sim is not None else (0.0, -1)
-            if best <= 0.0:
-                best, best_j = 0.0, -1
             if best >= TOKEN_FLOOR:
+                # best_j is the first name token reaching ``best``, so the first place of
+                # that token in the name (an equal token earlier would reach it too)
                 q_hit += w * best
                 pairs.append((qt, n.tokens[best_j], best))
+                matched[best_j] = best
         nw = n_weights if n_weights is not None else tuple(self.weight(t) for t in n.tokens)
         n_weight = sum(nw)
-        n_hit = sum(nw[j] * s for j, s in
-                    {n.tokens.index(nt): s for _, nt, s in pairs}.items())
+        n_hit = sum(nw[j] * s for j, s in matched.items())
         recall = q_hit / q_weight if q_weight else 0.0
         precision = n_hit / n_weight if n_weight else 0.0
         score = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
