@@ -198,6 +198,12 @@ class ScreeningIndex:
                                      self.name_weights)
         self._compact_len = np.array([len(norm.compact) for _, _, norm in self.names])
 
+    def clear_caches(self) -> None:
+        """Forget the blocking keys and weights of the tokens seen so far (they are
+        computed again when needed; for benchmarks of cold screening)."""
+        self._key_cache.clear()
+        self._weights.clear()
+
     def weight(self, token: str) -> float:
         return self._weights[token]
 
