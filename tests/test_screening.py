@@ -321,6 +321,52 @@ def test_ascii_names_are_normalised_in_short_as_in_full() -> None:
         assert normalise.__wrapped__(name) == _normalise_any(name), name
 
 
+def test_pairs_skipped_before_comparison_are_below_the_floor() -> None:
+    """``could_reach_floor`` is a necessary condition: every pair of tokens whose
+    similarity reaches TOKEN_FLOOR passes it (typos, prefixes, abbreviations, reordered
+    letters, digits, other scripts' letters), so skipping the others loses nothing."""
+    import random
+
+    import numpy as np
+
+    from chokepoint.screening.bulk import char_counts, could_reach_floor
+    from chokepoint.screening.match import TOKEN_FLOOR, token_similarity
+
+    rng = random.Random(11)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789éü"
+    words = [w for e in load_list(FIX / "watch.csv") for w in e.name.lower().split()]
+    words += ["tech", "technology", "intl", "international", "huawei", "zhongxin", "ab"]
+    pairs = []
+    for _ in range(20_000):
+        a = rng.choice(words) if rng.random() < 0.5 else "".join(
+            rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        b = list(a)
+        for _ in range(rng.randint(0, 3)):  # edits: change, drop, add, swap, cut
+            kind = rng.choice("cdasp")
+            i = rng.randrange(len(b) + 1)
+            if kind == "c" and i < len(b):
+                b[i] = rng.choice(alphabet)
+            elif kind == "d" and len(b) > 1 and i < len(b):
+                del b[i]
+            elif kind == "a":
+                b.insert(i, rng.choice(alphabet))
+            elif kind == "s" and i + 1 < len(b):
+                b[i], b[i + 1] = b[i + 1], b[i]
+            elif kind == "p" and len(b) > 2:
+                b = b[:max(1, i)]
+        pairs.append((a, "".join(b)))
+    pairs += [(rng.choice(words), rng.choice(words)) for _ in range(5_000)]  # unrelated
+    a_tok, b_tok = [a for a, _ in pairs], [b for _, b in pairs]
+    common = np.minimum(char_counts(a_tok), char_counts(b_tok)).sum(axis=1)
+    passes = could_reach_floor(common, np.array([len(t) for t in a_tok]),
+                               np.array([len(t) for t in b_tok]))
+    reach = np.array([token_similarity(a, b) >= TOKEN_FLOOR for a, b in pairs])
+    assert reach.sum() > 2000 and (~reach).sum() > 2000  # both kinds are well represented
+    assert not (reach & ~passes).any(), [p for p, r, ok in zip(pairs, reach, passes,
+                                                               strict=True) if r and not ok]
+    assert (~reach & ~passes).sum() > 1000  # and it does skip pairs
+
+
 def test_pairwise_similarities_follow_the_token_similarity_definition() -> None:
     import random
 

@@ -31,6 +31,38 @@ def pair_similarities(a: Sequence[str], b: Sequence[str], a_len: np.ndarray | No
     return np.asarray(np.maximum(indel, jw))  # equal tokens: Indel is exactly 1.0
 
 
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_BIN = np.full(128, len(_ALPHABET), dtype=np.int64)  # any other character: one shared bin
+_BIN[[ord(c) for c in _ALPHABET]] = np.arange(len(_ALPHABET))
+
+
+def char_counts(tokens: list[str]) -> np.ndarray:
+    """Per token, how many times each character of ``_ALPHABET`` occurs in it, and how many
+    other characters (all in one bin; the common count taken from it can only be too
+    high, which keeps ``could_reach_floor`` a necessary condition)."""
+    codes = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.uint32)
+    bins = _BIN[np.minimum(codes, 127)]
+    bins[codes > 127] = len(_ALPHABET)
+    owner = np.repeat(np.arange(len(tokens)), [len(t) for t in tokens])
+    width = len(_ALPHABET) + 1
+    counts = np.bincount(owner * width + bins, minlength=len(tokens) * width
+                         ).reshape(len(tokens), width)
+    return counts.astype(np.uint16) if counts.max(initial=0) <= 0xFFFF else counts
+
+
+def could_reach_floor(common: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether two tokens of lengths ``a`` and ``b`` sharing at most ``common`` characters
+    can have a ``token_similarity`` of 0.8 (``TOKEN_FLOOR``) or more; a pair for which this
+    is false is below the floor, where its similarity counts for nothing.
+
+    Indel similarity is 2 LCS / (a + b), and LCS <= common: 0.8 needs 5 common >= 2 (a + b).
+    Jaro-Winkler adds at most 4 x 0.1 of the gap to 1 to the Jaro similarity J, so 0.8
+    needs J >= 2/3; J = (m/a + m/b + (m - t)/m) / 3 with m <= common matching characters,
+    so it needs common/a + common/b >= 1."""
+    total = a + b
+    return np.asarray((5 * common >= 2 * total) | (common * total >= a * b))
+
+
 def _pick(values: list[str], at: np.ndarray) -> list[str]:
     """``values`` at the positions ``at`` (in C: operator.itemgetter)."""
     if len(at) == 1:
@@ -50,6 +82,7 @@ class NameTokens:
     vocab: list[str]
     ids: dict[str, int]
     length: np.ndarray
+    letters: np.ndarray   # per vocab token: how many of each letter (char_counts)
     weight: np.ndarray
     total: np.ndarray
 
@@ -64,17 +97,23 @@ class NameTokens:
                    off=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
                    tid=np.array(tid, dtype=np.int64), vocab=vocab, ids=ids,
                    length=np.array([len(t) for t in vocab], dtype=np.int64),
+                   letters=char_counts(vocab),
                    weight=np.array([w for ws in weights for w in ws]),
                    total=np.array([sum(ws) for ws in weights]))
 
-    def query_ids(self, tokens: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+    def query_ids(self, tokens: list[str]
+                  ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
         """Ids for query tokens: a listed token's own, a new one (from ``len(vocab)``) for
-        each other distinct token; with the new tokens and every id's length."""
+        each other distinct token; with the new tokens, and every id's length and letter
+        counts."""
         new: dict[str, int] = {}
         known, size = self.ids, len(self.vocab)
         out = [known[t] if t in known else new.setdefault(t, size + len(new)) for t in tokens]
+        if not new:
+            return np.array(out, dtype=np.int64), [], self.length, self.letters
         length = np.concatenate((self.length, np.array([len(t) for t in new], dtype=np.int64)))
-        return np.array(out, dtype=np.int64), list(new), length
+        letters = np.concatenate((self.letters, char_counts(list(new))))
+        return np.array(out, dtype=np.int64), list(new), length, letters
 
 
 @dataclass(frozen=True)
@@ -128,17 +167,26 @@ def match_tokens(queries: list[tuple[str, ...]], q_weights: list[tuple[float, ..
     pq = np.repeat(np.arange(count), sizes)
     local = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     ft = np.repeat(np.cumsum(m) - m, sizes) + local % m[pq]  # index into tok_at
-    q_ids, q_new, length = names.query_ids([t for q in queries for t in q])
+    q_ids, q_new, length, letters = names.query_ids([t for q in queries for t in q])
     q_pos = np.repeat(np.cumsum(n_q) - n_q, sizes) + local // m[pq]
     # each distinct (query token, name token) pair compared once: a chunk's candidates
-    # share most of their tokens (about one pair in three is distinct)
+    # share most of their tokens (about one pair in three is distinct); and only the pairs
+    # that can reach the floor (about one in ten): the others count as 0, as they would
+    # below the floor
     width = len(length)
     pair, again = np.unique(q_ids[q_pos] * width + names.tid[tok_at[ft]], return_inverse=True)
     left, right = np.divmod(pair, width)
+    la, lb = length[left], length[right]
+    near = np.flatnonzero(could_reach_floor(
+        np.minimum(letters[left], letters[right]).sum(axis=1, dtype=np.int64), la, lb))
+    left, right = left[near], right[near]
     vocab = names.vocab
     listed = int(np.searchsorted(left, len(vocab)))  # the new tokens' ids come last
-    sim = pair_similarities(_pick(vocab, left[:listed]) + _pick(q_new, left[listed:] - len(vocab)),
-                            _pick(vocab, right), length[left], length[right])[again]
+    similar = np.zeros(len(pair))
+    similar[near] = pair_similarities(
+        _pick(vocab, left[:listed]) + _pick(q_new, left[listed:] - len(vocab)),
+        _pick(vocab, right), la[near], lb[near])
+    sim = similar[again]
     # one group per (query token, candidate): its best, and the first token reaching it
     starts = np.flatnonzero(first_tok[ft])
     best = np.maximum.reduceat(sim, starts)
