@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import math
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -129,6 +130,10 @@ class _Postings:
         self.matrix = csr_matrix((np.ones(len(data)), data, starts),
                                  shape=(len(keys), names))
         self.keys = len(keys)
+        # the token keys ("t:...") are one run of rows, keys being sorted
+        first = bisect_left(keys, "t:")
+        self.token_keys = keys[first:bisect_left(keys, "t;")]  # ";" follows ":"
+        self.first_token_row = first
 
     def __contains__(self, key: str) -> bool:
         return key in self.slots
@@ -188,8 +193,13 @@ class ScreeningIndex:
         self.idf = {t: math.log((total + 1) / (n + 0.5)) for t, n in df.items()}
         self.max_idf = math.log((total + 1) / 0.5)
         self._weights = _Weights(self._weigh)
+        # each blocking key's weight in a query: a token's weight, 1 for the fuzzy keys
+        rows = self.postings
+        self._key_weight = np.ones(rows.keys)
+        self._key_weight[rows.first_token_row:rows.first_token_row + len(rows.token_keys)] = [
+            self._weigh(key[2:]) for key in rows.token_keys]
         # per name: token weights and their total, computed once
-        self._key_cache: dict[tuple[str, bool], tuple[dict[int, float], tuple[int, ...]]] = {}
+        self._key_cache: dict[tuple[str, bool], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
                              for _, _, norm in self.names]
         # the same, flat, for screening in bulk; and the length of each name's letters run
@@ -213,17 +223,17 @@ class ScreeningIndex:
         w = self.idf.get(token, self.max_idf)
         return w * (0.5 if len(token) <= 2 else 1.0)
 
-    def _held_keys(self, text: str, joined: bool
-                   ) -> tuple[dict[int, float], tuple[int, ...]]:
+    def _held_keys(self, text: str, joined: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """A query token's (or two joined tokens') blocking keys that the index holds and
-        that are selective enough, as matrix row -> weight; and, for a token the index
-        holds as such, the rows of the fuzzy keys (prefix, suffix) it makes noise of - the
-        same for every query, so kept. A token found as such brings no deletion keys: they
-        would add only noise."""
+        that are selective enough, as matrix rows; and, for a token the index holds as
+        such, the rows of the fuzzy keys (prefix, suffix) it makes noise of - the same for
+        every query, so kept. A token found as such brings no deletion keys: they would add
+        only noise."""
         cache = self._key_cache
         found = cache.get((text, joined))
         if found is None:
-            exact = "t:" + text in self.postings
+            slots, lengths = self.postings.slots, self.postings.lengths
+            exact = "t:" + text in slots
             keys = ["t:" + text]
             if joined:
                 keys.append("p:" + text[:3])
@@ -233,15 +243,12 @@ class ScreeningIndex:
                 prefixed = "d:" + text
                 keys.append(prefixed)
                 keys += [prefixed[:i] + prefixed[i + 1:] for i in range(2, len(prefixed))]
-            held: dict[int, float] = {}
-            slots, lengths = self.postings.slots, self.postings.lengths
+            held = []
             for key in slots.keys() & keys:  # most keys of a new token are in no name
                 slot = slots[key]
-                kind = key[0]
-                limit = _MAX_POSTINGS if kind in "tc" else _MAX_POSTINGS // 10
-                if lengths[slot] > limit:
-                    continue  # too common to tell names apart
-                held[slot] = self.weight(key[2:]) if kind == "t" else 1.0
+                limit = _MAX_POSTINGS if key[0] in "tc" else _MAX_POSTINGS // 10
+                if lengths[slot] <= limit:  # a longer one is too common to tell names apart
+                    held.append(slot)
             covers: tuple[int, ...] = ()
             if exact:  # "p:abc" is noise when a token found as such starts with "abc";
                 # "s:abc", when it ends with it
@@ -251,30 +258,33 @@ class ScreeningIndex:
                 covers = tuple(slots[k] for k in noise if k in slots)
             if len(cache) > 200_000:
                 cache.clear()
-            found = cache[(text, joined)] = (held, covers)
+            found = cache[(text, joined)] = (tuple(held), covers)
         return found
 
-    def _query_keys(self, norm: Normalised) -> tuple[list[int], list[float]]:
-        """The matrix rows (in key order) and weights of a query's blocking keys. A query
-        token found as such brings no fuzzy keys (prefix, suffix): they would add only
-        noise."""
+    def _pieces(self, norm: Normalised) -> tuple[list[int], list[int]]:
+        """The matrix rows of a query's blocking keys (a row may come twice), and the rows
+        of its noise keys. A query token found as such brings no fuzzy keys (prefix,
+        suffix): they would add only noise."""
         tokens = norm.tokens
-        held: dict[int, float] = {}
+        held: list[int] = []
+        noise: list[int] = []
         for ch in set(norm.cjk):
             c_slot = self.postings.slot("c:" + ch)
             if c_slot is not None and self.postings.lengths[c_slot] <= _MAX_POSTINGS:
-                held[c_slot] = 1.0
+                held.append(c_slot)
         cache = self._key_cache
-        noise: list[int] = []
         for piece in chain(zip(tokens, repeat(False)),
                            zip(map(add, tokens, tokens[1:]), repeat(True))):
-            keys, covers = cache.get(piece) or self._held_keys(*piece)
-            held.update(keys)
+            rows, covers = cache.get(piece) or self._held_keys(*piece)
+            held += rows
             noise += covers
-        for slot in noise:  # the token itself was found; its fuzzy keys add only noise
-            held.pop(slot, None)
-        slots = sorted(held)  # key order: the same sums in every process
-        return slots, [held[s] for s in slots]
+        return held, noise
+
+    def _query_keys(self, norm: Normalised) -> tuple[list[int], list[float]]:
+        """The matrix rows (in key order) and weights of a query's blocking keys."""
+        held, noise = self._pieces(norm)
+        slots = sorted(set(held).difference(noise))  # key order: the same sums everywhere
+        return slots, self._key_weight[slots].tolist()
 
     def candidates_many(self, norms: list[Normalised]) -> list[list[int]]:
         """Each query's candidates: the ``_TOP`` names with the highest summed weight of
@@ -284,18 +294,28 @@ class ScreeningIndex:
         so they give the same floats and the same candidates."""
         if len(norms) < _BATCH:
             return [self._candidates_one(*self._query_keys(n)) for n in norms]
-        indices: list[int] = []
-        data: list[float] = []
-        indptr = [0]
+        held: list[int] = []
+        noise: list[int] = []
+        held_n: list[int] = []
+        noise_n: list[int] = []
         for norm in norms:
-            slots, weights = self._query_keys(norm)
-            indices += slots
-            data += weights
-            indptr.append(len(indices))
-        queries = csr_matrix((np.array(data, dtype=np.float64),
-                              np.array(indices, dtype=np.int32),
-                              np.array(indptr, dtype=np.int32)),
-                             shape=(len(norms), self.postings.keys))
+            rows_of, noise_of = self._pieces(norm)
+            held += rows_of
+            noise += noise_of
+            held_n.append(len(rows_of))
+            noise_n.append(len(noise_of))
+        # per query: its rows in key order, each once, without the noise rows
+        width = self.postings.keys
+        query = np.arange(len(norms), dtype=np.int64) * width
+        keys = np.unique(np.repeat(query, held_n) + np.array(held, dtype=np.int64))
+        if noise:
+            keys = keys[~np.isin(keys, np.repeat(query, noise_n)
+                                 + np.array(noise, dtype=np.int64))]
+        rows, slots = np.divmod(keys, width)
+        indptr = np.zeros(len(norms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(norms)), out=indptr[1:])
+        queries = csr_matrix((self._key_weight[slots], slots.astype(np.int32), indptr),
+                             shape=(len(norms), width))
         scores = queries @ self.postings.matrix  # per query and name: summed key weights
         ptr = scores.indptr.tolist()
         out: list[list[int]] = []
