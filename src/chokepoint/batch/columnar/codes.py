@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SPARSE_LIMIT = 1 << 24
+SPARSE_LIMIT = 1 << 21  # above: sorting the keys costs less than a presence array
 
 
 class Unsupported(Exception):
