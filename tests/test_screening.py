@@ -367,6 +367,19 @@ def test_pairs_skipped_before_comparison_are_below_the_floor() -> None:
     assert (~reach & ~passes).sum() > 1000  # and it does skip pairs
 
 
+def test_a_primed_screener_answers_as_one_screened_at_a_time(rules: RuleSet) -> None:
+    """``Screener.prime`` screens in bulk ahead of ``screen`` (as a batch does for its
+    distinct parties): the same hits as a fresh screener's, from its cache."""
+    entries = snapshot_entries(rules, date(2025, 6, 1))
+    names = _queries(entries, 300, 13)
+    primed, fresh = Screener(entries), Screener(entries)
+    primed.prime(names)
+    for name, country in names:
+        got = primed.screen(name, country)
+        assert got is primed.screen(name, country)  # from the cache
+        assert [h.as_dict() for h in got] == [h.as_dict() for h in fresh.screen(name, country)]
+
+
 def test_pairwise_similarities_follow_the_token_similarity_definition() -> None:
     import random
 

@@ -124,6 +124,15 @@ class Screener:
     def can_clear(self, on: date) -> bool:
         return self.complete_until is not None and on <= self.complete_until
 
+    def prime(self, queries: list[tuple[str, str | None]], threshold: float = REVIEW) -> None:
+        """Screen many (name, country) at once (the bulk path: the same hits as one at a
+        time, faster), so that ``screen`` finds them in the cache."""
+        todo = [q for q in dict.fromkeys(queries) if (*q, threshold) not in self._cache]
+        if len(self._cache) + len(todo) > 100_000:
+            self._cache.clear()
+        for q, hits in zip(todo, self.index.screen_many(todo, threshold), strict=True):
+            self._cache[(*q, threshold)] = hits
+
     def screen(self, name: str, country: str | None = None,
                threshold: float = REVIEW) -> list[Hit]:
         """Hits for a name (cached: an order book repeats its customers)."""

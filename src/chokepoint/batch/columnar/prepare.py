@@ -96,6 +96,7 @@ class Prepared:
             pg = self.group([(list_state[book.epoch], states.size),
                              (slot.groups.ids, slot.groups.count)])
             self.party_groups.append(pg)
+            self._prime(slot, pg)
             stages: dict[str, list[dict[str, Any] | None]] = {SHARED: []}
             entries: dict[str, list[dict[str, Any] | None]] = {}
             for code in self.regimes:
@@ -131,6 +132,22 @@ class Prepared:
             self.entries.append(entries)
             self.hits.append(hits)
         self._facts: dict[tuple[int, str], Any] = {}
+
+    def _prime(self, slot: Any, pg: Groups) -> None:
+        """The slot's parties to screen, screened in bulk per screener (the hits
+        ``screen_parties`` then finds in the screener's cache)."""
+        wanted: dict[int, tuple[Any, list[tuple[str, str | None]]]] = {}
+        for k in range(pg.count):
+            r = int(pg.rep[k])
+            parsed = slot.parsed[slot.groups.ids[r]]
+            party = (parsed or {}).get("parties", [None])[0]
+            if party is None or self.book.invalid[r] or party.get("designations") is not None:
+                continue
+            screener = screener_for(self.rules, self.day_of(r))
+            wanted.setdefault(id(screener), (screener, []))[1].append(
+                (party["name"], party.get("country")))
+        for screener, queries in wanted.values():
+            screener.prime(queries)
 
     def group(self, parts: list[tuple[np.ndarray, int]]) -> Groups:
         """Rows grouped by their codes; a row that takes the scalar path is never grouped
