@@ -50,6 +50,28 @@ def _parse(cells: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
+_PIECES: dict[tuple[tuple[str, ...], tuple[Any, ...]], dict[str, Any] | None] = {}
+_PIECES_KEPT = 200_000  # an order book repeats its items and parties from block to block
+
+
+def _parsed_piece(names: tuple[str, ...], cells: tuple[Any, ...],
+                  as_txn: Callable[[dict[str, Any]], dict[str, Any]]
+                  ) -> dict[str, Any] | None:
+    """Some cells of a row parsed and validated as a whole (None if they are not valid);
+    kept for the next blocks. The cells are text, numbers or booleans (``codes.encode``),
+    and each piece's columns have one ``as_txn``."""
+    key = (names, tuple((type(v), v) for v in cells))
+    if key in _PIECES:
+        return _PIECES[key]
+    parsed = _parse(dict(zip(names, cells, strict=True)))
+    if parsed is not None and not _valid(as_txn(parsed)):
+        parsed = None
+    if len(_PIECES) >= _PIECES_KEPT:
+        _PIECES.clear()
+    _PIECES[key] = parsed
+    return parsed
+
+
 @dataclass
 class Piece:
     """A group of columns that parse together (the item, one party slot, one top column)."""
@@ -115,13 +137,13 @@ class Book:
         groups = group([(c.codes, c.size) for c in cols], self.rows)
         piece = Piece(groups)
         ok = np.ones(groups.count, dtype=np.bool_)
+        names = tuple(columns)
         for g in range(groups.count):
             r = groups.rep[g]
-            parsed = _parse({c: col.values[col.codes[r]]
-                             for c, col in zip(columns, cols, strict=True)})
-            if parsed is None or not _valid(as_txn(parsed)):
+            cells = tuple(col.values[col.codes[r]] for col in cols)
+            parsed = _parsed_piece(names, cells, as_txn)
+            if parsed is None:
                 ok[g] = False
-                parsed = None
             piece.parsed.append(parsed)
         invalid |= ~ok[groups.ids]
         return piece

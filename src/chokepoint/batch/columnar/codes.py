@@ -66,6 +66,7 @@ def group(parts: list[tuple[np.ndarray, int]], rows: int) -> Groups:
 
 
 _RESULT_KEYS: dict[Any, str] = {}
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps's, built once
 _SCALARS = (str, bool, int, float)
 
 
@@ -89,7 +90,7 @@ class Interner:
         else:
             key = _RESULT_KEYS.get(value) if _is_result(value) else None
         if key is None:
-            key = json.dumps(value, sort_keys=True, default=str)
+            key = _CANONICAL.encode(value)
             if _is_result(value):
                 if len(_RESULT_KEYS) > 200_000:
                     _RESULT_KEYS.clear()
