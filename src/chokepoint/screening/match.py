@@ -145,6 +145,9 @@ class _Postings:
         return len(self.slots)
 
 
+_Keys = tuple[tuple[int, ...], tuple[int, ...]]  # a query piece's key rows, and its noise rows
+
+
 class _Weights(dict[str, float]):
     """Token -> weight, each computed once (bounded: new tokens keep coming)."""
 
@@ -198,8 +201,15 @@ class ScreeningIndex:
         self._key_weight = np.ones(rows.keys)
         self._key_weight[rows.first_token_row:rows.first_token_row + len(rows.token_keys)] = [
             self._weigh(key[2:]) for key in rows.token_keys]
+        # the blocking keys of each listed token, and of each pair of adjacent listed tokens
+        # run together, as a query holding it gets them (most query tokens are listed
+        # ones); those of other query tokens are kept as they come
+        self._listed_keys: dict[tuple[str, bool], _Keys] = {}
+        for key in self.postings.token_keys:
+            piece = (key[2:], key[2:] not in self.idf)  # not a token: two run together
+            self._listed_keys[piece] = self._keys_of(*piece)
+        self._key_cache: dict[tuple[str, bool], _Keys] = {}
         # per name: token weights and their total, computed once
-        self._key_cache: dict[tuple[str, bool], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self.name_weights = [tuple(self.weight(t) for t in norm.tokens)
                              for _, _, norm in self.names]
         # the same, flat, for screening in bulk; and the length of each name's letters run
@@ -223,43 +233,48 @@ class ScreeningIndex:
         w = self.idf.get(token, self.max_idf)
         return w * (0.5 if len(token) <= 2 else 1.0)
 
-    def _held_keys(self, text: str, joined: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    def _held_keys(self, text: str, joined: bool) -> _Keys:
         """A query token's (or two joined tokens') blocking keys that the index holds and
         that are selective enough, as matrix rows; and, for a token the index holds as
         such, the rows of the fuzzy keys (prefix, suffix) it makes noise of - the same for
         every query, so kept. A token found as such brings no deletion keys: they would add
         only noise."""
         cache = self._key_cache
-        found = cache.get((text, joined))
+        found = self._listed_keys.get((text, joined)) or cache.get((text, joined))
         if found is None:
-            slots, lengths = self.postings.slots, self.postings.lengths
-            exact = "t:" + text in slots
-            keys = ["t:" + text]
-            if joined:
-                keys.append("p:" + text[:3])
-            elif len(text) >= 4:
-                keys += ["p:" + text[:3], "s:" + text[-3:]]
-            if len(text) >= _MIN_DELETE and not exact:  # _deletions, prefixed, in one go
-                prefixed = "d:" + text
-                keys.append(prefixed)
-                keys += [prefixed[:i] + prefixed[i + 1:] for i in range(2, len(prefixed))]
-            held = []
-            for key in slots.keys() & keys:  # most keys of a new token are in no name
-                slot = slots[key]
-                limit = _MAX_POSTINGS if key[0] in "tc" else _MAX_POSTINGS // 10
-                if lengths[slot] <= limit:  # a longer one is too common to tell names apart
-                    held.append(slot)
-            covers: tuple[int, ...] = ()
-            if exact:  # "p:abc" is noise when a token found as such starts with "abc";
-                # "s:abc", when it ends with it
-                noise = ["p:" + text[:n] for n in (1, 2, 3) if len(text) >= n]
-                if len(text) >= 3:
-                    noise.append("s:" + text[-3:])
-                covers = tuple(slots[k] for k in noise if k in slots)
+            found = self._keys_of(text, joined)
             if len(cache) > 200_000:
                 cache.clear()
-            found = cache[(text, joined)] = (tuple(held), covers)
+            cache[(text, joined)] = found
         return found
+
+    def _keys_of(self, text: str, joined: bool) -> _Keys:
+        """``_held_keys``, computed."""
+        slots, lengths = self.postings.slots, self.postings.lengths
+        exact = "t:" + text in slots
+        keys = ["t:" + text]
+        if joined:
+            keys.append("p:" + text[:3])
+        elif len(text) >= 4:
+            keys += ["p:" + text[:3], "s:" + text[-3:]]
+        if len(text) >= _MIN_DELETE and not exact:  # _deletions, prefixed, in one go
+            prefixed = "d:" + text
+            keys.append(prefixed)
+            keys += [prefixed[:i] + prefixed[i + 1:] for i in range(2, len(prefixed))]
+        held = []
+        for key in slots.keys() & keys:  # most keys of a new token are in no name
+            slot = slots[key]
+            limit = _MAX_POSTINGS if key[0] in "tc" else _MAX_POSTINGS // 10
+            if lengths[slot] <= limit:  # a longer one is too common to tell names apart
+                held.append(slot)
+        covers: tuple[int, ...] = ()
+        if exact:  # "p:abc" is noise when a token found as such starts with "abc";
+            # "s:abc", when it ends with it
+            noise = ["p:" + text[:n] for n in (1, 2, 3) if len(text) >= n]
+            if len(text) >= 3:
+                noise.append("s:" + text[-3:])
+            covers = tuple(slots[k] for k in noise if k in slots)
+        return tuple(held), covers
 
     def _pieces(self, norm: Normalised) -> tuple[list[int], list[int]]:
         """The matrix rows of a query's blocking keys (a row may come twice), and the rows
@@ -272,10 +287,10 @@ class ScreeningIndex:
             c_slot = self.postings.slot("c:" + ch)
             if c_slot is not None and self.postings.lengths[c_slot] <= _MAX_POSTINGS:
                 held.append(c_slot)
-        cache = self._key_cache
+        listed, cache = self._listed_keys, self._key_cache
         for piece in chain(zip(tokens, repeat(False)),
                            zip(map(add, tokens, tokens[1:]), repeat(True))):
-            rows, covers = cache.get(piece) or self._held_keys(*piece)
+            rows, covers = listed.get(piece) or cache.get(piece) or self._held_keys(*piece)
             held += rows
             noise += covers
         return held, noise
