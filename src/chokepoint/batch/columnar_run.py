@@ -95,6 +95,13 @@ def evaluate_block(table: pa.Table, first: int, rules: RuleSet, override: date |
     return result, rejects
 
 
+def block_size(block: int | None, workers: int) -> int:
+    """Rows per block: as asked, or ``BLOCK`` shared by the workers, whose blocks are
+    evaluated at once (on this memory-bound work, smaller blocks on two processes went
+    faster than whole ones - docs/notes.md - and hold about the memory of one)."""
+    return block or max(BLOCK // max(workers, 1), 10_000)
+
+
 _WORKER: dict[str, Any] = {}
 
 
@@ -111,10 +118,11 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                    block: int | None = None) -> None:
     """Evaluate the rows after ``done`` block by block, writing and checkpointing each."""
     assert summary.outcomes is not None
+    size = block_size(block, workers)
 
     def todo() -> Iterator[tuple[pa.Table, int]]:
         first = 1
-        for table in blocks(inp, mapping, block or BLOCK):
+        for table in blocks(inp, mapping, size):
             last = first + table.num_rows - 1
             if last > done:
                 skip = max(0, done - first + 1)

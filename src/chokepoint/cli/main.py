@@ -266,9 +266,10 @@ def batch(
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=64, help="Processes evaluating rows (local engine); output "
         "order and crash safety are the same.")] = 1,
-    block: Annotated[int, typer.Option(
+    block: Annotated[int | None, typer.Option(
         "--block", min=1000, help="Rows the columnar engine evaluates together (and per "
-        "checkpoint); fewer hold less memory, about 2.3 GiB at 500,000.")] = 500_000,
+        "checkpoint); fewer hold less memory, about 2.3 GiB at 500,000. Default: 500,000 "
+        "shared by the --workers processes.")] = None,
 ) -> None:
     """Determinations for a whole order book, in input order, with a progress bar."""
     from rich.progress import (
