@@ -171,7 +171,7 @@ def match_tokens(queries: list[tuple[str, ...]], q_weights: list[tuple[float, ..
     q_pos = np.repeat(np.cumsum(n_q) - n_q, sizes) + local // m[pq]
     # each distinct (query token, name token) pair compared once: a chunk's candidates
     # share most of their tokens (about one pair in three is distinct); and only the pairs
-    # that can reach the floor (about one in ten): the others count as 0, as they would
+    # that can reach the floor (about one in four): the others count as 0, as they would
     # below the floor
     width = len(length)
     pair, again = np.unique(q_ids[q_pos] * width + names.tid[tok_at[ft]], return_inverse=True)

@@ -135,14 +135,8 @@ class _Postings:
         self.token_keys = keys[first:bisect_left(keys, "t;")]  # ";" follows ":"
         self.first_token_row = first
 
-    def __contains__(self, key: str) -> bool:
-        return key in self.slots
-
     def slot(self, key: str) -> int | None:
         return self.slots.get(key)
-
-    def __len__(self) -> int:
-        return len(self.slots)
 
 
 _Keys = tuple[tuple[int, ...], tuple[int, ...]]  # a query piece's key rows, and its noise rows
