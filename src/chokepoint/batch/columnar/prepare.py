@@ -96,17 +96,18 @@ class Prepared:
             pg = self.group([(list_state[book.epoch], states.size),
                              (slot.groups.ids, slot.groups.count)])
             self.party_groups.append(pg)
-            self._prime(slot, pg)
+            # each group's row and its party (None: no party, or a row left to the scalar path)
+            reps = [(r, None if book.invalid[r] else
+                     (slot.parsed[slot.groups.ids[r]] or {}).get("parties", [None])[0])
+                    for r in pg.rep.tolist()]
+            self._prime(reps)
             stages: dict[str, list[dict[str, Any] | None]] = {SHARED: []}
             entries: dict[str, list[dict[str, Any] | None]] = {}
             for code in self.regimes:
                 stages[code], entries[code] = [], []
             hits: list[str] = []
-            for k in range(pg.count):
-                r = int(pg.rep[k])
-                parsed = slot.parsed[slot.groups.ids[r]]
-                party = (parsed or {}).get("parties", [None])[0]
-                if party is None or book.invalid[r]:
+            for r, party in reps:
+                if party is None:
                     for stage in stages:
                         stages[stage].append(None)
                     for code in self.regimes:
@@ -133,15 +134,12 @@ class Prepared:
             self.hits.append(hits)
         self._facts: dict[tuple[int, str], Any] = {}
 
-    def _prime(self, slot: Any, pg: Groups) -> None:
-        """The slot's parties to screen, screened in bulk per screener (the hits
+    def _prime(self, reps: list[tuple[int, dict[str, Any] | None]]) -> None:
+        """The parties to screen, screened in bulk per screener (the hits
         ``screen_parties`` then finds in the screener's cache)."""
         wanted: dict[int, tuple[Any, list[tuple[str, str | None]]]] = {}
-        for k in range(pg.count):
-            r = int(pg.rep[k])
-            parsed = slot.parsed[slot.groups.ids[r]]
-            party = (parsed or {}).get("parties", [None])[0]
-            if party is None or self.book.invalid[r] or party.get("designations") is not None:
+        for r, party in reps:
+            if party is None or party.get("designations") is not None:
                 continue
             screener = screener_for(self.rules, self.day_of(r))
             wanted.setdefault(id(screener), (screener, []))[1].append(
