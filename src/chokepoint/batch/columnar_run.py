@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,14 @@ def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=block):
-            yield _renamed(pa.Table.from_batches([batch]), mapping)
+        # text columns as read from the file's dictionary pages: no text per row to build
+        # and hash again (codes.encode); the id column is all distinct, so read as text.
+        # (The reader then stops each batch at the end of a row group.)
+        schema = pq.read_schema(path)
+        coded = [f.name for f in schema if mapping.get(f.name, f.name) != "id"
+                 and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+        reader = pq.ParquetFile(path, read_dictionary=coded)
+        yield from _rebatched(reader.iter_batches(batch_size=block), block, mapping)
         return
     import pyarrow.csv as pacsv
 
@@ -49,22 +55,27 @@ def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
                                    strings_can_be_null=False)
     try:
-        reader = pacsv.open_csv(path, convert_options=convert)
-        pending: list[pa.RecordBatch] = []
-        size = 0
-        for batch in reader:
-            pending.append(batch)
-            size += batch.num_rows
-            while size >= block:
-                table = pa.Table.from_batches(pending)
-                yield _renamed(table.slice(0, block), mapping)
-                rest = table.slice(block)
-                pending, size = rest.to_batches(), rest.num_rows
-        if size:
-            yield _renamed(pa.Table.from_batches(pending), mapping)
+        yield from _rebatched(pacsv.open_csv(path, convert_options=convert), block, mapping)
     except pa.ArrowInvalid as exc:
         raise BatchError(f"{path}: the columnar engine cannot read this CSV ({exc}); run it "
                          "with the scalar engine, which reports each bad row") from exc
+
+
+def _rebatched(batches: Iterable[pa.RecordBatch], block: int, mapping: dict[str, str]
+               ) -> Iterator[pa.Table]:
+    """Record batches regrouped into tables of ``block`` rows (the last one shorter)."""
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        pending.append(batch)
+        size += batch.num_rows
+        while size >= block:
+            table = pa.Table.from_batches(pending)
+            yield _renamed(table.slice(0, block), mapping)
+            rest = table.slice(block)
+            pending, size = rest.to_batches(), rest.num_rows
+    if size:
+        yield _renamed(pa.Table.from_batches(pending), mapping)
 
 
 def _renamed(table: pa.Table, mapping: dict[str, str]) -> pa.Table:

@@ -76,6 +76,11 @@ def _is_result(value: Any) -> bool:
             and type(value[0]) is not int and type(value[1]) is tuple)
 
 
+def canonical(value: Any) -> str:
+    """A value (lists, dicts, scalars) as text that is equal exactly when the values are."""
+    return _CANONICAL.encode(value)
+
+
 class Interner:
     """Values (any, via a canonical text) to dense integer codes."""
 
@@ -122,7 +127,10 @@ def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
     if array is None:
         return Column(np.zeros(rows, dtype=np.int64), [None])
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+        array = (array.unify_dictionaries() if pa.types.is_dictionary(array.type)
+                 else array).combine_chunks()
+    if pa.types.is_dictionary(array.type):  # read dictionary-encoded (columnar_run.blocks)
+        return _encoded(array.dictionary, array.indices, rows)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
             or pa.types.is_boolean(array.type) or pa.types.is_integer(array.type)
             or pa.types.is_floating(array.type) or pa.types.is_null(array.type)):
@@ -133,6 +141,16 @@ def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
     values = encoded.dictionary.to_pylist()
     codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
     return Column(codes.astype(np.int64), [*values, None])
+
+
+def _encoded(dictionary: pa.Array, indices: pa.Array, rows: int) -> Column:
+    """A dictionary-encoded column's codes, over its distinct values (a dictionary may
+    repeat a value, e.g. one per row group: each value gets one code)."""
+    inner = encode(dictionary, len(dictionary))
+    empty = inner.size - 1  # the code of an empty cell
+    codes = indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
+    lookup = np.append(inner.codes, empty)
+    return Column(lookup[codes.astype(np.int64)], inner.values)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from chokepoint.batch.columnar.book import TOP, Book
-from chokepoint.batch.columnar.codes import Coded, Interner, group, only, select
+from chokepoint.batch.columnar.codes import Coded, Interner, canonical, group, only, select
 from chokepoint.batch.columnar.combine import (
     FALSE,
     all_of,
@@ -272,10 +272,35 @@ class Evaluator(Prepared):
             out = settle_applies(out, value, [Unknown(*u) for u in unknowns], rules, facts)
             return [*regime_cells(out), [r["rule"] for r in out["license_requirements"]]]
 
-        fields = self._per_group(fields_parts, lambda r: answer(r, core.table[core.codes[r]]),
-                                 None)
-        cells = self._per_group([*common, (decided.codes, len(decided.table))],
-                                lambda r: answer(r, decided.table[decided.codes[r]]), None)
+        # The answers depend on the grouped parts only, in every block: they are kept per
+        # rule set, by the parts' values, so a later block looks most of them up.
+        memo: dict[Any, Any] = rules.memo(f"columnar-answers:{code}")
+        if len(memo) > 200_000:
+            memo.clear()
+        applies_keys = [canonical(v) for v in applies.table]
+        question_keys: dict[int, str] = {}
+
+        def cached(r: int, kind: str, summaries: Any, questions: bool) -> Any:
+            q = None
+            if questions:
+                g = int(self.item_groups.ids[r])
+                q = question_keys.get(g)
+                if q is None:
+                    q = question_keys[g] = canonical(
+                        [list(u) for u in self.eccn_q[code][g]])
+            key = (kind, bool(covered[self.book.epoch[r]]), applies_keys[applies.codes[r]],
+                   summaries, q)
+            found = memo.get(key, memo)  # (the memo itself: not there; None is an answer)
+            if found is memo:
+                found = memo[key] = answer(r, summaries)
+            return found
+
+        fields = self._per_group(
+            fields_parts, lambda r: cached(r, "fields", core.table[core.codes[r]], eccn[r]),
+            None)
+        cells = self._per_group(
+            [*common, (decided.codes, len(decided.table))],
+            lambda r: cached(r, "cells", decided.table[decided.codes[r]], False), None)
         applying = {p.id: np.array([any(p.id in c[1] for c in x) for x in core.table]
                                    )[core.codes] for p in requirements}
         policies = [self.policy(code, p, applying[p.id]) for p in requirements]
