@@ -153,8 +153,9 @@ PARQUET_PART_ROWS = 100_000  # a Parquet output is checkpointed one part file at
 
 class ResultWriter:
     """Appends result rows to OUT.partial in the output's format. A Parquet output is
-    written as part files under ``OUT.parts/`` (each a checkpoint) and joined into
-    ``OUT.partial`` at the end, so that it can be resumed too."""
+    written to ``OUT.partial`` as it comes and, as each checkpoint's durable copy, as part
+    files under ``OUT.parts/`` (a Parquet file is unreadable until it is closed): a resumed
+    run starts ``OUT.partial`` again from the parts."""
 
     def __init__(self, path: Path, columns: list[str], append: bool,
                  parts_done: int = 0) -> None:
@@ -178,6 +179,9 @@ class ResultWriter:
             for stale in self.parts_dir.glob("part-*.parquet"):
                 if int(stale.stem.split("-")[1]) >= self.parts:
                     stale.unlink()  # written after the last checkpoint
+            self._stream: Any = None
+            for i in range(self.parts):  # a resumed run: the rows already done
+                self._streamed(self._read_part(i))
         else:
             raise BatchError(f"{path}: output must be .csv, .parquet or .jsonl")
 
@@ -210,12 +214,27 @@ class ResultWriter:
         tmp = part.with_suffix(".tmp")
         if table is None:
             table = pa.Table.from_pylist(self._rows, schema=self._schema())
-        pq.write_table(table.cast(self._schema()), tmp)
+        table = table.cast(self._schema())
+        pq.write_table(table, tmp)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         tmp.replace(part)
         self.parts += 1
         self._rows = []
+        self._streamed(table)
+
+    def _read_part(self, i: int) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.parts_dir / f"part-{i:06d}.parquet")
+
+    def _streamed(self, table: Any) -> None:
+        """Rows appended to ``OUT.partial`` (Parquet)."""
+        import pyarrow.parquet as pq
+
+        if self._stream is None:
+            self._stream = pq.ParquetWriter(self.partial, self._schema())
+        self._stream.write_table(table)
 
     def write_table(self, table: Any) -> None:
         """Append a block of result rows (an Arrow table in the output's columns)."""
@@ -259,18 +278,18 @@ class ResultWriter:
         """A failed run: close the files, keep the checkpoint for ``resume``."""
         if self.fh is not None:
             self.fh.close()
+        elif self._stream is not None:
+            self._stream.close()
 
     def close(self) -> None:
         if self.kind != ".parquet":
             self.fh.close()
             return
-        import pyarrow.parquet as pq
-
         if self._rows:
             self._write_part()
-        with pq.ParquetWriter(self.partial, self._schema()) as out:
-            for i in range(self.parts):
-                out.write_table(pq.read_table(self.parts_dir / f"part-{i:06d}.parquet"))
+        if self._stream is None:  # no rows at all: a file with the columns only
+            self._streamed(self._schema().empty_table())
+        self._stream.close()
         for part in self.parts_dir.glob("part-*"):
             part.unlink()
         self.parts_dir.rmdir()
