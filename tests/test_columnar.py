@@ -404,3 +404,41 @@ def test_a_dictionary_column_gets_one_code_per_distinct_value() -> None:
     assert len(column.values) == 3  # x, y and the empty cell
     plain = encode(pa.array(["x", None, "y", "x", "y", "y", None, "y"]), 8)
     assert [plain.values[c] for c in plain.codes] == cells
+
+
+def test_workers_read_their_own_blocks_of_a_parquet_book(tmp_path: Path,
+                                                         rules: RuleSet) -> None:
+    """With row groups no larger than a block, each worker reads its block's row groups
+    itself; the blocks are those a single process reads, and so are the rows."""
+    from chokepoint.batch.columnar_run import block_at, blocks
+    from chokepoint.batch.synthetic import write_book
+
+    src, small = tmp_path / "book.parquet", tmp_path / "small_groups.parquet"
+    write_book(src, 2500, seed=9)
+    pq.write_table(pq.read_table(src), small, row_group_size=300)
+    for start, table in zip(range(0, 2500, 700), blocks(small, {}, 700), strict=True):
+        assert block_at(small, {}, start, table.num_rows).to_pylist() == table.to_pylist()
+    assert block_at(small, {}, 650, 10).column("id").to_pylist() == [
+        f"SO-{n:08d}" for n in range(651, 661)]
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    run_batch(small, one, rules, today=TODAY, engine="columnar", block=700)
+    run_batch(small, two, rules, today=TODAY, engine="columnar", workers=2, block=700)
+    assert pq.read_table(one).to_pylist() == pq.read_table(two).to_pylist()
+
+
+def test_a_run_whose_workers_read_their_blocks_resumes_to_the_rows_of_a_clean_run(
+        tmp_path: Path, rules: RuleSet, interrupt: Any) -> None:
+    from chokepoint.batch.synthetic import write_book
+
+    src, small = tmp_path / "book.parquet", tmp_path / "small_groups.parquet"
+    write_book(src, 3500, seed=5)
+    pq.write_table(pq.read_table(src), small, row_group_size=250)
+    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
+    run_batch(small, clean, rules, today=TODAY)
+    interrupt(lambda progress: run_batch(small, out, rules, today=TODAY, engine="columnar",
+                                         workers=2, progress=progress, block=1000), 2000)
+    assert not out.exists()
+    summary = run_batch(small, out, rules, today=TODAY, engine="columnar", workers=2,
+                        resume=True, block=1000)
+    assert summary.rows == 3500
+    assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()

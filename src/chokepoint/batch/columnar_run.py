@@ -37,15 +37,10 @@ ones hold less memory - a peak of about 2.3 GiB at this size."""
 def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table]:
     """The book in blocks of rows, columns renamed by the column map; CSV cells as text."""
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
         # text columns as read from the file's dictionary pages: no text per row to build
         # and hash again (codes.encode); the id column is all distinct, so read as text.
         # (The reader then stops each batch at the end of a row group.)
-        schema = pq.read_schema(path)
-        coded = [f.name for f in schema if mapping.get(f.name, f.name) != "id"
-                 and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-        reader = pq.ParquetFile(path, read_dictionary=coded)
+        reader = _parquet(path, mapping)
         yield from _rebatched(reader.iter_batches(batch_size=block), block, mapping)
         return
     import pyarrow.csv as pacsv
@@ -59,6 +54,42 @@ def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table
     except pa.ArrowInvalid as exc:
         raise BatchError(f"{path}: the columnar engine cannot read this CSV ({exc}); run it "
                          "with the scalar engine, which reports each bad row") from exc
+
+
+def _parquet(path: Path, mapping: dict[str, str]) -> Any:
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    coded = [f.name for f in schema if mapping.get(f.name, f.name) != "id"
+             and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+    return pq.ParquetFile(path, read_dictionary=coded)
+
+
+def block_at(path: Path, mapping: dict[str, str], start: int, count: int) -> pa.Table:
+    """Rows ``start`` to ``start + count - 1`` (from 0) of a Parquet book, read as
+    :func:`blocks` reads them: only the row groups that hold them are read."""
+    reader = _parquet(path, mapping)
+    meta = reader.metadata
+    wanted: list[int] = []
+    offset = pos = 0
+    for i in range(meta.num_row_groups):
+        n = meta.row_group(i).num_rows
+        if pos + n > start and pos < start + count:
+            if not wanted:
+                offset = start - pos
+            wanted.append(i)
+        pos += n
+    table = reader.read_row_groups(wanted, use_threads=False)
+    return _renamed(table.slice(offset, count), mapping)
+
+
+def _row_groups_within(path: Path, size: int) -> bool:
+    """Whether no row group of a Parquet book is larger than a block (so that a worker
+    reads little more than its block)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    return all(meta.row_group(i).num_rows <= size for i in range(meta.num_row_groups))
 
 
 def _rebatched(batches: Iterable[pa.RecordBatch], block: int, mapping: dict[str, str]
@@ -116,9 +147,15 @@ def block_size(block: int | None, workers: int) -> int:
 _WORKER: dict[str, Any] = {}
 
 
-def _in_worker(item: tuple[pa.Table, int]) -> tuple[pa.Table, list[dict[str, Any]], int]:
+def _in_worker(item: tuple[pa.Table | tuple[int, int], int]
+               ) -> tuple[pa.Table, list[dict[str, Any]], int]:
+    """One block, given as its rows or (Parquet) as where they are in the book."""
     table, first = item
-    result, rejects = evaluate_block(table, first, **_WORKER)
+    if isinstance(table, tuple):
+        start, count = table
+        table = block_at(_WORKER["inp"], _WORKER["mapping"], start, count)
+    settings = {k: v for k, v in _WORKER.items() if k not in ("inp", "mapping")}
+    result, rejects = evaluate_block(table, first, **settings)
     return result, rejects, first + table.num_rows - 1
 
 
@@ -140,6 +177,17 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 yield table.slice(skip), first + skip
             first = last + 1
 
+    def where(size: int) -> Iterator[tuple[tuple[int, int], int]]:
+        """The blocks of :func:`todo` as (first row from 0, rows) and first row number."""
+        import pyarrow.parquet as pq
+
+        total = pq.read_metadata(inp).num_rows
+        for first in range(1, total + 1, size):
+            last = min(first + size - 1, total)
+            if last > done:
+                begin = first + max(0, done - first + 1)
+                yield (begin - 1, last - begin + 1), begin
+
     settings = {"rules": rules, "override": override, "today": today, "columns": columns}
     pool = None
     if workers > 1:
@@ -148,10 +196,13 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         sample = next(blocks(inp, mapping, 5000), None)
         if sample is not None:
             evaluate_block(sample, 1, rules, override, today, columns)
-        _WORKER.update(settings)
+        _WORKER.update(settings, inp=inp, mapping=mapping)
+        tasks: Iterator[tuple[Any, int]] = todo()
+        if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
+            tasks = where(size)  # each worker reads its own rows: none passed through pipes
         pool = multiprocessing.get_context("fork").Pool(workers)
         results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
-            _in_worker, todo())
+            _in_worker, tasks)
     else:
         results = ((*evaluate_block(t, first, **settings), first + t.num_rows - 1)  # type: ignore[arg-type]
                    for t, first in todo())

@@ -54,7 +54,9 @@ def group(parts: list[tuple[np.ndarray, int]], rows: int) -> Groups:
     for codes, size in parts:
         if size <= 1:
             continue
-        if space * size >= 1 << 62:
+        if space > 1 and space * size > SPARSE_LIMIT:
+            # renumber the combinations so far (few, as a rule) before the space gets too
+            # large for a presence array: cheaper than sorting the keys at the end
             key, space = _densify(key, space)
         key *= size
         key += codes

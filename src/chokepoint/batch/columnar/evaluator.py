@@ -91,13 +91,15 @@ class Evaluator(Prepared):
             parts = []
             for i, pg in enumerate(self.party_groups):
                 interner = Interner()
-                if what == "entries":
-                    values: list[Any] = self.entries[i][stage]
-                else:
-                    values = [None if p is None else
-                              (p if arg is None else {f: p.get(f) for f in arg})
-                              for p in self.parties[i][stage]]
-                table = np.array([interner.code(v) for v in values], dtype=np.int64)
+                source = (self.entries if what == "entries" else self.parties)[i][stage]
+                fields = arg if what == "parties" else None
+                # the same party (or entry) is the same object in every group that has
+                # it (prepare.py): each distinct one projected and interned once
+                seen: dict[int, int] = {}
+                table = np.array([seen[id(v)] if id(v) in seen else
+                                  seen.setdefault(id(v), interner.code(_projected(v, fields)))
+                                  for v in source],
+                                 dtype=np.int64)
                 parts.append((table[pg.ids], interner.size))
             g = group(parts, book.rows)
             return g.ids, g.count
@@ -338,6 +340,13 @@ class Evaluator(Prepared):
 
         return self._per_group([(where.astype(np.int64), 2),
                                 *(only(where, p) for p in parts)], one, None)
+
+
+def _projected(party: dict[str, Any] | None, fields: Any) -> dict[str, Any] | None:
+    """A party reduced to the fields a rule reads (all of it when ``fields`` is None)."""
+    if party is None or fields is None:
+        return party
+    return {f: party.get(f) for f in fields}
 
 
 def _get(root: dict[str, Any], path: str) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from chokepoint.batch.columnar.book import ITEM, Book
-from chokepoint.batch.columnar.codes import Groups, Interner, group
+from chokepoint.batch.columnar.codes import Groups, Interner, canonical, group
 from chokepoint.batch.columnar.items import check_supported, item_keys, item_state
 from chokepoint.batch.flat import COLUMNS
 from chokepoint.engine.catalogue import apply_catalogue
@@ -84,10 +84,16 @@ class Prepared:
                 self.items[code].append(facts["item"])
                 self.eccn_q[code].append(questions)
         # each party slot per state of the lists (screening lists, Entity List, aliases):
-        # screened, then each regime's list look-up
+        # screened, then each regime's list look-up - kept per rule set for the next blocks
+        # (by the screener itself, the state's text and the party's; a dict or a
+        # screener is shared, never changed, by every row that has it)
         states = Interner()
         list_state = np.array([states.code(None if d is None else self.list_state(d))
                                for d in self.epoch_days], dtype=np.int64)
+        memo: dict[Any, Any] = rules.memo("columnar-parties")
+        if len(memo) > 100_000:
+            memo.clear()
+        state_keys = [canonical(v) for v in states.values]
         self.party_groups: list[Groups] = []
         self.parties: list[dict[str, list[dict[str, Any] | None]]] = []
         self.entries: list[dict[str, list[dict[str, Any] | None]]] = []
@@ -115,24 +121,36 @@ class Prepared:
                     hits.append("")
                     continue
                 on = self.day_of(r)
-                found: list[dict[str, Any]] = []
-                if party.get("designations") is None:
-                    screened, found, _ = screen_parties({"parties": [party]},
-                                                        screener_for(rules, on), on)
-                    party = screened["parties"][0]
-                hits.append(";".join(f"{h['party']}->{h['name']} ({h['score']})"
-                                     for h in found))
-                stages[SHARED].append(party)
-                snap = rules.at(on)
+                screener = screener_for(rules, on)
+                key = (screener, state_keys[list_state[book.epoch[r]]], canonical(party))
+                done = memo.get(key)
+                if done is None:
+                    done = memo[key] = self._party(party, on, screener)
+                hits.append(done[0])
+                stages[SHARED].append(done[1])
                 for code in self.regimes:
-                    facts, _ = apply_aliases({"parties": [party]}, snap, code)
-                    facts, found_entries, _ = resolve_parties(facts, snap, code)
-                    stages[code].append(facts["parties"][0])
-                    entries[code].append(found_entries.get(0))
+                    stages[code].append(done[2][code][0])
+                    entries[code].append(done[2][code][1])
             self.parties.append(stages)
             self.entries.append(entries)
             self.hits.append(hits)
         self._facts: dict[tuple[int, str], Any] = {}
+
+    def _party(self, party: dict[str, Any], on: date, screener: Any) -> Any:
+        """A party screened (unless its designations are given) and looked up in each
+        regime's lists: (the hits as text, the party, per regime (its party, its entry))."""
+        found: list[dict[str, Any]] = []
+        if party.get("designations") is None:
+            screened, found, _ = screen_parties({"parties": [party]}, screener, on)
+            party = screened["parties"][0]
+        hits = ";".join(f"{h['party']}->{h['name']} ({h['score']})" for h in found)
+        snap = self.rules.at(on)
+        per_regime = {}
+        for code in self.regimes:
+            facts, _ = apply_aliases({"parties": [party]}, snap, code)
+            facts, found_entries, _ = resolve_parties(facts, snap, code)
+            per_regime[code] = (facts["parties"][0], found_entries.get(0))
+        return hits, party, per_regime
 
     def _prime(self, reps: list[tuple[int, dict[str, Any] | None]]) -> None:
         """The parties to screen, screened in bulk per screener (the hits
