@@ -57,6 +57,8 @@ VALUES: dict[str, list[str]] = {
                  "supercomputer;ai_model_training"],
     "assertions": ["", "back_end_only", "package_without_hbm;equivalent_review_policy",
                    "employer_not_majority_owned_from_d5"],
+    "exporter": ["", "NVIDIA Corporation", "Nvidia Corporation", "Applied Materials",
+                 "Tokyo Electron"],  # the is-informed letters name their exporter
     "party": ["", *LISTED, "Buyer 7 Electronics Co., Ltd.", "中芯国际集成电路制造有限公司",
               "Semiconductor Manufacturing International Corp"],
     "role": ["", "end_user", "ultimate_consignee", "purchaser", "intermediate_consignee",
@@ -65,7 +67,7 @@ VALUES: dict[str, list[str]] = {
                      "entity_list:x"],
 }
 KIND_OF = {"date": "date", "activity": "activity", "from_country": "country",
-           "to_country": "country", "exporter_country": "country",
+           "to_country": "country", "exporter_name": "exporter", "exporter_country": "country",
            "exporter_headquartered_in": "country", "exporter_is_us_person": "bool",
            "item_kind": "kind", "item_eccn": "eccn", "item_model": "model",
            "item_made_in": "country", "chip_tpp": "tpp", "chip_die_area_mm2": "area",

@@ -12,6 +12,7 @@ from chokepoint.batch.columnar.book import TOP, Book
 from chokepoint.batch.columnar.codes import Coded, Interner, canonical, group, only, select
 from chokepoint.batch.columnar.combine import (
     FALSE,
+    TRUE,
     all_of,
     any_of,
     core_of,
@@ -173,7 +174,16 @@ class Evaluator(Prepared):
         for _, size in parts:
             space *= max(size, 1)
         if isinstance(pred, (All, AnyOf)) and space > WHOLE_LIMIT:
-            kids = [self.node(stage, rule, k, live) for k in pred.items]
+            # a part false on every row makes an "all" false on every row, whatever the
+            # others (the engine stops there too, with no open fields); a part true on
+            # every row makes an "any" true: the other parts need not be evaluated
+            stop = FALSE if isinstance(pred, All) else TRUE
+            kids = []
+            for k in pred.items:
+                kid = self.node(stage, rule, k, live)
+                if all(v == stop for v in kid.table):
+                    return Coded(np.zeros(self.book.rows, dtype=np.int64), [stop])
+                kids.append(kid)
             return self.fold(kids, all_of if isinstance(pred, All) else any_of)
         compiled_pred = compiled(pred)
         book = self.book
