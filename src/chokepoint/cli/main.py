@@ -264,8 +264,8 @@ def batch(
         "the facts it reads; same answers, for CSV/Parquet without --trace) or spark "
         "(local[2])")] = "local",
     workers: Annotated[int, typer.Option(
-        "--workers", min=1, max=64, help="Processes evaluating rows (local engine); output "
-        "order and crash safety are the same.")] = 1,
+        "--workers", min=1, max=64, help="Processes evaluating rows (local and columnar "
+        "engines); output order and crash safety are the same.")] = 1,
     block: Annotated[int | None, typer.Option(
         "--block", min=1000, help="Rows the columnar engine evaluates together (and per "
         "checkpoint); fewer hold less memory, about 2.3 GiB at 500,000. Default: 500,000 "
