@@ -367,8 +367,9 @@ def test_workers_share_the_default_block() -> None:
     from chokepoint.batch.columnar_run import BLOCK, block_size
 
     assert block_size(None, 1) == BLOCK
-    assert block_size(None, 2) == BLOCK // 2  # two processes hold about one block's memory
-    assert block_size(None, 40) == BLOCK // 40
+    assert block_size(None, 2) == BLOCK  # two processes: a whole block each
+    assert block_size(None, 4) == BLOCK // 2  # more: about two blocks' memory in all
+    assert block_size(None, 40) == BLOCK // 20
     assert block_size(None, 1000) == 10_000  # never tiny
     assert block_size(1000, 2) == 1000  # as asked
 

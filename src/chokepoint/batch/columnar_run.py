@@ -138,10 +138,13 @@ def evaluate_block(table: pa.Table, first: int, rules: RuleSet, override: date |
 
 
 def block_size(block: int | None, workers: int) -> int:
-    """Rows per block: as asked, or ``BLOCK`` shared by the workers, whose blocks are
-    evaluated at once (on this memory-bound work, smaller blocks on two processes went
-    faster than whole ones - docs/notes.md - and hold about the memory of one)."""
-    return block or max(BLOCK // max(workers, 1), 10_000)
+    """Rows per block: as asked, or two blocks of ``BLOCK`` rows shared by the workers,
+    whose blocks are evaluated at once: one or two processes take whole blocks (a block's
+    work per distinct combination of facts is the same whatever its size, so larger blocks
+    go faster: docs/notes.md), more processes smaller ones, so that together they hold
+    about the memory of two."""
+    workers = max(workers, 1)
+    return block or max(BLOCK * min(workers, 2) // workers, 10_000)
 
 
 _WORKER: dict[str, Any] = {}

@@ -268,8 +268,8 @@ def batch(
         "engines); output order and crash safety are the same.")] = 1,
     block: Annotated[int | None, typer.Option(
         "--block", min=1000, help="Rows the columnar engine evaluates together (and per "
-        "checkpoint); fewer hold less memory, about 2.3 GiB at 500,000. Default: 500,000 "
-        "shared by the --workers processes.")] = None,
+        "checkpoint); fewer hold less memory, about 2 GiB per process at 500,000. Default: "
+        "500,000, or 1,000,000 shared by more than two --workers.")] = None,
 ) -> None:
     """Determinations for a whole order book, in input order, with a progress bar."""
     from rich.progress import (
