@@ -108,6 +108,14 @@ class Interner:
             self.values.append(value)
         return found
 
+    def code_text(self, text: str, value: Any) -> int:
+        """The code of a dict or list whose :func:`canonical` text is already known."""
+        found = self.codes.get(text)
+        if found is None:
+            found = self.codes[text] = len(self.values)
+            self.values.append(value)
+        return found
+
     @property
     def size(self) -> int:
         return len(self.values)

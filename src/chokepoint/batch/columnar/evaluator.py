@@ -94,13 +94,19 @@ class Evaluator(Prepared):
                 interner = Interner()
                 source = (self.entries if what == "entries" else self.parties)[i][stage]
                 fields = arg if what == "parties" else None
-                # the same party (or entry) is the same object in every group that has
-                # it (prepare.py): each distinct one projected and interned once
-                seen: dict[int, int] = {}
-                table = np.array([seen[id(v)] if id(v) in seen else
-                                  seen.setdefault(id(v), interner.code(_projected(v, fields)))
-                                  for v in source],
-                                 dtype=np.int64)
+                # each party's projection as text, made once and kept with the party's
+                # look-ups (prepare.py) for the next blocks
+                key = (what, stage, fields)
+                codes = []
+                for v, texts in zip(source, self.party_texts[i], strict=True):
+                    if v is None or texts is None:
+                        codes.append(interner.code(_projected(v, fields)))
+                        continue
+                    text = texts.get(key)
+                    if text is None:
+                        text = texts[key] = canonical(_projected(v, fields))
+                    codes.append(interner.code_text(text, v))
+                table = np.array(codes, dtype=np.int64)
                 parts.append((table[pg.ids], interner.size))
             g = group(parts, book.rows)
             return g.ids, g.count

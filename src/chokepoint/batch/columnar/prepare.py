@@ -97,6 +97,9 @@ class Prepared:
         self.party_groups: list[Groups] = []
         self.parties: list[dict[str, list[dict[str, Any] | None]]] = []
         self.entries: list[dict[str, list[dict[str, Any] | None]]] = []
+        # per slot and party group: the texts its party's projections intern under, kept
+        # with the party's look-ups from block to block (None: no party)
+        self.party_texts: list[list[dict[Any, str] | None]] = []
         self.hits: list[list[str]] = []
         for slot in book.slots:
             pg = self.group([(list_state[book.epoch], states.size),
@@ -112,6 +115,7 @@ class Prepared:
             for code in self.regimes:
                 stages[code], entries[code] = [], []
             hits: list[str] = []
+            texts: list[dict[Any, str] | None] = []
             for r, party in reps:
                 if party is None:
                     for stage in stages:
@@ -119,6 +123,7 @@ class Prepared:
                     for code in self.regimes:
                         entries[code].append(None)
                     hits.append("")
+                    texts.append(None)
                     continue
                 on = self.day_of(r)
                 screener = screener_for(rules, on)
@@ -127,12 +132,14 @@ class Prepared:
                 if done is None:
                     done = memo[key] = self._party(party, on, screener)
                 hits.append(done[0])
+                texts.append(done[3])
                 stages[SHARED].append(done[1])
                 for code in self.regimes:
                     stages[code].append(done[2][code][0])
                     entries[code].append(done[2][code][1])
             self.parties.append(stages)
             self.entries.append(entries)
+            self.party_texts.append(texts)
             self.hits.append(hits)
         self._facts: dict[tuple[int, str], Any] = {}
 
@@ -150,7 +157,7 @@ class Prepared:
             facts, _ = apply_aliases({"parties": [party]}, snap, code)
             facts, found_entries, _ = resolve_parties(facts, snap, code)
             per_regime[code] = (facts["parties"][0], found_entries.get(0))
-        return hits, party, per_regime
+        return hits, party, per_regime, {}
 
     def _prime(self, reps: list[tuple[int, dict[str, Any] | None]]) -> None:
         """The parties to screen, screened in bulk per screener (the hits
