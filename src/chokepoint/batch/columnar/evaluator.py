@@ -159,7 +159,8 @@ class Evaluator(Prepared):
             present = live[book.epoch]
             base = codes if present.all() else select(present, codes, base)
         parts = [base] + [self.effect(stage, e.id) for e in self.rules.exclusions_of(rule_id)]
-        found = self._effects[key] = self.fold(parts, effective_of) if len(parts) > 1 else base
+        found = self._effects[key] = (self.fold(parts, effective_of, "effective")
+                                         if len(parts) > 1 else base)
         return found
 
     def node(self, stage: str, rule: str, pred: Pred, live: np.ndarray) -> Coded:
@@ -190,7 +191,9 @@ class Evaluator(Prepared):
                 if all(v == stop for v in kid.table):
                     return Coded(np.zeros(self.book.rows, dtype=np.int64), [stop])
                 kids.append(kid)
-            return self.fold(kids, all_of if isinstance(pred, All) else any_of)
+            if isinstance(pred, All):
+                return self.fold(kids, all_of, "all")
+            return self.fold(kids, any_of, "any")
         compiled_pred = compiled(pred)
         book = self.book
 
@@ -206,14 +209,28 @@ class Evaluator(Prepared):
 
         return self._per_group(parts, one)
 
-    def fold(self, parts: list[Coded], step: Callable[[list[Result]], Result]) -> Coded:
-        """Results combined row by row: once per distinct combination of the parts."""
+    def fold(self, parts: list[Coded], step: Callable[[list[Any]], Any],
+             site: Any = None) -> Coded:
+        """Results combined row by row: once per distinct combination of the parts. With a
+        ``site`` naming ``step`` (a function of the parts' values alone, which must then be
+        hashable), its answers are kept per rule set for the next blocks."""
         g = self.group([(c.codes, len(c.table)) for c in parts])
         interner = Interner()
         codes = np.empty(g.count, dtype=np.int64)
+        memo: dict[Any, Any] = self.rules.memo("columnar-folds")
+        if len(memo) > 200_000:
+            memo.clear()
         for k in range(g.count):
             r = int(g.rep[k])
-            codes[k] = interner.code(step([c.table[c.codes[r]] for c in parts]))
+            values = [c.table[c.codes[r]] for c in parts]
+            if site is None:
+                codes[k] = interner.code(step(values))
+                continue
+            key = (site, *values)
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = step(values)
+            codes[k] = interner.code(found)
         return Coded(codes[g.ids], interner.values)
 
     def _per_group(self, parts: list[tuple[np.ndarray, int]], one: Callable[[int], Any],
@@ -257,8 +274,9 @@ class Evaluator(Prepared):
         sets = [routes, [p for p in requirements if not p.independent_of_subject],
                 [p for p in requirements if p.independent_of_subject]]
         none = Coded(np.zeros(self.book.rows, dtype=np.int64), [(FALSE, ())])
-        core = self.fold([self.fold([self.effect(code, p.id) for p in provs], summary_of(provs))
-                          if provs else none for provs in sets], core_of)
+        core = self.fold([self.fold([self.effect(code, p.id) for p in provs], summary_of(provs),
+                                    ("summary", *(p.id for p in provs)))
+                          if provs else none for provs in sets], core_of, "core")
         # the ECCN questions matter only where the ECCN is among the open fields
         eccn = np.array([any(u.field == "item.eccn" for c in x for u in c[0][1])
                          for x in core.table])[core.codes]
@@ -269,7 +287,7 @@ class Evaluator(Prepared):
         # Three answers per row, each from the facts it turns on: the missing fields (from
         # the fields open and the ECCN questions); the outcome and the rules that apply
         # (from which provisions apply); and each applying requirement's review policy.
-        decided = self.fold([core], decided_of)
+        decided = self.fold([core], decided_of, "decided")
         fields_parts = [*common, (core.codes, len(core.table)),
                         only(eccn, self.part(code, "eccn_questions"))]
 
@@ -328,6 +346,8 @@ class Evaluator(Prepared):
 
     def policy(self, code: str, prov: Any, where: np.ndarray) -> Coded:
         """A licence requirement's review policy, where it applies (engine.policy)."""
+        if not where.any():  # applies to no row of the block: no policy to look up
+            return Coded(np.zeros(self.book.rows, dtype=np.int64), [None])
         reads = FactReads(set(), {}, False, set())
         per_entry = any(v.review_policy == PER_ENTRY for v in prov.versions)
         for v in prov.versions:
