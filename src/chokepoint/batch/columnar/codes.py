@@ -120,6 +120,10 @@ class Interner:
     def size(self) -> int:
         return len(self.values)
 
+    def keys(self) -> list[Any]:
+        """Each code's key: equal keys, equal values (in any block)."""
+        return list(self.codes)  # in code order: codes are given in insertion order
+
 
 @dataclass
 class Column:

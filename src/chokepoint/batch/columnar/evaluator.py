@@ -57,6 +57,7 @@ class Evaluator(Prepared):
     def __init__(self, book: Book, rules: RuleSet) -> None:
         super().__init__(book, rules)
         self._parts: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
+        self._keys: dict[int, tuple[np.ndarray, list[Any]]] = {}
         self._effects: dict[tuple[str, str], Coded] = {}
 
     # -- facts as codes --------------------------------------------------------------------
@@ -68,10 +69,21 @@ class Evaluator(Prepared):
             found = self._parts[key] = self._part(stage, what, arg)
         return found
 
+    def keys_of(self, codes: np.ndarray) -> list[Any] | None:
+        """The value key of each code of a part made by :meth:`part` (equal keys, equal
+        values, in every block), or None."""
+        found = self._keys.get(id(codes))
+        return found[1] if found is not None and found[0] is codes else None
+
+    def _keyed(self, codes: np.ndarray, size: int, keys: list[Any]
+               ) -> tuple[np.ndarray, int]:
+        self._keys[id(codes)] = (codes, keys)
+        return codes, size
+
     def _part(self, stage: str, what: str, arg: Any) -> tuple[np.ndarray, int]:
         book = self.book
-        if what == "epoch":
-            return book.epoch, book.epoch_size
+        if what == "epoch":  # an interval's first day stands for it in every block
+            return self._keyed(book.epoch, book.epoch_size, list(self.epoch_days))
         if what == "item":  # one path of the item, as the stage has it
             interner = Interner()
             items: list[dict[str, Any] | None]
@@ -82,14 +94,15 @@ class Evaluator(Prepared):
                 ids = book.item.groups.ids
             table = np.array([interner.code(None if item is None else _get(item, arg))
                               for item in items], dtype=np.int64)
-            return table[ids], interner.size
+            return self._keyed(table[ids], interner.size, interner.keys())
         if what == "eccn_questions":
             interner = Interner()
             table = np.array([interner.code([tuple(u) for u in q])
                               for q in self.eccn_q[stage]], dtype=np.int64)
-            return table[self.item_groups.ids], interner.size
+            return self._keyed(table[self.item_groups.ids], interner.size, interner.keys())
         if what in ("parties", "entries"):  # every slot, projected on the fields read
             parts = []
+            slot_keys: list[list[Any]] = []
             for i, pg in enumerate(self.party_groups):
                 interner = Interner()
                 source = (self.entries if what == "entries" else self.parties)[i][stage]
@@ -108,14 +121,20 @@ class Evaluator(Prepared):
                     codes.append(interner.code_text(text, v))
                 table = np.array(codes, dtype=np.int64)
                 parts.append((table[pg.ids], interner.size))
+                slot_keys.append(interner.keys())
             g = group(parts, book.rows)
-            return g.ids, g.count
+            keys = [tuple(k[c[r]] for k, (c, _) in zip(slot_keys, parts, strict=True))
+                    for r in g.rep.tolist()]
+            return self._keyed(g.ids, g.count, keys)
         if what == "top":  # the columns holding a top-level path (or below/above it)
             cols = [c for c in TOP if _overlaps(COLUMNS[c][0], arg)]
             if not cols:
-                return np.zeros(book.rows, dtype=np.int64), 1
+                return self._keyed(np.zeros(book.rows, dtype=np.int64), 1, [None])
             g = group([(book.cols[c].codes, book.cols[c].size) for c in cols], book.rows)
-            return g.ids, g.count
+            keys = [tuple((type(v), v) for v in
+                          (book.cols[c].values[book.cols[c].codes[r]] for c in cols))
+                    for r in g.rep.tolist()]
+            return self._keyed(g.ids, g.count, keys)
         raise AssertionError(what)
 
     def read_parts(self, stage: str, reads: FactReads) -> list[tuple[np.ndarray, int]]:
@@ -207,7 +226,26 @@ class Evaluator(Prepared):
                           resolve=seeded.__getitem__)
             return flat(compiled_pred(ctx, facts, ""))
 
-        return self._per_group(parts, one)
+        # The answer for a combination of the parts' values is kept per rule set for the
+        # next blocks, when every part's values are known by key.
+        keys = [self.keys_of(c) for c, _ in parts[:len(parts) - len(ref_effects)]]
+        keys += [e.table for e in ref_effects.values()]
+        if any(k is None for k in keys):
+            return self._per_group(parts, one)
+        memo: dict[Any, Any] = self.rules.memo("columnar-nodes")
+        if len(memo) > 200_000:
+            memo.clear()
+        site = (stage, rule, id(pred), tuple(live.tolist()))
+        pairs = [(k, c) for k, (c, _) in zip(keys, parts, strict=True)]
+
+        def cached(r: int) -> Result:
+            key = (site, *(k[c[r]] for k, c in pairs))  # type: ignore[index]
+            found: Result | None = memo.get(key)
+            if found is None:
+                found = memo[key] = one(r)
+            return found
+
+        return self._per_group(parts, cached)
 
     def fold(self, parts: list[Coded], step: Callable[[list[Any]], Any],
              site: Any = None) -> Coded:
