@@ -83,36 +83,36 @@ def canonical(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+def key_of(value: Any) -> Any:
+    """What :class:`Interner` tells values apart by: equal keys, equal values."""
+    kind = type(value)
+    if value is None or kind in _SCALARS:
+        return (kind, value)
+    key = _RESULT_KEYS.get(value) if _is_result(value) else None
+    if key is None:
+        key = _CANONICAL.encode(value)
+        if _is_result(value):
+            if len(_RESULT_KEYS) > 200_000:
+                _RESULT_KEYS.clear()
+            _RESULT_KEYS[value] = key
+    return key
+
+
 class Interner:
     """Values (any, via a canonical text) to dense integer codes."""
 
     def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
+        self.codes: dict[Any, int] = {}
         self.values: list[Any] = []
 
     def code(self, value: Any) -> int:
-        kind = type(value)
-        if value is None or kind in _SCALARS:
-            key: Any = (kind, value)
-        else:
-            key = _RESULT_KEYS.get(value) if _is_result(value) else None
-        if key is None:
-            key = _CANONICAL.encode(value)
-            if _is_result(value):
-                if len(_RESULT_KEYS) > 200_000:
-                    _RESULT_KEYS.clear()
-                _RESULT_KEYS[value] = key
+        return self.code_keyed(key_of(value), value)
+
+    def code_keyed(self, key: Any, value: Any) -> int:
+        """The code of a value whose :func:`key_of` is already known."""
         found = self.codes.get(key)
         if found is None:
             found = self.codes[key] = len(self.values)
-            self.values.append(value)
-        return found
-
-    def code_text(self, text: str, value: Any) -> int:
-        """The code of a dict or list whose :func:`canonical` text is already known."""
-        found = self.codes.get(text)
-        if found is None:
-            found = self.codes[text] = len(self.values)
             self.values.append(value)
         return found
 

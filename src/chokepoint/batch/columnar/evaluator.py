@@ -118,7 +118,7 @@ class Evaluator(Prepared):
                     text = texts.get(key)
                     if text is None:
                         text = texts[key] = canonical(_projected(v, fields))
-                    codes.append(interner.code_text(text, v))
+                    codes.append(interner.code_keyed(text, v))
                 table = np.array(codes, dtype=np.int64)
                 parts.append((table[pg.ids], interner.size))
                 slot_keys.append(interner.keys())
