@@ -99,7 +99,8 @@ def columnar(book: Path, rules: Any, args: Any, scalar_rate: float, tmp: Path) -
         elapsed = time.perf_counter() - start
         print(f"columnar path, whole run (read, evaluate, write), {workers} process(es): "
               f"{summary.written:,} rows in {elapsed:.1f} s = "
-              f"{summary.written / elapsed:,.0f} rows/s")
+              f"{summary.written / elapsed:,.0f} rows/s (the rule set's caches warm from "
+              "the runs above; `chokepoint batch` in a fresh process starts cold)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:,.0f} MiB")
 
