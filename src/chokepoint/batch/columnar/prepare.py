@@ -145,7 +145,8 @@ class Prepared:
 
     def _party(self, party: dict[str, Any], on: date, screener: Any) -> Any:
         """A party screened (unless its designations are given) and looked up in each
-        regime's lists: (the hits as text, the party, per regime (its party, its entry))."""
+        regime's lists: (the hits as text, the party, per regime (its party, its entry),
+        a dict for the texts its projections intern under)."""
         found: list[dict[str, Any]] = []
         if party.get("designations") is None:
             screened, found, _ = screen_parties({"parties": [party]}, screener, on)
