@@ -156,9 +156,9 @@ def _in_worker(item: tuple[pa.Table | tuple[int, int], int]
     table, first = item
     if isinstance(table, tuple):
         start, count = table
-        table = block_at(_WORKER["inp"], _WORKER["mapping"], start, count)
-    settings = {k: v for k, v in _WORKER.items() if k not in ("inp", "mapping")}
-    result, rejects = evaluate_block(table, first, **settings)
+        path, mapping = _WORKER["book"]
+        table = block_at(path, mapping, start, count)
+    result, rejects = evaluate_block(table, first, **_WORKER["settings"])
     return result, rejects, first + table.num_rows - 1
 
 
@@ -180,7 +180,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 yield table.slice(skip), first + skip
             first = last + 1
 
-    def where(size: int) -> Iterator[tuple[tuple[int, int], int]]:
+    def where() -> Iterator[tuple[tuple[int, int], int]]:
         """The blocks of :func:`todo` as (first row from 0, rows) and first row number."""
         import pyarrow.parquet as pq
 
@@ -199,10 +199,10 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         sample = next(blocks(inp, mapping, 5000), None)
         if sample is not None:
             evaluate_block(sample, 1, rules, override, today, columns)
-        _WORKER.update(settings, inp=inp, mapping=mapping)
+        _WORKER.update(settings=settings, book=(inp, mapping))
         tasks: Iterator[tuple[Any, int]] = todo()
         if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
-            tasks = where(size)  # each worker reads its own rows: none passed through pipes
+            tasks = where()  # each worker reads its own rows: none passed through pipes
         pool = multiprocessing.get_context("fork").Pool(workers)
         results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
             _in_worker, tasks)

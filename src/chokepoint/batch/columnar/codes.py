@@ -88,14 +88,23 @@ def key_of(value: Any) -> Any:
     kind = type(value)
     if value is None or kind in _SCALARS:
         return (kind, value)
-    key = _RESULT_KEYS.get(value) if _is_result(value) else None
+    if not _is_result(value):
+        return canonical(value)
+    key = _RESULT_KEYS.get(value)
     if key is None:
-        key = _CANONICAL.encode(value)
-        if _is_result(value):
-            if len(_RESULT_KEYS) > 200_000:
-                _RESULT_KEYS.clear()
-            _RESULT_KEYS[value] = key
+        if len(_RESULT_KEYS) > 200_000:
+            _RESULT_KEYS.clear()
+        key = _RESULT_KEYS[value] = canonical(value)
     return key
+
+
+def kept(rules: Any, name: str, limit: int) -> dict[Any, Any]:
+    """A cache kept with a rule set from block to block (``rules.memo``), emptied when it
+    holds more than ``limit`` entries."""
+    memo: dict[Any, Any] = rules.memo(name)
+    if len(memo) > limit:
+        memo.clear()
+    return memo
 
 
 class Interner:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from chokepoint.batch.columnar.book import TOP, Book
-from chokepoint.batch.columnar.codes import Coded, Interner, canonical, group, only, select
+from chokepoint.batch.columnar.codes import Coded, Interner, canonical, group, kept, only, select
 from chokepoint.batch.columnar.combine import (
     FALSE,
     TRUE,
@@ -232,9 +232,7 @@ class Evaluator(Prepared):
         keys += [e.table for e in ref_effects.values()]
         if any(k is None for k in keys):
             return self._per_group(parts, one)
-        memo: dict[Any, Any] = self.rules.memo("columnar-nodes")
-        if len(memo) > 200_000:
-            memo.clear()
+        memo = kept(self.rules, "columnar-nodes", 200_000)
         site = (stage, rule, id(pred), tuple(live.tolist()))
         pairs = [(k, c) for k, (c, _) in zip(keys, parts, strict=True)]
 
@@ -255,9 +253,7 @@ class Evaluator(Prepared):
         g = self.group([(c.codes, len(c.table)) for c in parts])
         interner = Interner()
         codes = np.empty(g.count, dtype=np.int64)
-        memo: dict[Any, Any] = self.rules.memo("columnar-folds")
-        if len(memo) > 200_000:
-            memo.clear()
+        memo = kept(self.rules, "columnar-folds", 200_000)
         for k in range(g.count):
             r = int(g.rep[k])
             values = [c.table[c.codes[r]] for c in parts]
@@ -348,9 +344,7 @@ class Evaluator(Prepared):
 
         # The answers depend on the grouped parts only, in every block: they are kept per
         # rule set, by the parts' values, so a later block looks most of them up.
-        memo: dict[Any, Any] = rules.memo(f"columnar-answers:{code}")
-        if len(memo) > 200_000:
-            memo.clear()
+        memo = kept(rules, f"columnar-answers:{code}", 200_000)
         applies_keys = [canonical(v) for v in applies.table]
         question_keys: dict[int, str] = {}
 

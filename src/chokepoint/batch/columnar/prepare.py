@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from chokepoint.batch.columnar.book import ITEM, Book
-from chokepoint.batch.columnar.codes import Groups, Interner, canonical, group
+from chokepoint.batch.columnar.codes import Groups, Interner, canonical, group, kept
 from chokepoint.batch.columnar.items import check_supported, item_keys, item_state
 from chokepoint.batch.flat import COLUMNS
 from chokepoint.engine.catalogue import apply_catalogue
@@ -90,9 +90,7 @@ class Prepared:
         states = Interner()
         list_state = np.array([states.code(None if d is None else self.list_state(d))
                                for d in self.epoch_days], dtype=np.int64)
-        memo: dict[Any, Any] = rules.memo("columnar-parties")
-        if len(memo) > 100_000:
-            memo.clear()
+        memo = kept(rules, "columnar-parties", 100_000)
         state_keys = [canonical(v) for v in states.values]
         self.party_groups: list[Groups] = []
         self.parties: list[dict[str, list[dict[str, Any] | None]]] = []
