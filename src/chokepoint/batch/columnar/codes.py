@@ -38,13 +38,14 @@ def _densify(key: np.ndarray, space: int) -> tuple[np.ndarray, int]:
     return ids.astype(np.int64), len(uniq)
 
 
-_ARANGE: list[np.ndarray] = [np.arange(0, dtype=np.int64)]
+_ROW_NUMBERS: list[np.ndarray] = [np.arange(0, dtype=np.int64)]
 
 
-def _arange(rows: int) -> np.ndarray:
-    if len(_ARANGE[0]) < rows:
-        _ARANGE[0] = np.arange(rows, dtype=np.int64)
-    return _ARANGE[0][:rows]
+def row_numbers(rows: int) -> np.ndarray:
+    """0, 1, ... rows - 1 (one array kept and sliced: never write to it)."""
+    if len(_ROW_NUMBERS[0]) < rows:
+        _ROW_NUMBERS[0] = np.arange(rows, dtype=np.int64)
+    return _ROW_NUMBERS[0][:rows]
 
 
 def group(parts: list[tuple[np.ndarray, int]], rows: int) -> Groups:
@@ -63,7 +64,7 @@ def group(parts: list[tuple[np.ndarray, int]], rows: int) -> Groups:
         space *= size
     ids, count = _densify(key, space)
     rep = np.empty(count, dtype=np.int64)
-    rep[ids] = _arange(rows)
+    rep[ids] = row_numbers(rows)
     return Groups(ids, count, rep)
 
 
@@ -178,10 +179,12 @@ def _encoded(dictionary: pa.Array, indices: pa.Array, rows: int) -> Column:
 
 @dataclass
 class Coded:
-    """A per-row code over a table of values."""
+    """A per-row code over a table of values; ``site``: the site whose stable codes these
+    are (sites.py), None when they hold for this block only."""
 
     codes: np.ndarray
     table: list[Any]
+    site: int | None = None
 
 
 def only(where: np.ndarray, part: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:

@@ -9,7 +9,16 @@ from typing import Any
 import numpy as np
 
 from chokepoint.batch.columnar.book import TOP, Book
-from chokepoint.batch.columnar.codes import Coded, Interner, canonical, group, kept, only, select
+from chokepoint.batch.columnar.codes import (
+    Coded,
+    Interner,
+    canonical,
+    group,
+    kept,
+    only,
+    row_numbers,
+    select,
+)
 from chokepoint.batch.columnar.combine import (
     FALSE,
     TRUE,
@@ -24,6 +33,7 @@ from chokepoint.batch.columnar.combine import (
     summary_of,
 )
 from chokepoint.batch.columnar.prepare import SHARED, Prepared
+from chokepoint.batch.columnar.sites import Site, Sites
 from chokepoint.batch.flat import COLUMNS
 from chokepoint.engine.determine import (
     regime_applies,
@@ -49,6 +59,16 @@ from chokepoint.rules.predicate import (
 from chokepoint.rules.ruleset import RuleSet
 
 WHOLE_LIMIT = 512  # a node whose facts can combine in more ways than this is split
+SITES_LIMIT = 4_000_000  # codes and answers kept with a rule set (dropped between blocks)
+
+
+def sites_of(rules: RuleSet) -> Sites:
+    """The rule set's sites (sites.py), started again when they hold too much."""
+    memo = rules.memo("columnar-sites")
+    found: Sites | None = memo.get("sites")
+    if found is None or found.entries > SITES_LIMIT:
+        found = memo["sites"] = Sites()
+    return found
 
 
 class Evaluator(Prepared):
@@ -59,14 +79,18 @@ class Evaluator(Prepared):
         self._parts: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
         self._keys: dict[int, tuple[np.ndarray, list[Any]]] = {}
         self._effects: dict[tuple[str, str], Coded] = {}
+        self.sites = sites_of(rules)
+        self.invalid_rows = np.flatnonzero(book.invalid)
 
     # -- facts as codes --------------------------------------------------------------------
     def part(self, stage: str, what: str, arg: Any = None) -> tuple[np.ndarray, int]:
         """The per-row codes of one fact (or fact group) a rule reads, at a stage."""
         key = (stage, what, arg)
         found = self._parts.get(key)
-        if found is None:
-            found = self._parts[key] = self._part(stage, what, arg)
+        if found is None:  # the same code for the same value in every block
+            codes, size, keys = self.sites.fact(key, *self._part(stage, what, arg))
+            self._keys[id(codes)] = (codes, keys)
+            found = self._parts[key] = (codes, size)
         return found
 
     def keys_of(self, codes: np.ndarray) -> list[Any] | None:
@@ -75,15 +99,11 @@ class Evaluator(Prepared):
         found = self._keys.get(id(codes))
         return found[1] if found is not None and found[0] is codes else None
 
-    def _keyed(self, codes: np.ndarray, size: int, keys: list[Any]
-               ) -> tuple[np.ndarray, int]:
-        self._keys[id(codes)] = (codes, keys)
-        return codes, size
-
-    def _part(self, stage: str, what: str, arg: Any) -> tuple[np.ndarray, int]:
+    def _part(self, stage: str, what: str, arg: Any) -> tuple[np.ndarray, list[Any]]:
+        """A fact's codes in this block and each code's value key."""
         book = self.book
         if what == "epoch":  # an interval's first day stands for it in every block
-            return self._keyed(book.epoch, book.epoch_size, list(self.epoch_days))
+            return book.epoch, list(self.epoch_days)
         if what == "item":  # one path of the item, as the stage has it
             interner = Interner()
             items: list[dict[str, Any] | None]
@@ -94,12 +114,12 @@ class Evaluator(Prepared):
                 ids = book.item.groups.ids
             table = np.array([interner.code(None if item is None else _get(item, arg))
                               for item in items], dtype=np.int64)
-            return self._keyed(table[ids], interner.size, interner.keys())
+            return table[ids], interner.keys()
         if what == "eccn_questions":
             interner = Interner()
             table = np.array([interner.code([tuple(u) for u in q])
                               for q in self.eccn_q[stage]], dtype=np.int64)
-            return self._keyed(table[self.item_groups.ids], interner.size, interner.keys())
+            return table[self.item_groups.ids], interner.keys()
         if what in ("parties", "entries"):  # every slot, projected on the fields read
             parts = []
             slot_keys: list[list[Any]] = []
@@ -125,16 +145,16 @@ class Evaluator(Prepared):
             g = group(parts, book.rows)
             keys = [tuple(k[c[r]] for k, (c, _) in zip(slot_keys, parts, strict=True))
                     for r in g.rep.tolist()]
-            return self._keyed(g.ids, g.count, keys)
+            return g.ids, keys
         if what == "top":  # the columns holding a top-level path (or below/above it)
             cols = [c for c in TOP if _overlaps(COLUMNS[c][0], arg)]
             if not cols:
-                return self._keyed(np.zeros(book.rows, dtype=np.int64), 1, [None])
+                return np.zeros(book.rows, dtype=np.int64), [None]
             g = group([(book.cols[c].codes, book.cols[c].size) for c in cols], book.rows)
             keys = [tuple((type(v), v) for v in
                           (book.cols[c].values[book.cols[c].codes[r]] for c in cols))
                     for r in g.rep.tolist()]
-            return self._keyed(g.ids, g.count, keys)
+            return g.ids, keys
         raise AssertionError(what)
 
     def read_parts(self, stage: str, reads: FactReads) -> list[tuple[np.ndarray, int]]:
@@ -169,14 +189,14 @@ class Evaluator(Prepared):
         # where it is in force
         book = self.book
         in_force = [None if d is None else prov.version_on(d) for d in self.epoch_days]
-        base = Coded(np.zeros(book.rows, dtype=np.int64), [FALSE])
+        base = self.constant(FALSE)
         versions = {id(v): v.predicate for v in in_force
                     if v is not None and v.predicate is not None}
         for vid, predicate in versions.items():
             live = np.array([v is not None and id(v) == vid for v in in_force])
             codes = self.node(stage, prov.id, predicate, live)
             present = live[book.epoch]
-            base = codes if present.all() else select(present, codes, base)
+            base = codes if present.all() else self.select(present, codes, base)
         parts = [base] + [self.effect(stage, e.id) for e in self.rules.exclusions_of(rule_id)]
         found = self._effects[key] = (self.fold(parts, effective_of, "effective")
                                          if len(parts) > 1 else base)
@@ -190,7 +210,11 @@ class Evaluator(Prepared):
             return self.effect(stage, pred.rule)
         if isinstance(pred, Not):
             inner = self.node(stage, rule, pred.item, live)
-            return Coded(inner.codes, [negate(r) for r in inner.table])
+            if inner.site is None:
+                return Coded(inner.codes, [negate(r) for r in inner.table])
+            negated = self.sites.site(("not", inner.site))
+            return Coded(inner.codes, negated.derived("negated", inner.table, negate),
+                         negated.id)
         reads = fact_reads(pred)
         parts = self.read_parts(stage, reads)
         refs = sorted(reads.refs or ())
@@ -207,8 +231,9 @@ class Evaluator(Prepared):
             kids = []
             for k in pred.items:
                 kid = self.node(stage, rule, k, live)
-                if all(v == stop for v in kid.table):
-                    return Coded(np.zeros(self.book.rows, dtype=np.int64), [stop])
+                stops = np.array([v == stop for v in kid.table])
+                if stops[kid.codes[0]] and stops[kid.codes].all():
+                    return self.constant(stop)
                 kids.append(kid)
             if isinstance(pred, All):
                 return self.fold(kids, all_of, "all")
@@ -230,8 +255,11 @@ class Evaluator(Prepared):
         # next blocks, when every part's values are known by key.
         keys = [self.keys_of(c) for c, _ in parts[:len(parts) - len(ref_effects)]]
         keys += [e.table for e in ref_effects.values()]
-        if any(k is None for k in keys):
+        sites = tuple(e.site for e in ref_effects.values())
+        if any(k is None for k in keys) or None in sites:
             return self._per_group(parts, one)
+        # The answer for a combination of the parts' values is also kept by value, for
+        # when the site's codes start again (sites.py).
         memo = kept(self.rules, "columnar-nodes", 200_000)
         site = (stage, rule, id(pred), tuple(live.tolist()))
         pairs = [(k, c) for k, (c, _) in zip(keys, parts, strict=True)]
@@ -243,40 +271,121 @@ class Evaluator(Prepared):
                 found = memo[key] = one(r)
             return found
 
-        return self._per_group(parts, cached)
+        return self.answers(("node", *site, sites), parts, cached)
 
     def fold(self, parts: list[Coded], step: Callable[[list[Any]], Any],
-             site: Any = None) -> Coded:
-        """Results combined row by row: once per distinct combination of the parts. With a
-        ``site`` naming ``step`` (a function of the parts' values alone, which must then be
-        hashable), its answers are kept per rule set for the next blocks."""
-        g = self.group([(c.codes, len(c.table)) for c in parts])
-        interner = Interner()
-        codes = np.empty(g.count, dtype=np.int64)
+             site: Any, by_value: bool = True) -> Coded:
+        """Results combined row by row: once per distinct combination of the parts, kept
+        at the site ``site`` (naming ``step``, a function of the parts' values alone) by
+        the parts' codes, and - ``by_value``, for hashable values - by their values."""
         memo = kept(self.rules, "columnar-folds", 200_000)
-        for k in range(g.count):
-            r = int(g.rep[k])
+
+        def one(r: int) -> Any:
             values = [c.table[c.codes[r]] for c in parts]
-            if site is None:
-                codes[k] = interner.code(step(values))
-                continue
+            if not by_value:
+                return step(values)
             key = (site, *values)
             found = memo.get(key)
             if found is None:
                 found = memo[key] = step(values)
-            codes[k] = interner.code(found)
-        return Coded(codes[g.ids], interner.values)
+            return found
+
+        sites = tuple(c.site for c in parts)
+        coded = [(c.codes, len(c.table)) for c in parts]
+        if None in sites:
+            return self._per_group(coded, one, evaluate_invalid=True)
+        return self.answers(("fold", site, sites), coded, one, evaluate_invalid=True)
+
+    def answers(self, what: Any, parts: list[tuple[np.ndarray, int]],
+                one: Callable[[int], Any], placeholder: Any = FALSE,
+                evaluate_invalid: bool = False) -> Coded:
+        """``one`` per group of rows, kept at a site (``what``) by the parts' stable codes:
+        only the combinations the site has not seen in an earlier block are evaluated.
+        Rows left to the scalar path get ``placeholder`` (nothing reads it), unless
+        ``one`` is a function of the parts' values alone (``evaluate_invalid``)."""
+        if any(w is None or (type(w) is tuple and None in w) for w in what):
+            # an input whose codes hold for this block only: nothing to keep
+            return self._per_group(parts, one, placeholder, evaluate_invalid)
+        site = self.sites.site(what)
+        direct = site.cells([c for c, _ in parts], [n for _, n in parts], self.book.rows)
+        if direct is not None:
+            found = self._by_cell(site, direct, one, evaluate_invalid)
+        else:
+            found = self._by_group(site, parts, one, evaluate_invalid)
+        if not evaluate_invalid and len(self.invalid_rows):
+            # a row left to the scalar path may share its parts' codes with a valid row:
+            # it gets the placeholder all the same, as every site gives it
+            found[self.invalid_rows] = site.values.code(placeholder)
+        return Coded(found, site.values.values, site.id)
+
+    def _by_group(self, site: Site, parts: list[tuple[np.ndarray, int]],
+                  one: Callable[[int], Any], evaluate_invalid: bool) -> np.ndarray:
+        """:meth:`answers` for wide inputs: rows grouped, each group's combination looked
+        up, a row of each new one evaluated."""
+        g = self.group(parts)
+        found, keys = site.look_up([c[g.rep] for c, _ in parts], [n for _, n in parts])
+        new = np.flatnonzero(found < 0)
+        if not evaluate_invalid:  # (those rows get the placeholder)
+            new = new[~self.book.invalid[g.rep[new]]]
+        if len(new):
+            values = site.values
+            codes = np.array([values.code(one(r)) for r in g.rep[new].tolist()],
+                             dtype=np.int64)
+            found[new] = codes
+            if keys is not None:
+                site.remember(keys[new], codes)
+        per_row: np.ndarray = found[g.ids]
+        return per_row
+
+    def _by_cell(self, site: Site, direct: tuple[np.ndarray, np.ndarray],
+                 one: Callable[[int], Any], evaluate_invalid: bool) -> np.ndarray:
+        """:meth:`answers` for narrow inputs: each row's cell read directly, a row of each
+        new cell evaluated."""
+        found, cells = direct
+        missing = found < 0
+        if not evaluate_invalid and len(self.invalid_rows):
+            missing[self.invalid_rows] = False  # (those rows get the placeholder)
+        if missing.any():
+            # a row of each new cell, picked as group() picks it: rows evaluated for one
+            # site are the ones evaluated for the others (their facts are kept)
+            if missing.all():  # (as in a first block: no need to pick the rows out)
+                fresh, reps = site.first_rows(cells, row_numbers(len(cells)))
+            else:
+                new = np.flatnonzero(missing)
+                fresh, reps = site.first_rows(cells[new], new)
+            values = site.values
+            codes = np.array([values.code(one(r)) for r in reps.tolist()], dtype=np.int64)
+            site.fill(fresh, codes)
+            found = site.read(cells)
+        return found
+
+    def constant(self, value: Any) -> Coded:
+        """One value on every row."""
+        site = self.sites.site(("constant", canonical(value)))
+        code = site.values.code(value)
+        return Coded(np.full(self.book.rows, code, dtype=np.int64), site.values.values,
+                     site.id)
+
+    def select(self, where: np.ndarray, a: Coded, b: Coded) -> Coded:
+        """Per row: ``a`` where ``where`` holds, else ``b``."""
+        if a.site is None or b.site is None:
+            return select(where, a, b)
+        site = self.sites.site(("select", a.site, b.site))
+        ta = site.flags("a", a.table, site.values.code)
+        tb = site.flags("b", b.table, site.values.code)
+        return Coded(np.where(where, ta[a.codes], tb[b.codes]), site.values.values, site.id)
 
     def _per_group(self, parts: list[tuple[np.ndarray, int]], one: Callable[[int], Any],
-                   placeholder: Any = FALSE) -> Coded:
-        """``one`` evaluated once per group; rows left to the scalar path (never grouped
-        with others) get ``placeholder``, which nothing reads."""
+                   placeholder: Any = FALSE, evaluate_invalid: bool = False) -> Coded:
+        """``one`` evaluated once per group, for this block only; rows left to the scalar
+        path (never grouped with others) get ``placeholder``, which nothing reads."""
         g = self.group(parts)
         interner = Interner()
         codes = np.empty(g.count, dtype=np.int64)
         for k in range(g.count):
             r = int(g.rep[k])
-            codes[k] = interner.code(placeholder if self.book.invalid[r] else one(r))
+            skip = self.book.invalid[r] and not evaluate_invalid
+            codes[k] = interner.code(placeholder if skip else one(r))
         return Coded(codes[g.ids], interner.values)
 
     def applies(self, code: str) -> Coded:
@@ -292,7 +401,7 @@ class Evaluator(Prepared):
             value, _, unknowns = regime_applies(regime, snap, facts, self.asserted(r))
             return [value, [list(u) for u in unknowns]]
 
-        return self._per_group(self.read_parts(SHARED, reads), one)
+        return self.answers(("applies", code), self.read_parts(SHARED, reads), one)
 
     def regime(self, code: str) -> Coded:
         """The regime's flat answer per row: (outcome, rules, review policy, missing fields),
@@ -307,13 +416,14 @@ class Evaluator(Prepared):
         # regime's answer uses of them (its subject, requirements, basis, missing facts)
         sets = [routes, [p for p in requirements if not p.independent_of_subject],
                 [p for p in requirements if p.independent_of_subject]]
-        none = Coded(np.zeros(self.book.rows, dtype=np.int64), [(FALSE, ())])
+        none = self.constant((FALSE, ()))
         core = self.fold([self.fold([self.effect(code, p.id) for p in provs], summary_of(provs),
                                     ("summary", *(p.id for p in provs)))
                           if provs else none for provs in sets], core_of, "core")
         # the ECCN questions matter only where the ECCN is among the open fields
-        eccn = np.array([any(u.field == "item.eccn" for c in x for u in c[0][1])
-                         for x in core.table])[core.codes]
+        assert core.site is not None
+        derived = self.sites.site(("derived", core.site))
+        eccn = derived.flags("eccn", core.table, _eccn_open)[core.codes].astype(np.bool_)
         applies = self.applies(code)
         covered = np.array([d is None or d >= regime.coverage_from for d in self.epoch_days])
         common = [(covered[self.book.epoch].astype(np.int64), 2),
@@ -345,7 +455,8 @@ class Evaluator(Prepared):
         # The answers depend on the grouped parts only, in every block: they are kept per
         # rule set, by the parts' values, so a later block looks most of them up.
         memo = kept(rules, f"columnar-answers:{code}", 200_000)
-        applies_keys = [canonical(v) for v in applies.table]
+        applies_keys = self.sites.site(("derived", applies.site)).derived(
+            "canonical", applies.table, canonical)
         question_keys: dict[int, str] = {}
 
         def cached(r: int, kind: str, summaries: Any, questions: bool) -> Any:
@@ -363,23 +474,25 @@ class Evaluator(Prepared):
                 found = memo[key] = answer(r, summaries)
             return found
 
-        fields = self._per_group(
-            fields_parts, lambda r: cached(r, "fields", core.table[core.codes[r]], eccn[r]),
-            None)
-        cells = self._per_group(
+        fields = self.answers(
+            ("fields", code, applies.site, core.site), fields_parts,
+            lambda r: cached(r, "fields", core.table[core.codes[r]], bool(eccn[r])), None)
+        cells = self.answers(
+            ("cells", code, applies.site, decided.site),
             [*common, (decided.codes, len(decided.table))],
             lambda r: cached(r, "cells", decided.table[decided.codes[r]], False), None)
-        applying = {p.id: np.array([any(p.id in c[1] for c in x) for x in core.table]
-                                   )[core.codes] for p in requirements}
+        applying = {p.id: derived.flags(p.id, core.table, _applying(p.id))[core.codes]
+                    .astype(np.bool_) for p in requirements}
         policies = [self.policy(code, p, applying[p.id]) for p in requirements]
         ids = [p.id for p in requirements]
         return self.fold([cells, fields, *policies],
-                         lambda parts: regime_answer(ids, parts))
+                         lambda parts: regime_answer(ids, parts), ("regime", code),
+                         by_value=False)
 
     def policy(self, code: str, prov: Any, where: np.ndarray) -> Coded:
         """A licence requirement's review policy, where it applies (engine.policy)."""
         if not where.any():  # applies to no row of the block: no policy to look up
-            return Coded(np.zeros(self.book.rows, dtype=np.int64), [None])
+            return self.constant(None)
         reads = FactReads(set(), {}, False, set())
         per_entry = any(v.review_policy == PER_ENTRY for v in prov.versions)
         for v in prov.versions:
@@ -406,8 +519,20 @@ class Evaluator(Prepared):
             ev.seed({p: e.table[e.codes[r]] for p, e in consulted.items()})
             return review_policy(version, ev).get("review_policy")
 
-        return self._per_group([(where.astype(np.int64), 2),
-                                *(only(where, p) for p in parts)], one, None)
+        what = ("policy", code, prov.id, tuple(c.site for c in consulted.values()))
+        return self.answers(what, [(where.astype(np.int64), 2),
+                                   *(only(where, p) for p in parts)], one, None)
+
+
+def _eccn_open(core: Any) -> bool:
+    """Whether the ECCN is among the open fields of a regime's core (core_of)."""
+    return core is not None and any(u.field == "item.eccn" for c in core for u in c[0][1])
+
+
+def _applying(rule: str) -> Callable[[Any], bool]:
+    def test(core: Any) -> bool:
+        return core is not None and any(rule in c[1] for c in core)
+    return test
 
 
 def _projected(party: dict[str, Any] | None, fields: Any) -> dict[str, Any] | None:
