@@ -204,7 +204,7 @@ def test_an_interrupted_parquet_run_resumes_to_the_same_rows(tmp_path: Path,
     interrupt(lambda progress: run_batch(src, out, rules, today=date(2026, 1, 1),
                                          progress=progress), 2600)
     assert not out.exists() and (tmp_path / "out.parquet.checkpoint").exists()
-    parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.parquet"))
+    parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.arrow"))
     assert parts, "parts written before the interruption"
     summary = run_batch(src, out, rules, today=date(2026, 1, 1), resume=True)
     assert summary.rows == 4000 and not (tmp_path / "out.parquet.parts").exists()

@@ -151,11 +151,18 @@ def _in_worker(item: tuple[int, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
 PARQUET_PART_ROWS = 100_000  # a Parquet output is checkpointed one part file at a time
 
 
+def _part_options() -> Any:
+    import pyarrow as pa
+
+    return pa.ipc.IpcWriteOptions(compression="zstd")
+
+
 class ResultWriter:
     """Appends result rows to OUT.partial in the output's format. A Parquet output is
     written to ``OUT.partial`` as it comes and, as each checkpoint's durable copy, as part
     files under ``OUT.parts/`` (a Parquet file is unreadable until it is closed): a resumed
-    run starts ``OUT.partial`` again from the parts."""
+    run starts ``OUT.partial`` again from the parts. The parts are Arrow IPC files
+    compressed with zstd, which take about half the time of Parquet to write."""
 
     def __init__(self, path: Path, columns: list[str], append: bool,
                  parts_done: int = 0) -> None:
@@ -176,7 +183,7 @@ class ResultWriter:
             self.parts_dir = path.with_name(path.name + ".parts")
             self.parts_dir.mkdir(exist_ok=True)
             self.parts = parts_done if append else 0
-            for stale in self.parts_dir.glob("part-*.parquet"):
+            for stale in self.parts_dir.glob("part-*"):
                 if int(stale.stem.split("-")[1]) >= self.parts:
                     stale.unlink()  # written after the last checkpoint
             self._stream: Any = None
@@ -208,15 +215,16 @@ class ResultWriter:
     def _write_part(self, table: Any = None) -> None:
         """The buffered rows (or ``table``) as the next part file, durably."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        part = self.parts_dir / f"part-{self.parts:06d}.parquet"
+        part = self.parts_dir / f"part-{self.parts:06d}.arrow"
         tmp = part.with_suffix(".tmp")
         if table is None:
             table = pa.Table.from_pylist(self._rows, schema=self._schema())
         table = table.cast(self._schema())
-        pq.write_table(table, tmp)
-        with tmp.open("rb") as fh:
+        with tmp.open("wb") as fh:
+            with pa.ipc.new_file(fh, table.schema, options=_part_options()) as part_writer:
+                part_writer.write_table(table)
+            fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(part)
         self.parts += 1
@@ -224,9 +232,10 @@ class ResultWriter:
         self._streamed(table)
 
     def _read_part(self, i: int) -> Any:
-        import pyarrow.parquet as pq
+        import pyarrow as pa
 
-        return pq.read_table(self.parts_dir / f"part-{i:06d}.parquet")
+        with pa.ipc.open_file(self.parts_dir / f"part-{i:06d}.arrow") as part:
+            return part.read_all()
 
     def _streamed(self, table: Any) -> None:
         """Rows appended to ``OUT.partial`` (Parquet)."""

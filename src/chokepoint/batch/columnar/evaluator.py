@@ -3,6 +3,7 @@ per distinct combination of the facts it reads, and each regime's flat answer.""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from chokepoint.batch.columnar.combine import (
     summary_of,
 )
 from chokepoint.batch.columnar.prepare import SHARED, Prepared
-from chokepoint.batch.columnar.sites import Site, Sites
+from chokepoint.batch.columnar.sites import Site, Sites, pack
 from chokepoint.batch.flat import COLUMNS
 from chokepoint.engine.determine import (
     regime_applies,
@@ -58,6 +59,7 @@ from chokepoint.rules.predicate import (
 )
 from chokepoint.rules.ruleset import RuleSet
 
+PACKED_KEPT = 16  # packed keys kept for reuse in a block (each: an integer per row)
 WHOLE_LIMIT = 512  # a node whose facts can combine in more ways than this is split
 SITES_LIMIT = 4_000_000  # codes and answers kept with a rule set (dropped between blocks)
 
@@ -81,6 +83,7 @@ class Evaluator(Prepared):
         self._effects: dict[tuple[str, str], Coded] = {}
         self.sites = sites_of(rules)
         self.invalid_rows = np.flatnonzero(book.invalid)
+        self._packed: dict[Any, tuple[list[weakref.ref[np.ndarray]], np.ndarray]] = {}
 
     # -- facts as codes --------------------------------------------------------------------
     def part(self, stage: str, what: str, arg: Any = None) -> tuple[np.ndarray, int]:
@@ -307,23 +310,41 @@ class Evaluator(Prepared):
             # an input whose codes hold for this block only: nothing to keep
             return self._per_group(parts, one, placeholder, evaluate_invalid)
         site = self.sites.site(what)
-        direct = site.cells([c for c, _ in parts], [n for _, n in parts], self.book.rows)
-        if direct is not None:
-            found = self._by_cell(site, direct, one, evaluate_invalid)
+        widths = site.start([n for _, n in parts])
+        if widths is not None and site.direct:
+            key = self.packed(parts, widths)
+            found = self._by_cell(site, site.read(key), key, one, evaluate_invalid)
         else:
-            found = self._by_group(site, parts, one, evaluate_invalid)
+            found = self._by_group(site, parts, widths, one, evaluate_invalid)
         if not evaluate_invalid and len(self.invalid_rows):
             # a row left to the scalar path may share its parts' codes with a valid row:
             # it gets the placeholder all the same, as every site gives it
             found[self.invalid_rows] = site.values.code(placeholder)
         return Coded(found, site.values.values, site.id)
 
+    def packed(self, parts: list[tuple[np.ndarray, int]], widths: tuple[int, ...]
+               ) -> np.ndarray:
+        """The parts' codes packed per row (sites.pack); the last few kept, as the same
+        facts are often read by several rules in a row."""
+        ident = (tuple(id(c) for c, _ in parts), widths)
+        found = self._packed.pop(ident, None)
+        if found is None or any(ref() is not c for ref, (c, _) in
+                                zip(found[0], parts, strict=True)):
+            found = ([weakref.ref(c) for c, _ in parts], pack([c for c, _ in parts], widths))
+        self._packed[ident] = found  # most recent last
+        if len(self._packed) > PACKED_KEPT:
+            del self._packed[next(iter(self._packed))]
+        return found[1]
+
     def _by_group(self, site: Site, parts: list[tuple[np.ndarray, int]],
-                  one: Callable[[int], Any], evaluate_invalid: bool) -> np.ndarray:
+                  widths: tuple[int, ...] | None, one: Callable[[int], Any],
+                  evaluate_invalid: bool) -> np.ndarray:
         """:meth:`answers` for wide inputs: rows grouped, each group's combination looked
         up, a row of each new one evaluated."""
         g = self.group(parts)
-        found, keys = site.look_up([c[g.rep] for c, _ in parts], [n for _, n in parts])
+        keys = None if widths is None else pack([c[g.rep] for c, _ in parts], widths)
+        found = (np.full(g.count, -1, dtype=np.int64) if keys is None
+                 else site.look_up(keys))
         new = np.flatnonzero(found < 0)
         if not evaluate_invalid:  # (those rows get the placeholder)
             new = new[~self.book.invalid[g.rep[new]]]
@@ -337,11 +358,10 @@ class Evaluator(Prepared):
         per_row: np.ndarray = found[g.ids]
         return per_row
 
-    def _by_cell(self, site: Site, direct: tuple[np.ndarray, np.ndarray],
+    def _by_cell(self, site: Site, found: np.ndarray, cells: np.ndarray,
                  one: Callable[[int], Any], evaluate_invalid: bool) -> np.ndarray:
         """:meth:`answers` for narrow inputs: each row's cell read directly, a row of each
         new cell evaluated."""
-        found, cells = direct
         missing = found < 0
         if not evaluate_invalid and len(self.invalid_rows):
             missing[self.invalid_rows] = False  # (those rows get the placeholder)
@@ -373,7 +393,9 @@ class Evaluator(Prepared):
         site = self.sites.site(("select", a.site, b.site))
         ta = site.flags("a", a.table, site.values.code)
         tb = site.flags("b", b.table, site.values.code)
-        return Coded(np.where(where, ta[a.codes], tb[b.codes]), site.values.values, site.id)
+        out = np.take(tb, b.codes)
+        np.copyto(out, np.take(ta, a.codes), where=where)
+        return Coded(out, site.values.values, site.id)
 
     def _per_group(self, parts: list[tuple[np.ndarray, int]], one: Callable[[int], Any],
                    placeholder: Any = FALSE, evaluate_invalid: bool = False) -> Coded:

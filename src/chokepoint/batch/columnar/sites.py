@@ -37,36 +37,25 @@ class Site:
     def entries(self) -> int:
         return len(self._keys) + self.values.size + (len(self._cells) >> 4)
 
-    def _start(self, sizes: list[int]) -> int:
-        """The bits of a combination of inputs of these sizes (-1: too many), starting
-        again when an input has outgrown its bits since the last block."""
+    def start(self, sizes: list[int]) -> tuple[int, ...] | None:
+        """The bits each input takes in a packed key (:func:`pack`), for inputs of these
+        sizes (None: too many in all); the site starts again when an input has outgrown
+        its bits since the last block."""
         widths = tuple((size - 1).bit_length() if size > 1 else 0 for size in sizes)
         if sum(widths) > MAX_BITS:
-            return -1
+            return None
         if widths != self._widths:
             self._widths, self._keys, self._found = widths, EMPTY, EMPTY
             self._cells = EMPTY
-        return sum(widths)
+        if sum(widths) <= DIRECT_BITS and not len(self._cells):
+            self._cells = np.full(1 << sum(widths), -1, dtype=np.int64)
+        return widths
 
-    def _pack(self, codes: list[np.ndarray], count: int) -> np.ndarray:
-        key = np.zeros(count, dtype=np.int64)
-        for c, width in zip(codes, self._widths, strict=True):
-            if width:
-                key <<= width
-                key |= c
-        return key
-
-    def cells(self, codes: list[np.ndarray], sizes: list[int], rows: int
-              ) -> tuple[np.ndarray, np.ndarray] | None:
-        """For inputs narrow enough to have a cell per combination: each row's answer code
-        (-1: not seen yet) and its cell; None for wider inputs (use :meth:`look_up`)."""
-        bits = self._start(sizes)
-        if bits < 0 or bits > DIRECT_BITS:
-            return None
-        if not len(self._cells):
-            self._cells = np.full(1 << bits, -1, dtype=np.int64)
-        key = self._pack(codes, rows)
-        return self._cells[key], key
+    @property
+    def direct(self) -> bool:
+        """Whether the inputs are narrow enough for a cell per combination (:meth:`read`);
+        otherwise the site keeps the combinations seen in a sorted array (:meth:`look_up`)."""
+        return len(self._cells) > 0
 
     def fill(self, cells: np.ndarray, codes: np.ndarray) -> None:
         """Answer codes for new cells (from :meth:`cells`)."""
@@ -82,23 +71,17 @@ class Site:
 
     def read(self, cells: np.ndarray) -> np.ndarray:
         """The answer codes of cells (-1: none yet)."""
-        found: np.ndarray = self._cells[cells]
+        found: np.ndarray = np.take(self._cells, cells)
         return found
 
-    def look_up(self, reps: list[np.ndarray], sizes: list[int]
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The answer code of each combination (``reps``: one array of codes per input;
-        ``sizes``: how many codes each input has), -1 where not seen yet; and the packed
-        keys to :meth:`remember` new answers by (None when the inputs are too wide)."""
-        count = len(reps[0]) if reps else 1
-        if self._start(sizes) < 0:
-            return np.full(count, -1, dtype=np.int64), None
-        key = self._pack(reps, count)
+    def look_up(self, key: np.ndarray) -> np.ndarray:
+        """The answer code of each combination (packed keys), -1 where not seen yet."""
         if not len(self._keys):
-            return np.full(count, -1, dtype=np.int64), key
+            return np.full(len(key), -1, dtype=np.int64)
         at = np.searchsorted(self._keys, key)
         at[at == len(self._keys)] = 0
-        return np.where(self._keys[at] == key, self._found[at], -1), key
+        found: np.ndarray = np.where(self._keys[at] == key, self._found[at], -1)
+        return found
 
     def remember(self, keys: np.ndarray, codes: np.ndarray) -> None:
         """New combinations' answer codes (keys from :meth:`look_up`, none seen before)."""
@@ -124,6 +107,23 @@ class Site:
         if cached is None or len(cached) != len(done):
             cached = self._derived[name + "#array"] = np.array(done, dtype=np.int64)
         return cached
+
+
+def pack(codes: list[np.ndarray], widths: tuple[int, ...]) -> np.ndarray:
+    """Codes side by side in one integer, each in its bits (from :meth:`Site.start`)."""
+    key: np.ndarray | None = None
+    shift = sum(widths)
+    for c, width in zip(codes, widths, strict=True):
+        if not width:
+            continue
+        shift -= width
+        if key is None:
+            key = c << shift if shift else c.copy()
+        elif shift:
+            key |= c << shift
+        else:
+            key |= c
+    return key if key is not None else np.zeros(len(codes[0]) if codes else 1, np.int64)
 
 
 class Sites:
