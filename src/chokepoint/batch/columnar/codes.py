@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chokepoint.engine.logic import Unknown
+
 SPARSE_LIMIT = 1 << 21  # above: sorting the keys costs less than a presence array
 
 
@@ -68,15 +70,20 @@ def group(parts: list[tuple[np.ndarray, int]], rows: int) -> Groups:
     return Groups(ids, count, rep)
 
 
-_RESULT_KEYS: dict[Any, str] = {}
 _CANONICAL = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps's, built once
 _SCALARS = (str, bool, int, float)
 
 
-def _is_result(value: Any) -> bool:
-    """A (truth value, unknowns) pair: hashable, and its truth value is never 1 or 0."""
-    return (type(value) is tuple and len(value) == 2 and value[0] in (True, False, None)
-            and type(value[0]) is not int and type(value[1]) is tuple)
+def _plain(value: Any) -> bool:
+    """Text, booleans and None in tuples (unknowns among them), all the way down - as rule
+    results are: such a value can be its own key, as no number in it could equal a
+    boolean."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is tuple or kind is Unknown:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def canonical(value: Any) -> str:
@@ -89,14 +96,9 @@ def key_of(value: Any) -> Any:
     kind = type(value)
     if value is None or kind in _SCALARS:
         return (kind, value)
-    if not _is_result(value):
-        return canonical(value)
-    key = _RESULT_KEYS.get(value)
-    if key is None:
-        if len(_RESULT_KEYS) > 200_000:
-            _RESULT_KEYS.clear()
-        key = _RESULT_KEYS[value] = canonical(value)
-    return key
+    if kind is tuple and _plain(value):
+        return value
+    return canonical(value)
 
 
 def kept(rules: Any, name: str, limit: int) -> dict[Any, Any]:
@@ -193,11 +195,3 @@ def only(where: np.ndarray, part: tuple[np.ndarray, int]) -> tuple[np.ndarray, i
     out = codes + 1
     out *= where
     return out, size + 1
-
-
-def select(where: np.ndarray, a: Coded, b: Coded) -> Coded:
-    """Per row: ``a`` where ``where`` holds, else ``b`` (one table for both)."""
-    interner = Interner()
-    ta = np.array([interner.code(v) for v in a.table], dtype=np.int64)
-    tb = np.array([interner.code(v) for v in b.table], dtype=np.int64)
-    return Coded(np.where(where, ta[a.codes], tb[b.codes]), interner.values)

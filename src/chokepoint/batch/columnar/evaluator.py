@@ -18,7 +18,6 @@ from chokepoint.batch.columnar.codes import (
     kept,
     only,
     row_numbers,
-    select,
 )
 from chokepoint.batch.columnar.combine import (
     FALSE,
@@ -192,14 +191,28 @@ class Evaluator(Prepared):
         # where it is in force
         book = self.book
         in_force = [None if d is None else prov.version_on(d) for d in self.epoch_days]
-        base = self.constant(FALSE)
         versions = {id(v): v.predicate for v in in_force
                     if v is not None and v.predicate is not None}
+        nodes = []
         for vid, predicate in versions.items():
             live = np.array([v is not None and id(v) == vid for v in in_force])
-            codes = self.node(stage, prov.id, predicate, live)
-            present = live[book.epoch]
-            base = codes if present.all() else self.select(present, codes, base)
+            nodes.append((live, self.node(stage, prov.id, predicate, live)))
+        if not nodes:
+            base = self.constant(FALSE)
+        elif len(nodes) == 1 and nodes[0][0][book.epoch].all():
+            base = nodes[0][1]
+        else:  # each row takes the version in force on its day (FALSE where none is)
+            def one(r: int) -> Result:
+                e = book.epoch[r]
+                for live, c in nodes:
+                    if live[e]:
+                        return c.table[c.codes[r]]  # type: ignore[no-any-return]
+                return FALSE
+
+            base = self.answers(("versions", stage, prov.id, tuple(c.site for _, c in nodes)),
+                                [self.part(stage, "epoch"),
+                                 *((c.codes, len(c.table)) for _, c in nodes)],
+                                one, evaluate_invalid=True)
         parts = [base] + [self.effect(stage, e.id) for e in self.rules.exclusions_of(rule_id)]
         found = self._effects[key] = (self.fold(parts, effective_of, "effective")
                                          if len(parts) > 1 else base)
@@ -385,17 +398,6 @@ class Evaluator(Prepared):
         code = site.values.code(value)
         return Coded(np.full(self.book.rows, code, dtype=np.int64), site.values.values,
                      site.id)
-
-    def select(self, where: np.ndarray, a: Coded, b: Coded) -> Coded:
-        """Per row: ``a`` where ``where`` holds, else ``b``."""
-        if a.site is None or b.site is None:
-            return select(where, a, b)
-        site = self.sites.site(("select", a.site, b.site))
-        ta = site.flags("a", a.table, site.values.code)
-        tb = site.flags("b", b.table, site.values.code)
-        out = np.take(tb, b.codes)
-        np.copyto(out, np.take(ta, a.codes), where=where)
-        return Coded(out, site.values.values, site.id)
 
     def _per_group(self, parts: list[tuple[np.ndarray, int]], one: Callable[[int], Any],
                    placeholder: Any = FALSE, evaluate_invalid: bool = False) -> Coded:

@@ -1,0 +1,447 @@
+"""The columnar batch path gives the scalar engine's answers, row by row.
+
+The columnar path evaluates each rule once per distinct set of the facts it reads and
+spreads the answer back to the rows; these tests compare it with the scalar path on random
+books (hypothesis: unknown, invalid and multi-party rows, dates across rule changes, HK
+aliases, listed and unscreened parties) and on a fixed 10,000-row synthetic book.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chokepoint.batch.columnar import Unsupported, evaluate_table
+from chokepoint.batch.columnar_run import evaluate_block
+from chokepoint.batch.flat import COLUMNS, MAX_PARTIES, PARTY_COLUMNS
+from chokepoint.batch.run import OUT_COLUMNS, REGIMES, BatchError, evaluate_row, run_batch
+from chokepoint.rules.loader import default_rules
+from chokepoint.rules.predicate import fact_reads, parse_predicate
+from chokepoint.rules.ruleset import RuleSet
+
+TODAY = date(2026, 11, 26)
+RULES = default_rules()
+LISTED = sorted({e.name for entries in RULES.entities.values() for e in entries})[:6]
+MODELS = sorted({e.model for e in RULES.catalogue.values()})
+
+VALUES: dict[str, list[str]] = {
+    "date": ["", "2019-05-01", "2022-10-06", "2022-10-07", "2023-01-01", "2023-10-17",
+             "2023-11-17", "2024-04-04", "2024-12-01", "2024-12-02", "2025-01-15",
+             "2025-06-01", "2026-11-26", "2027-02-01", "2024-13-01"],
+    "activity": ["", "export", "reexport", "transfer_in_country", "service", "lend"],
+    "country": ["", "CN", "HK", "MO", "US", "NL", "JP", "KR", "TW", "SG", "MY", "DE", "RU",
+                "China"],
+    "bool": ["", "true", "false", "maybe"],
+    "kind": ["", "chip", "sme", "sme_part_or_component", "other", "software"],
+    "eccn": ["", "3A090.a", "3A090", "4A090.a", "3B001.a.4", "3B001.p.2", "3B993", "3B090.a",
+             "5A992.z", "3A001.z", "EAR99", "3A991"],
+    "model": ["", *MODELS[:12]],
+    "tpp": ["", "300", "1600", "2400", "4800", "6000", "abc"],
+    "area": ["", "100", "600", "814"],
+    "share": ["", "0", "0.05", "0.1", "0.25", "0.3"],
+    "items": ["", "none", "3A090.a:ic", "3A991:ic;3D992:software", ":ic"],
+    "technology": ["", "none", "3E001", "3D001;3E001", "3E991"],
+    "listing": ["", "-", "3B001.a", "Cat.3"],
+    "end_uses": ["", "none", "advanced_node_ic_development_or_production",
+                 "ai_model_training", "ic_development_or_production_other",
+                 "supercomputer;ai_model_training"],
+    "assertions": ["", "back_end_only", "package_without_hbm;equivalent_review_policy",
+                   "employer_not_majority_owned_from_d5"],
+    "exporter": ["", "NVIDIA Corporation", "Nvidia Corporation", "Applied Materials",
+                 "Tokyo Electron"],  # the is-informed letters name their exporter
+    "party": ["", *LISTED, "Buyer 7 Electronics Co., Ltd.", "中芯国际集成电路制造有限公司",
+              "Semiconductor Manufacturing International Corp"],
+    "role": ["", "end_user", "ultimate_consignee", "purchaser", "intermediate_consignee",
+             "banker"],
+    "designations": ["", "none", "entity_list", "entity_list:1", "entity_list:5,1", "sdn",
+                     "entity_list:x"],
+}
+KIND_OF = {"date": "date", "activity": "activity", "from_country": "country",
+           "to_country": "country", "exporter_name": "exporter", "exporter_country": "country",
+           "exporter_headquartered_in": "country", "exporter_is_us_person": "bool",
+           "item_kind": "kind", "item_eccn": "eccn", "item_model": "model",
+           "item_made_in": "country", "chip_tpp": "tpp", "chip_die_area_mm2": "area",
+           "chip_datacenter": "bool", "us_controlled_share": "share",
+           "us_incorporated_items": "items", "us_direct_product_of": "technology",
+           "us_plant_direct_product_of": "technology",
+           "us_contains_ic_made_by_plant_direct_product_of": "technology",
+           "national_NL": "listing", "national_JP": "listing", "end_uses": "end_uses",
+           "us_person_support": "bool", "assertions": "assertions"}
+PARTY_KIND = {"name": "party", "role": "role", "country": "country",
+              "headquartered_in": "country", "designations": "designations",
+              "at_advanced_node_facility": "bool"}
+MOSTLY_GIVEN = ("to_country", "date")
+
+
+def _party_prefix(slot: int) -> str:
+    return "party_" if slot == 1 else f"party{slot}_"
+
+
+@st.composite
+def flat_rows(draw: Any) -> dict[str, str]:
+    row: dict[str, str] = {"id": f" SO-{draw(st.integers(0, 99))} "}
+    for column, kind in KIND_OF.items():
+        values = VALUES[kind]
+        if column in MOSTLY_GIVEN:
+            values = [v for v in values if v] * 6 + values
+        row[column] = draw(st.sampled_from(values))
+    for slot in range(1, draw(st.integers(0, MAX_PARTIES)) + 1):
+        for key, kind in PARTY_KIND.items():
+            row[_party_prefix(slot) + key] = draw(st.sampled_from(VALUES[kind]))
+    return row
+
+
+def _table(rows: list[dict[str, str]]) -> pa.Table:
+    columns = ["id", *KIND_OF, *(_party_prefix(s) + k for s in range(1, MAX_PARTIES + 1)
+                                 for k in PARTY_COLUMNS)]
+    return pa.table({c: pa.array([r.get(c, "") for r in rows], type=pa.string())
+                     for c in columns})
+
+
+def _scalar(rows: list[dict[str, str]], override: date | None
+            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ok, rejects = [], []
+    for n, row in enumerate(rows, 1):
+        raw = {c: row.get(c, "") for c in _table([row]).column_names}
+        kind, out = evaluate_row((n, raw), RULES, override, TODAY, False)
+        (ok if kind == "ok" else rejects).append(out)
+    return ok, rejects
+
+
+@settings(max_examples=1500, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(rows=st.lists(flat_rows(), min_size=1, max_size=40),
+       override=st.sampled_from([None, None, date(2024, 12, 2), date(2023, 6, 1)]))
+def test_columnar_answers_equal_the_scalar_engine_row_by_row(
+        rows: list[dict[str, str]], override: date | None) -> None:
+    result, rejects = evaluate_block(_table(rows), 1, RULES, override, TODAY, OUT_COLUMNS)
+    ok, scalar_rejects = _scalar(rows, override)
+    assert result.to_pylist() == ok
+    assert rejects == scalar_rejects
+
+
+def test_rows_that_differ_only_in_id_and_day_share_the_scalar_answer() -> None:
+    """Rows that differ only in id and date (within one interval of unchanged rules) get
+    the one answer the scalar engine gives each of them."""
+    base = {"to_country": "CN", "item_kind": "chip", "item_model": "H100 SXM",
+            "party_name": LISTED[0], "party_role": "end_user"}
+    rows = [{**base, "id": f"x{i}", "date": f"2025-06-{1 + i % 28:02d}"} for i in range(3000)]
+    result, rejects = evaluate_block(_table(rows), 1, RULES, None, TODAY, OUT_COLUMNS)
+    assert not rejects and result.num_rows == 3000
+    assert len(set(result.column("outcome").to_pylist())) == 1
+    sample = [rows[0], rows[1234], rows[2999]]
+    ok, _ = _scalar(sample, None)
+    got = result.to_pylist()
+    for want, n in zip(ok, (1, 1235, 3000), strict=True):
+        assert got[n - 1] == {**want, "row": n}
+
+
+def test_the_fixed_10000_row_book_gives_identical_rows(tmp_path: Path, rules: RuleSet) -> None:
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 10_000, seed=11)
+    scalar, columnar = tmp_path / "scalar.parquet", tmp_path / "columnar.parquet"
+    one = run_batch(src, scalar, rules, today=TODAY)
+    two = run_batch(src, columnar, rules, today=TODAY, engine="columnar")
+    assert (one.written, one.rejected, one.outcomes) == (two.written, two.rejected,
+                                                          two.outcomes)
+    assert pq.read_table(columnar).to_pylist() == pq.read_table(scalar).to_pylist()
+    assert set(one.outcomes or {}) == {"license_required", "no_license_required",
+                                       "not_subject", "undetermined"}
+
+
+def test_csv_books_with_bad_rows_give_the_same_rows_and_rejects(tmp_path: Path,
+                                                                 rules: RuleSet) -> None:
+    src = tmp_path / "book.csv"
+    header = ("id,date,to_country,item_kind,item_model,item_eccn,chip_tpp,party_name,"
+              "party_designations,end_uses\n")
+    src.write_text(header + (
+        "a1,2025-06-02,CN,chip,H100 SXM,,,Buyer 1,none,none\n"
+        "a2,2025-06-02,CN,chip,,,abc,Buyer 1,none,none\n"          # not a number
+        "a3,2025-06-02,China,other,,EAR99,,X,,none\n"               # not a country code
+        "a4,2025-13-02,CN,other,,EAR99,,X,,none\n"                  # not a date
+        "a5,2024-01-10,HK,sme,TWINSCAN NXT:2000i,,,Buyer 2,,\n"
+        "a6,2023-05-01,SG,other,,3A090.a,,Buyer 3,entity_list:x,\n"  # bad footnote
+        "a7,,MO,chip,,3A090.a,4800,Buyer 3,none,ai_model_training\n") * 3)
+    for engine in ("scalar", "columnar"):
+        run_batch(src, tmp_path / f"{engine}.csv", rules, today=TODAY, engine=engine)
+
+    def read(name: str) -> list[dict[str, str]]:
+        with (tmp_path / name).open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    assert read("columnar.csv") == read("scalar.csv") and len(read("scalar.csv")) == 9
+    assert (tmp_path / "columnar.csv.rejects.csv").read_text() == (
+        tmp_path / "scalar.csv.rejects.csv").read_text()
+    assert len(read("scalar.csv.rejects.csv")) == 12
+
+
+def test_an_interrupted_columnar_run_resumes_to_the_rows_of_a_clean_run(
+        tmp_path: Path, rules: RuleSet, interrupt: Any) -> None:
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 3500, seed=5)
+    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
+    run_batch(src, clean, rules, today=TODAY)
+
+    interrupt(lambda progress: run_batch(src, out, rules, today=TODAY, engine="columnar",
+                                         progress=progress, block=1000), 2000)
+    assert not out.exists() and (tmp_path / "out.parquet.checkpoint").exists()
+    summary = run_batch(src, out, rules, today=TODAY, engine="columnar", resume=True,
+                        block=1000)
+    assert summary.rows == 3500
+    assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
+
+
+def test_two_processes_give_the_rows_of_one(tmp_path: Path, rules: RuleSet) -> None:
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 2500, seed=9)
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    run_batch(src, one, rules, today=TODAY, engine="columnar", block=700)
+    run_batch(src, two, rules, today=TODAY, engine="columnar", workers=2, block=700)
+    assert pq.read_table(one).to_pylist() == pq.read_table(two).to_pylist()
+
+
+def test_what_the_columnar_engine_refuses(tmp_path: Path, rules: RuleSet) -> None:
+    src = tmp_path / "book.jsonl"
+    src.write_text('{"item": {}, "to_country": "CN"}\n')
+    with pytest.raises(BatchError, match="reads .csv or .parquet"):
+        run_batch(src, tmp_path / "out.csv", rules, engine="columnar")
+    with pytest.raises(BatchError, match="--trace"):
+        run_batch(src, tmp_path / "out.csv", rules, engine="columnar", with_trace=True)
+    lists = pa.table({"id": ["a"], "to_country": ["CN"], "end_uses": [["ai_model_training"]]})
+    with pytest.raises(Unsupported, match="list"):
+        evaluate_table(lists, rules, None, TODAY, 1, REGIMES, OUT_COLUMNS)
+
+
+def test_fact_reads_name_what_a_predicate_can_look_at() -> None:
+    pred = parse_predicate({"all": [
+        {"fact": "item.eccn", "eccn_in": ["3A090"]},
+        {"exists": {"over": "parties", "where": {"any": [
+            {"fact": "designations", "is_empty": True},
+            {"fact": "$.to_country", "in_group": "D:5"}]}}},
+        {"ref": "734.3(a)(1)"},
+        {"assertion": "back_end_only"},
+        {"listed_by": "from_country"}]})
+    reads = fact_reads(pred)
+    assert reads.paths == {"item.eccn", "to_country", "from_country",
+                           "item.national_classifications"}
+    assert reads.lists == {"parties": {"designations"}}
+    assert reads.refs == {"734.3(a)(1)"} and reads.assertions
+
+
+def test_change_dates_include_the_december_2024_rule() -> None:
+    days = RULES.change_dates()
+    assert date(2024, 12, 2) in days and days == sorted(days)
+    assert all(isinstance(d, date) for d in days)
+    assert set(COLUMNS) >= set(KIND_OF)
+
+
+@pytest.mark.parametrize("name", ["multilateral", "unilateral-no-fdp", "hybrid-2024"])
+def test_scenario_rule_sets_give_the_scalar_answers_too(tmp_path: Path, rules: RuleSet,
+                                                       name: str) -> None:
+    """The columnar engine knows no regulation: rule sets changed by a sandbox scenario
+    (rules repealed, adopted early, added) give the scalar engine's rows as well."""
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.sandbox.scenario import apply, shipped
+
+    changed = apply(shipped(name), rules)
+    src = tmp_path / "book.parquet"
+    write_book(src, 1500, seed=13)
+    one, two = tmp_path / "scalar.parquet", tmp_path / "columnar.parquet"
+    run_batch(src, one, changed, today=TODAY)
+    run_batch(src, two, changed, today=TODAY, engine="columnar")
+    assert pq.read_table(two).to_pylist() == pq.read_table(one).to_pylist()
+
+
+def test_a_column_map_renames_columns_for_the_columnar_engine_too(tmp_path: Path,
+                                                                 rules: RuleSet) -> None:
+    src = tmp_path / "erp.csv"
+    src.write_text("Order No,Destination,Export Class,Customer\n"
+                   "o1,CN,3A090.a,Buyer 9\no2,HK,EAR99,Buyer 9\no3,FR,3B001.a.4,Buyer 8\n")
+    columns = tmp_path / "map.yaml"
+    columns.write_text("Order No: id\nDestination: to_country\nExport Class: item_eccn\n"
+                       "Customer: party_name\n")
+    for engine in ("scalar", "columnar"):
+        run_batch(src, tmp_path / f"{engine}.parquet", rules, today=TODAY, columns=columns,
+                  engine=engine)
+    rows = pq.read_table(tmp_path / "columnar.parquet").to_pylist()
+    assert rows == pq.read_table(tmp_path / "scalar.parquet").to_pylist()
+    assert [r["id"] for r in rows] == ["o1", "o2", "o3"]
+
+
+def test_fact_reads_knows_every_predicate_of_the_rule_files_and_refuses_others() -> None:
+    """The columnar engine relies on fact_reads being complete: every node kind in the
+    shipped rules is known, and an unknown kind is an error, never an empty read set."""
+    from dataclasses import dataclass
+
+    count = 0
+    for prov in RULES.provisions.values():
+        for v in prov.versions:
+            for pred in [v.predicate, *(cp.when for cp in v.review_policies)]:
+                if pred is not None:
+                    fact_reads(pred)
+                    count += 1
+    assert count > 100
+
+    @dataclass(frozen=True)
+    class Mystery:
+        where: str
+
+    with pytest.raises(TypeError, match="Mystery"):
+        fact_reads(Mystery("item.eccn"))  # type: ignore[arg-type]
+
+
+def test_the_catalogue_fills_only_the_keys_it_declares() -> None:
+    """The columnar engine groups items on the keys the catalogue may fill (and the item
+    rules read); the catalogue must not fill others."""
+    from chokepoint.engine.catalogue import FILLED, apply_catalogue
+
+    for day in (date(2023, 1, 1), date(2025, 6, 1)):
+        snap = RULES.at(day)
+        for model in MODELS:
+            txn, _ = apply_catalogue({"item": {"model": model}}, snap)
+            assert set(txn["item"]) <= {*FILLED, "model"}, model
+
+
+def test_the_batch_command_runs_the_columnar_engine(tmp_path: Path, rules: RuleSet) -> None:
+    import subprocess
+    import sys
+
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 2500, seed=21)
+    out = tmp_path / "out.parquet"
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src), str(out),
+                           "--engine", "columnar", "--block", "1000", "--workers", "2"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "2500 rows: 2500 determined" in done.stderr
+    run_batch(src, tmp_path / "scalar.parquet", rules)  # today, as the command
+    assert pq.read_table(out).to_pylist() == pq.read_table(
+        tmp_path / "scalar.parquet").to_pylist()
+    refused = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src),
+                              str(tmp_path / "x.csv"), "--engine", "columnar", "--trace"],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "--trace" in refused.stderr
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_freed_arrays_are_reused_once_the_allocator_is_told(keep: bool) -> None:
+    """Row-length arrays made and dropped 150 times: without the allocator settings each
+    one costs fresh pages (page faults); with them, freed memory is reused."""
+    code = f"""
+import resource, numpy as np
+from chokepoint.batch.columnar.memory import keep_freed_memory
+if {keep}:
+    keep_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for i in range(50):
+    a = np.ones(500_000 + i); b = np.ones(300_000 + i); del a; c = np.ones(700_000); del b, c
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout)
+    if keep:
+        assert faults < 15_000
+    else:
+        assert faults > 30_000  # the control: the difference is the allocator settings
+
+
+def test_workers_share_the_default_block() -> None:
+    from chokepoint.batch.columnar_run import BLOCK, block_size
+
+    assert block_size(None, 1) == BLOCK
+    assert block_size(None, 2) == BLOCK  # two processes: a whole block each
+    assert block_size(None, 4) == BLOCK // 2  # more: about two blocks' memory in all
+    assert block_size(None, 40) == BLOCK // 20
+    assert block_size(None, 1000) == 10_000  # never tiny
+    assert block_size(1000, 2) == 1000  # as asked
+
+
+def test_blocks_span_row_groups_each_with_its_own_dictionary(tmp_path: Path,
+                                                             rules: RuleSet) -> None:
+    """Parquet text columns are read dictionary-encoded, one dictionary per row group: a
+    block made of several row groups still gives the scalar rows."""
+    from chokepoint.batch.columnar_run import blocks
+    from chokepoint.batch.synthetic import write_book
+
+    src, small = tmp_path / "book.parquet", tmp_path / "small_groups.parquet"
+    write_book(src, 2200, seed=3)
+    pq.write_table(pq.read_table(src), small, row_group_size=300)
+    sizes = [t.num_rows for t in blocks(small, {}, 1000)]
+    assert sizes == [1000, 1000, 200]
+    first = next(blocks(small, {}, 1000))
+    assert pa.types.is_dictionary(first.schema.field("party_name").type)
+    assert first.schema.field("id").type == pa.string()  # all distinct: read as text
+    scalar, columnar = tmp_path / "scalar.parquet", tmp_path / "columnar.parquet"
+    run_batch(small, scalar, rules, today=TODAY)
+    run_batch(small, columnar, rules, today=TODAY, engine="columnar", block=1000)
+    assert pq.read_table(columnar).to_pylist() == pq.read_table(scalar).to_pylist()
+
+
+def test_a_dictionary_column_gets_one_code_per_distinct_value() -> None:
+    from chokepoint.batch.columnar.codes import encode
+
+    first = pa.array(["x", None, "y", "x"]).dictionary_encode()
+    second = pa.DictionaryArray.from_arrays(pa.array([0, 1, None, 0], pa.int32()),
+                                            pa.array(["y", "y"]))  # a value twice
+    column = encode(pa.chunked_array([first, second]), 8)
+    cells = [column.values[c] for c in column.codes]
+    assert cells == ["x", None, "y", "x", "y", "y", None, "y"]
+    assert len(column.values) == 3  # x, y and the empty cell
+    plain = encode(pa.array(["x", None, "y", "x", "y", "y", None, "y"]), 8)
+    assert [plain.values[c] for c in plain.codes] == cells
+
+
+def test_workers_read_their_own_blocks_of_a_parquet_book(tmp_path: Path,
+                                                         rules: RuleSet) -> None:
+    """With row groups no larger than a block, each worker reads its block's row groups
+    itself; the blocks are those a single process reads, and so are the rows."""
+    from chokepoint.batch.columnar_run import block_at, blocks
+    from chokepoint.batch.synthetic import write_book
+
+    src, small = tmp_path / "book.parquet", tmp_path / "small_groups.parquet"
+    write_book(src, 2500, seed=9)
+    pq.write_table(pq.read_table(src), small, row_group_size=300)
+    for start, table in zip(range(0, 2500, 700), blocks(small, {}, 700), strict=True):
+        assert block_at(small, {}, start, table.num_rows).to_pylist() == table.to_pylist()
+    assert block_at(small, {}, 650, 10).column("id").to_pylist() == [
+        f"SO-{n:08d}" for n in range(651, 661)]
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    run_batch(small, one, rules, today=TODAY, engine="columnar", block=700)
+    run_batch(small, two, rules, today=TODAY, engine="columnar", workers=2, block=700)
+    assert pq.read_table(one).to_pylist() == pq.read_table(two).to_pylist()
+
+
+def test_a_run_whose_workers_read_their_blocks_resumes_to_the_rows_of_a_clean_run(
+        tmp_path: Path, rules: RuleSet, interrupt: Any) -> None:
+    from chokepoint.batch.synthetic import write_book
+
+    src, small = tmp_path / "book.parquet", tmp_path / "small_groups.parquet"
+    write_book(src, 3500, seed=5)
+    pq.write_table(pq.read_table(src), small, row_group_size=250)
+    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
+    run_batch(small, clean, rules, today=TODAY)
+    interrupt(lambda progress: run_batch(small, out, rules, today=TODAY, engine="columnar",
+                                         workers=2, progress=progress, block=1000), 2000)
+    assert not out.exists()
+    summary = run_batch(small, out, rules, today=TODAY, engine="columnar", workers=2,
+                        resume=True, block=1000)
+    assert summary.rows == 3500
+    assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
