@@ -54,13 +54,18 @@ _PIECES: dict[tuple[tuple[str, ...], tuple[Any, ...]], dict[str, Any] | None] = 
 _PIECES_KEPT = 200_000  # an order book repeats its items and parties from block to block
 
 
+def piece_key(names: tuple[str, ...], cells: tuple[Any, ...]) -> Any:
+    """What tells pieces apart: their columns and cells, each cell with its type."""
+    return (names, tuple((type(v), v) for v in cells))
+
+
 def _parsed_piece(names: tuple[str, ...], cells: tuple[Any, ...],
                   as_txn: Callable[[dict[str, Any]], dict[str, Any]]
                   ) -> dict[str, Any] | None:
     """Some cells of a row parsed and validated as a whole (None if they are not valid);
     kept for the next blocks. The cells are text, numbers or booleans (``codes.encode``),
     and each piece's columns have one ``as_txn``."""
-    key = (names, tuple((type(v), v) for v in cells))
+    key = piece_key(names, cells)
     if key in _PIECES:
         return _PIECES[key]
     parsed = _parse(dict(zip(names, cells, strict=True)))
@@ -78,6 +83,7 @@ class Piece:
 
     groups: Groups
     parsed: list[dict[str, Any] | None] = field(default_factory=list)
+    keys: list[Any] = field(default_factory=list)  # each group's piece_key
 
 
 class Book:
@@ -142,6 +148,7 @@ class Book:
             r = groups.rep[g]
             cells = tuple(col.values[col.codes[r]] for col in cols)
             parsed = _parsed_piece(names, cells, as_txn)
+            piece.keys.append(piece_key(names, cells))
             if parsed is None:
                 ok[g] = False
             piece.parsed.append(parsed)

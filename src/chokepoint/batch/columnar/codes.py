@@ -74,16 +74,18 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps's, buil
 _SCALARS = (str, bool, int, float)
 
 
-def _plain(value: Any) -> bool:
-    """Text, booleans and None in tuples (unknowns among them), all the way down - as rule
-    results are: such a value can be its own key, as no number in it could equal a
-    boolean."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is tuple or kind is Unknown:
-        return all(_plain(v) for v in value)
-    return False
+def _plain(value: tuple[Any, ...]) -> bool:
+    """Text, booleans and None in tuples, all the way down, as rule results are (their
+    unknowns are text by type): such a value can be its own key, as no number in it could
+    be taken for a boolean."""
+    for v in value:
+        kind = type(v)
+        if kind is str or kind is bool or v is None or kind is Unknown:
+            continue
+        if kind is tuple and _plain(v):
+            continue
+        return False
+    return True
 
 
 def canonical(value: Any) -> str:

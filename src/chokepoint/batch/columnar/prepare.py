@@ -85,7 +85,7 @@ class Prepared:
                 self.eccn_q[code].append(questions)
         # each party slot per state of the lists (screening lists, Entity List, aliases):
         # screened, then each regime's list look-up - kept per rule set for the next blocks
-        # (by the screener itself, the state's text and the party's; a dict or a
+        # (by the screener itself, the state's text and the party's cells; a dict or a
         # screener is shared, never changed, by every row that has it)
         states = Interner()
         list_state = np.array([states.code(None if d is None else self.list_state(d))
@@ -107,6 +107,7 @@ class Prepared:
             reps = [(r, None if book.invalid[r] else
                      (slot.parsed[slot.groups.ids[r]] or {}).get("parties", [None])[0])
                     for r in pg.rep.tolist()]
+            cells = [slot.keys[slot.groups.ids[r]] for r, _ in reps]  # the party's cells
             self._prime(reps)
             stages: dict[str, list[dict[str, Any] | None]] = {SHARED: []}
             entries: dict[str, list[dict[str, Any] | None]] = {}
@@ -114,7 +115,7 @@ class Prepared:
                 stages[code], entries[code] = [], []
             hits: list[str] = []
             texts: list[dict[Any, str] | None] = []
-            for r, party in reps:
+            for (r, party), party_cells in zip(reps, cells, strict=True):
                 if party is None:
                     for stage in stages:
                         stages[stage].append(None)
@@ -125,7 +126,9 @@ class Prepared:
                     continue
                 on = self.day_of(r)
                 screener = screener_for(rules, on)
-                key = (screener, state_keys[list_state[book.epoch[r]]], canonical(party))
+                # (the cells the party was read from stand for it: the same cells, the
+                # same party)
+                key = (screener, state_keys[list_state[book.epoch[r]]], party_cells)
                 done = memo.get(key)
                 if done is None:
                     done = memo[key] = self._party(party, on, screener)
