@@ -52,6 +52,7 @@ def _parse(cells: dict[str, Any]) -> dict[str, Any] | None:
 
 _PIECES: dict[tuple[tuple[str, ...], tuple[Any, ...]], dict[str, Any] | None] = {}
 _PIECES_KEPT = 200_000  # an order book repeats its items and parties from block to block
+_DAYS: dict[Any, date | None] = {}  # a date cell's day (None: not a date), kept likewise
 
 
 def piece_key(names: tuple[str, ...], cells: tuple[Any, ...]) -> Any:
@@ -59,13 +60,12 @@ def piece_key(names: tuple[str, ...], cells: tuple[Any, ...]) -> Any:
     return (names, tuple((type(v), v) for v in cells))
 
 
-def _parsed_piece(names: tuple[str, ...], cells: tuple[Any, ...],
+def _parsed_piece(names: tuple[str, ...], cells: tuple[Any, ...], key: Any,
                   as_txn: Callable[[dict[str, Any]], dict[str, Any]]
                   ) -> dict[str, Any] | None:
     """Some cells of a row parsed and validated as a whole (None if they are not valid);
-    kept for the next blocks. The cells are text, numbers or booleans (``codes.encode``),
-    and each piece's columns have one ``as_txn``."""
-    key = piece_key(names, cells)
+    kept for the next blocks by their :func:`piece_key`. The cells are text, numbers or
+    booleans (``codes.encode``), and each piece's columns have one ``as_txn``."""
     if key in _PIECES:
         return _PIECES[key]
     parsed = _parse(dict(zip(names, cells, strict=True)))
@@ -102,11 +102,16 @@ class Book:
         dates = self.cols["date"]
         days: list[date | None] = []
         for raw in dates.values:
-            txn = _parse({"date": raw})
-            day = None
-            if txn is not None and ("date" not in txn or _valid({**FILLER, **txn})):
-                day = as_of(txn, override, today)
-            days.append(day)
+            key = (type(raw), raw, override, today)
+            if key not in _DAYS:
+                txn = _parse({"date": raw})
+                day = None
+                if txn is not None and ("date" not in txn or _valid({**FILLER, **txn})):
+                    day = as_of(txn, override, today)
+                if len(_DAYS) >= _PIECES_KEPT:
+                    _DAYS.clear()
+                _DAYS[key] = day
+            days.append(_DAYS[key])
         bad = np.array([d is None for d in days], dtype=np.bool_)
         invalid |= bad[dates.codes]
         self.days = [d or today for d in days]
@@ -147,8 +152,9 @@ class Book:
         for g in range(groups.count):
             r = groups.rep[g]
             cells = tuple(col.values[col.codes[r]] for col in cols)
-            parsed = _parsed_piece(names, cells, as_txn)
-            piece.keys.append(piece_key(names, cells))
+            key = piece_key(names, cells)
+            parsed = _parsed_piece(names, cells, key, as_txn)
+            piece.keys.append(key)
             if parsed is None:
                 ok[g] = False
             piece.parsed.append(parsed)

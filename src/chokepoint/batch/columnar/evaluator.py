@@ -87,6 +87,9 @@ class Evaluator(Prepared):
     # -- facts as codes --------------------------------------------------------------------
     def part(self, stage: str, what: str, arg: Any = None) -> tuple[np.ndarray, int]:
         """The per-row codes of one fact (or fact group) a rule reads, at a stage."""
+        if (what in ("top", "epoch")
+                or (what == "item" and arg.split(".")[1] not in self.kept_keys)):
+            stage = SHARED  # the same at every stage: as given (or the day's)
         key = (stage, what, arg)
         found = self._parts.get(key)
         if found is None:  # the same code for the same value in every block
