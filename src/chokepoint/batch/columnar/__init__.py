@@ -10,7 +10,9 @@ provisions it refers to. The combination is done with NumPy over integer codes; 
 distinct combination is evaluated by the scalar engine's own code on one representative
 row, and the answer is spread back to every row that shares it. The regime's answer
 (outcome, deciding rules, review policy, missing facts) is then combined the same way from
-the provisions' effects.
+the provisions' effects. The answers are kept with the rule set from block to block, by
+codes that stay the same in every block (:mod:`.sites`): a later block looks up, with
+NumPy, every combination an earlier one evaluated.
 
 So the answers are the scalar engine's, by construction: two rows that agree on everything
 a provision can read get the same effect from it. The tests compare the two paths row by
