@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from chokepoint.batch.columnar import evaluate_table
 from chokepoint.batch.columnar.sites import Site, Sites, pack
@@ -96,3 +97,20 @@ def test_a_warm_rule_set_answers_each_block_as_a_fresh_one_does(tmp_path: Path) 
         assert kept.to_pylist() == fresh.to_pylist(), f"block {n}"
         assert left.tolist() == fresh_left.tolist()
     assert len(left) > 0  # the broken rows of the last block were left to the scalar path
+
+
+def test_sites_that_outgrow_their_bound_start_again_between_blocks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chokepoint.batch.columnar import evaluator
+
+    warm = load_rules()
+    blocks = _blocks(tmp_path)
+    evaluate_table(blocks[1], warm, None, TODAY, 1, REGIMES, OUT_COLUMNS)
+    before = evaluator.sites_of(warm)
+    assert before.entries > 0
+    monkeypatch.setattr(evaluator, "SITES_LIMIT", 0)
+    kept, _ = evaluate_table(blocks[2], warm, None, TODAY, 1, REGIMES, OUT_COLUMNS)
+    now = warm.memo("columnar-sites")["sites"]
+    assert now is not before and now.entries > 0  # dropped before the block, not during
+    fresh, _ = evaluate_table(blocks[2], load_rules(), None, TODAY, 1, REGIMES, OUT_COLUMNS)
+    assert kept.to_pylist() == fresh.to_pylist()
