@@ -445,3 +445,4 @@ def test_a_run_whose_workers_read_their_blocks_resumes_to_the_rows_of_a_clean_ru
                         resume=True, block=1000)
     assert summary.rows == 3500
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
+    assert not (tmp_path / "out.parquet.parts").exists()  # workers' part files gone too

@@ -26,6 +26,8 @@ from chokepoint.batch.run import (
     Summary,
     checkpoint_after,
     evaluate_row,
+    result_schema,
+    write_part,
 )
 from chokepoint.rules.ruleset import RuleSet
 
@@ -151,15 +153,23 @@ _WORKER: dict[str, Any] = {}
 
 
 def _in_worker(item: tuple[pa.Table | tuple[int, int], int]
-               ) -> tuple[pa.Table, list[dict[str, Any]], int]:
-    """One block, given as its rows or (Parquet) as where they are in the book."""
+               ) -> tuple[pa.Table | Path, list[dict[str, Any]], int]:
+    """One block, given as its rows or (Parquet) as where they are in the book. Its result
+    comes back as rows, or - for a Parquet output - as the part file the worker wrote
+    (no rows through the pipe; the parent takes the file as its next part)."""
     table, first = item
     if isinstance(table, tuple):
         start, count = table
         path, mapping = _WORKER["book"]
         table = block_at(path, mapping, start, count)
     result, rejects = evaluate_block(table, first, **_WORKER["settings"])
-    return result, rejects, first + table.num_rows - 1
+    last = first + table.num_rows - 1
+    parts: Path | None = _WORKER.get("parts")
+    if parts is None:
+        return result, rejects, last
+    written = parts / f"block-{first:012d}.arrow"
+    write_part(result.cast(result_schema(_WORKER["settings"]["columns"])), written)
+    return written, rejects, last
 
 
 def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet,
@@ -199,7 +209,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         sample = next(blocks(inp, mapping, 5000), None)
         if sample is not None:
             evaluate_block(sample, 1, rules, override, today, columns)
-        _WORKER.update(settings=settings, book=(inp, mapping))
+        _WORKER.update(settings=settings, book=(inp, mapping),
+                       parts=writer.parts_dir if writer.takes_parts else None)
         tasks: Iterator[tuple[Any, int]] = todo()
         if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
             tasks = where()  # each worker reads its own rows: none passed through pipes
@@ -211,7 +222,10 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                    for t, first in todo())
     try:
         for result, block_rejects, last in results:
-            writer.write_table(result)
+            if isinstance(result, Path):
+                result = writer.adopt(result)
+            else:
+                writer.write_table(result)
             for row in block_rejects:
                 rejects.writerow(row)
             summary.written += result.num_rows

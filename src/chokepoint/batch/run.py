@@ -151,10 +151,25 @@ def _in_worker(item: tuple[int, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
 PARQUET_PART_ROWS = 100_000  # a Parquet output is checkpointed one part file at a time
 
 
-def _part_options() -> Any:
+def result_schema(columns: list[str]) -> Any:
+    """The Arrow schema of result rows: ``row`` a number, every other column text."""
     import pyarrow as pa
 
-    return pa.ipc.IpcWriteOptions(compression="zstd")
+    return pa.schema([(c, pa.int64() if c == "row" else pa.string()) for c in columns])
+
+
+def write_part(table: Any, path: Path) -> None:
+    """Result rows as an Arrow IPC file (zstd), durably: written aside, synced, renamed."""
+    import pyarrow as pa
+
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        options = pa.ipc.IpcWriteOptions(compression="zstd")
+        with pa.ipc.new_file(fh, table.schema, options=options) as part_writer:
+            part_writer.write_table(table)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
 
 
 class ResultWriter:
@@ -162,7 +177,9 @@ class ResultWriter:
     written to ``OUT.partial`` as it comes and, as each checkpoint's durable copy, as part
     files under ``OUT.parts/`` (a Parquet file is unreadable until it is closed): a resumed
     run starts ``OUT.partial`` again from the parts. The parts are Arrow IPC files
-    compressed with zstd, which take about half the time of Parquet to write."""
+    compressed with zstd, which take about half the time of Parquet to write; a worker
+    process may write a block's part itself (``block-*.arrow``), which :meth:`adopt`
+    then takes as the next part."""
 
     def __init__(self, path: Path, columns: list[str], append: bool,
                  parts_done: int = 0) -> None:
@@ -184,8 +201,10 @@ class ResultWriter:
             self.parts_dir.mkdir(exist_ok=True)
             self.parts = parts_done if append else 0
             for stale in self.parts_dir.glob("part-*"):
-                if int(stale.stem.split("-")[1]) >= self.parts:
+                if int(stale.stem.split("-")[1].split(".")[0]) >= self.parts:
                     stale.unlink()  # written after the last checkpoint
+            for stale in self.parts_dir.glob("block-*"):
+                stale.unlink()  # a worker's block never taken as a part
             self._stream: Any = None
             for i in range(self.parts):  # a resumed run: the rows already done
                 self._streamed(self._read_part(i))
@@ -207,29 +226,35 @@ class ResultWriter:
                 self._write_part()  # (Spark); a syncing caller writes parts at checkpoints
 
     def _schema(self) -> Any:
-        import pyarrow as pa
-
-        return pa.schema([(c, pa.int64() if c == "row" else pa.string())
-                          for c in self.columns])
+        return result_schema(self.columns)
 
     def _write_part(self, table: Any = None) -> None:
         """The buffered rows (or ``table``) as the next part file, durably."""
         import pyarrow as pa
 
-        part = self.parts_dir / f"part-{self.parts:06d}.arrow"
-        tmp = part.with_suffix(".tmp")
         if table is None:
             table = pa.Table.from_pylist(self._rows, schema=self._schema())
         table = table.cast(self._schema())
-        with tmp.open("wb") as fh:
-            with pa.ipc.new_file(fh, table.schema, options=_part_options()) as part_writer:
-                part_writer.write_table(table)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(part)
+        write_part(table, self.parts_dir / f"part-{self.parts:06d}.arrow")
         self.parts += 1
         self._rows = []
         self._streamed(table)
+
+    @property
+    def takes_parts(self) -> bool:
+        """Whether a worker may write a block's part itself (:meth:`adopt`)."""
+        return self.kind == ".parquet"
+
+    def adopt(self, block: Path) -> Any:
+        """A block's rows that a worker wrote with :func:`write_part` (under
+        ``parts_dir``), taken as the next part: renamed, then streamed to OUT.partial.
+        Returns them (an Arrow table)."""
+        assert self.takes_parts and not self._rows
+        block.replace(self.parts_dir / f"part-{self.parts:06d}.arrow")
+        self.parts += 1
+        table = self._read_part(self.parts - 1)
+        self._streamed(table)
+        return table
 
     def _read_part(self, i: int) -> Any:
         import pyarrow as pa
@@ -299,7 +324,7 @@ class ResultWriter:
         if self._stream is None:  # no rows at all: a file with the columns only
             self._streamed(self._schema().empty_table())
         self._stream.close()
-        for part in self.parts_dir.glob("part-*"):
+        for part in [*self.parts_dir.glob("part-*"), *self.parts_dir.glob("block-*")]:
             part.unlink()
         self.parts_dir.rmdir()
 
