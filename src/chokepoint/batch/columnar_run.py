@@ -25,8 +25,8 @@ from chokepoint.batch.run import (
     ResultWriter,
     Summary,
     checkpoint_after,
+    conformed,
     evaluate_row,
-    result_schema,
     write_part,
 )
 from chokepoint.rules.ruleset import RuleSet
@@ -168,7 +168,7 @@ def _in_worker(item: tuple[pa.Table | tuple[int, int], int]
     if parts is None:
         return result, rejects, last
     written = parts / f"block-{first:012d}.arrow"
-    write_part(result.cast(result_schema(_WORKER["settings"]["columns"])), written)
+    write_part(conformed(result, _WORKER["settings"]["columns"]), written)
     return written, rejects, last
 
 

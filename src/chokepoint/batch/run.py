@@ -158,6 +158,21 @@ def result_schema(columns: list[str]) -> Any:
     return pa.schema([(c, pa.int64() if c == "row" else pa.string()) for c in columns])
 
 
+def conformed(table: Any, columns: list[str]) -> Any:
+    """Result rows in the columns and types of :func:`result_schema`, a dictionary-encoded
+    text column left as it is (the columnar engine's; written to Parquet as text)."""
+    import pyarrow as pa
+
+    schema = result_schema(columns)
+    if table.column_names == columns and all(
+            field.type == want.type or (pa.types.is_dictionary(field.type)
+                                        and pa.types.is_string(want.type)
+                                        and pa.types.is_string(field.type.value_type))
+            for field, want in zip(table.schema, schema, strict=True)):
+        return table
+    return table.select(columns).cast(schema)
+
+
 def write_part(table: Any, path: Path) -> None:
     """Result rows as an Arrow IPC file (zstd), durably: written aside, synced, renamed."""
     import pyarrow as pa
@@ -234,7 +249,7 @@ class ResultWriter:
 
         if table is None:
             table = pa.Table.from_pylist(self._rows, schema=self._schema())
-        table = table.cast(self._schema())
+        table = conformed(table, self.columns)
         write_part(table, self.parts_dir / f"part-{self.parts:06d}.arrow")
         self.parts += 1
         self._rows = []
@@ -266,8 +281,10 @@ class ResultWriter:
         """Rows appended to ``OUT.partial`` (Parquet)."""
         import pyarrow.parquet as pq
 
-        if self._stream is None:
-            self._stream = pq.ParquetWriter(self.partial, self._schema())
+        if self._stream is None:  # (text columns are read back as text either way)
+            self._stream = pq.ParquetWriter(self.partial, table.schema, store_schema=False)
+        elif not table.schema.equals(self._stream.schema):
+            table = table.cast(self._stream.schema)  # (a run resumed with another engine)
         self._stream.write_table(table)
 
     def write_table(self, table: Any) -> None:

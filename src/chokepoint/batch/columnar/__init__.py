@@ -45,7 +45,12 @@ __all__ = ["Unsupported", "evaluate_table"]
 
 
 def _strings(codes: np.ndarray, table: list[str]) -> pa.Array:
-    return pc.take(pa.array(table, type=pa.string()), pa.array(codes))
+    """Text per row, ``table[codes[row]]``, dictionary-encoded (each distinct text once):
+    nothing is copied per row but an index."""
+    distinct: dict[str, int] = {}
+    remap = np.array([distinct.setdefault(v, len(distinct)) for v in table], dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(np.take(remap, codes)),
+                                          pa.array(list(distinct), type=pa.string()))
 
 
 def _ids(array: pa.Array | pa.ChunkedArray | None, rows: int) -> pa.Array:
@@ -72,7 +77,8 @@ def evaluate_table(table: pa.Table, rules: RuleSet, override: date | None, today
                    first_row: int, regimes: tuple[str, ...], columns: list[str]
                    ) -> tuple[pa.Table, np.ndarray]:
     """Answers for the valid rows of a chunk (row numbers from ``first_row``), as a table
-    in ``columns`` order, and the indices of the rows the scalar path must take."""
+    in ``columns`` order (its text columns but ``id`` dictionary-encoded), and the indices
+    of the rows the scalar path must take."""
     keep_freed_memory()  # many row-length arrays: reuse freed ones (memory.py)
     collecting = gc.isenabled()
     gc.disable()  # many small objects, none cyclic: the collector would only slow it down
@@ -124,7 +130,7 @@ def _evaluate(table: pa.Table, rules: RuleSet, override: date | None, today: dat
     out["id"] = _ids(table.column("id") if "id" in table.column_names else None,
                      rows).take(pa.array(keep))
     out["outcome"] = _strings(ids, overall)
-    out["rules_version"] = pa.array([rules.content_hash] * len(keep), type=pa.string())
+    out["rules_version"] = _strings(np.zeros(len(keep), dtype=np.int64), [rules.content_hash])
     out["as_of"] = _strings(book.day_code[keep], day_text)
     for code in regimes:
         for name, values in zip(("outcome", "rules", "review_policy"), cells[code], strict=True):
