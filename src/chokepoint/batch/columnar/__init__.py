@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chokepoint.batch.columnar.book import Book
-from chokepoint.batch.columnar.codes import Interner, Unsupported, group
+from chokepoint.batch.columnar.codes import Interner, Unsupported, group, row_numbers
 from chokepoint.batch.columnar.evaluator import Evaluator
 from chokepoint.batch.columnar.memory import keep_freed_memory
 from chokepoint.engine.determine import strictest
@@ -113,9 +113,13 @@ def _evaluate(table: pa.Table, rules: RuleSet, override: date | None, today: dat
                 slot.append(value)
         overall.append(strictest(present))
         missing.append(";".join(fields))
-    valid = ~book.invalid
-    keep = np.flatnonzero(valid)
-    ids = g.ids[keep]
+    every = not book.invalid.any()  # (then no row needs picking out)
+    keep = row_numbers(rows) if every else np.flatnonzero(~book.invalid)
+
+    def kept(codes: np.ndarray) -> np.ndarray:
+        return codes if every else codes[keep]
+
+    ids = kept(g.ids)
     # screening hits: every slot's, in party order
     hit_parts = []
     for i, pg in enumerate(ev.party_groups):
@@ -127,15 +131,15 @@ def _evaluate(table: pa.Table, rules: RuleSet, override: date | None, today: dat
                 for r in hg.rep]
     day_text = [d.isoformat() for d in book.days]
     out["row"] = pa.array(keep + first_row, type=pa.int64())
-    out["id"] = _ids(table.column("id") if "id" in table.column_names else None,
-                     rows).take(pa.array(keep))
+    id_cells = _ids(table.column("id") if "id" in table.column_names else None, rows)
+    out["id"] = id_cells if every else id_cells.take(pa.array(keep))
     out["outcome"] = _strings(ids, overall)
     out["rules_version"] = _strings(np.zeros(len(keep), dtype=np.int64), [rules.content_hash])
-    out["as_of"] = _strings(book.day_code[keep], day_text)
+    out["as_of"] = _strings(kept(book.day_code), day_text)
     for code in regimes:
         for name, values in zip(("outcome", "rules", "review_policy"), cells[code], strict=True):
             out[f"{code}_{name}"] = _strings(ids, values)
     out["missing_facts"] = _strings(ids, missing)
-    out["screening_hits"] = _strings(hg.ids[keep], hit_text)
+    out["screening_hits"] = _strings(kept(hg.ids), hit_text)
     result = pa.table({c: out[c] for c in columns})
     return result, np.flatnonzero(book.invalid)
