@@ -329,7 +329,8 @@ class Evaluator(Prepared):
         widths = site.start([n for _, n in parts])
         if widths is not None and site.direct:
             key = self.packed(parts, widths)
-            found = self._by_cell(site, site.read(key), key, one, evaluate_invalid)
+            found = self._by_cell(site, site.read(key) if site.filled else None, key, one,
+                                  evaluate_invalid)
         else:
             found = self._by_group(site, parts, widths, one, evaluate_invalid)
         if not evaluate_invalid and len(self.invalid_rows):
@@ -374,11 +375,11 @@ class Evaluator(Prepared):
         per_row: np.ndarray = found[g.ids]
         return per_row
 
-    def _by_cell(self, site: Site, found: np.ndarray, cells: np.ndarray,
+    def _by_cell(self, site: Site, found: np.ndarray | None, cells: np.ndarray,
                  one: Callable[[int], Any], evaluate_invalid: bool) -> np.ndarray:
-        """:meth:`answers` for narrow inputs: each row's cell read directly, a row of each
-        new cell evaluated."""
-        missing = found < 0
+        """:meth:`answers` for narrow inputs: each row's cell read directly (``found``; None
+        when the site has no answer yet), a row of each new cell evaluated."""
+        missing = found < 0 if found is not None else np.ones(len(cells), dtype=np.bool_)
         if not evaluate_invalid and len(self.invalid_rows):
             missing[self.invalid_rows] = False  # (those rows get the placeholder)
         if missing.any():
@@ -393,6 +394,8 @@ class Evaluator(Prepared):
             codes = np.array([values.code(one(r)) for r in reps.tolist()], dtype=np.int64)
             site.fill(fresh, codes)
             found = site.read(cells)
+        if found is None:  # (no row to evaluate: every one left to the scalar path)
+            found = np.full(len(cells), -1, dtype=np.int64)
         return found
 
     def constant(self, value: Any) -> Coded:

@@ -31,6 +31,7 @@ class Site:
         self._keys = EMPTY  # packed input codes, sorted
         self._found = EMPTY  # the answer code of each
         self._cells = EMPTY  # or for narrow inputs: the answer code per packed key
+        self.filled = False  # whether any cell holds an answer yet
         self._derived: dict[str, Any] = {}
 
     @property
@@ -49,6 +50,7 @@ class Site:
             self._cells = EMPTY
         if sum(widths) <= DIRECT_BITS and not len(self._cells):
             self._cells = np.full(1 << sum(widths), -1, dtype=np.int64)
+            self.filled = False
         return widths
 
     @property
@@ -60,6 +62,7 @@ class Site:
     def fill(self, cells: np.ndarray, codes: np.ndarray) -> None:
         """Answer codes for new cells (from :meth:`cells`)."""
         self._cells[cells] = codes
+        self.filled = True
 
     def first_rows(self, cells: np.ndarray, rows: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
