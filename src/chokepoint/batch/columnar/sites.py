@@ -2,9 +2,14 @@
 
 Every fact a rule reads gets the same code for the same value in every block (a stable
 code), and so does every rule's answer. A rule node, a combination of effects or a
-regime's answer is a *site*: its answers are kept by the packed codes of its inputs in a
-sorted array, so a later block finds the combinations it has seen before with one
-``searchsorted`` and evaluates only the new ones - no Python per combination."""
+regime's answer is a *site*: its answers are kept by the packed codes of its inputs - in
+a table with a cell per combination when the inputs take few bits together (read for every
+row with one ``take``), in a sorted array of the combinations seen otherwise (one
+``searchsorted`` per group of rows) - so a later block finds what earlier blocks evaluated
+and evaluates only the new combinations: no Python per combination seen before.
+
+Codes are only ever compared within one site, and a site starts again (keeps no answer by
+code) when one of its inputs has more values than its bits in the packed key can hold."""
 
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ class Site:
         return len(self._cells) > 0
 
     def fill(self, cells: np.ndarray, codes: np.ndarray) -> None:
-        """Answer codes for new cells (from :meth:`cells`)."""
+        """Answer codes for new cells (packed keys, :func:`pack`)."""
         self._cells[cells] = codes
         self.filled = True
 
