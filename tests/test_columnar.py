@@ -446,3 +446,25 @@ def test_a_run_whose_workers_read_their_blocks_resumes_to_the_rows_of_a_clean_ru
     assert summary.rows == 3500
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
     assert not (tmp_path / "out.parquet.parts").exists()  # workers' part files gone too
+
+
+def test_csv_outputs_are_the_same_bytes_from_either_engine(tmp_path: Path,
+                                                           rules: RuleSet) -> None:
+    """The columnar engine writes CSV cells as csv.DictWriter does: quoted only when they
+    hold a comma, a quote or a line break (ids here, and screening hits with commas)."""
+    src = tmp_path / "book.csv"
+    src.write_text(
+        "id,date,to_country,item_kind,item_model,party_name\n"
+        "plain-1,2025-06-02,CN,chip,H100 SXM,Buyer 1\n"
+        '"with, comma",2025-06-02,CN,chip,H100 SXM,"Huawei Technologies Co., Ltd."\n'
+        '"say ""hi""",2025-06-02,HK,other,,\n')
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id,date,to_country,item_kind,item_model\n"
+                     "p1,2025-06-02,CN,chip,H100 SXM\np2,2025-06-03,NL,other,\n")
+    for book in (src, plain):
+        for engine in ("scalar", "columnar"):
+            run_batch(book, tmp_path / f"{book.stem}-{engine}.csv", rules, today=TODAY,
+                      engine=engine)
+        scalar = (tmp_path / f"{book.stem}-scalar.csv").read_bytes()
+        assert (tmp_path / f"{book.stem}-columnar.csv").read_bytes() == scalar
+    assert b'"with, comma"' in (tmp_path / "book-columnar.csv").read_bytes()

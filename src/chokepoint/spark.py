@@ -157,9 +157,12 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     rejects file, OUT written only when complete). Returns (written, rejected)."""
     import csv
     import os
+    import shutil
     import sys
     from pathlib import Path
 
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
     from pyspark.sql import SparkSession
 
     import chokepoint
@@ -182,6 +185,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
              .getOrCreate())
     written = rejected = 0
     writer = ResultWriter(out, list(OUT_COLUMNS), append=False)
+    staging = out.with_name(out.name + ".spark")  # the executors' part files
     rejects_path = out.with_name(out.name + ".rejects.csv")
     rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")
     try:
@@ -191,18 +195,27 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         book = book.repartitionByRange(max(1, spark.sparkContext.defaultParallelism), "row"
                                        ).sortWithinPartitions("row")
         results = determine_dataframe(book, override)
+        # The executors write the results themselves, every partition at once; the driver
+        # then copies them into OUT in partition order, one Arrow batch at a time (no row
+        # is held whole in the driver, none travels as a Python object).
+        shutil.rmtree(staging, ignore_errors=True)
+        results.write.parquet(str(staging))
         with rejects_partial.open("w", newline="", encoding="utf-8") as fh:
             rejects = csv.DictWriter(fh, fieldnames=REJECT_COLUMNS)
             rejects.writeheader()
-            for r in results.toLocalIterator():  # partition by partition, in order
-                if r["reject_message"]:
-                    rejects.writerow({"row": r["row"], "id": r["id"],
-                                      "field": r["reject_field"],
-                                      "message": r["reject_message"]})
-                    rejected += 1
-                else:
-                    writer.write({c: r[c] for c in OUT_COLUMNS})
-                    written += 1
+            for part in sorted(staging.glob("part-*.parquet")):  # part-00000-..., in order
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=100_000):
+                    table = pa.Table.from_batches([batch])
+                    bad = pc.not_equal(pc.fill_null(table.column("reject_message"), ""), "")
+                    for r in table.filter(bad).to_pylist():
+                        rejects.writerow({"row": r["row"], "id": r["id"],
+                                          "field": r["reject_field"],
+                                          "message": r["reject_message"]})
+                        rejected += 1
+                    ok = table.filter(pc.invert(bad)).select(list(OUT_COLUMNS))
+                    if ok.num_rows:
+                        writer.write_table(ok)
+                        written += ok.num_rows
         writer.close()
     except BaseException:
         writer.close()
@@ -211,6 +224,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         raise
     finally:
         spark.stop()
+        shutil.rmtree(staging, ignore_errors=True)
     writer.partial.replace(out)
     rejects_partial.replace(rejects_path)
     return written, rejected

@@ -187,6 +187,35 @@ def write_part(table: Any, path: Path) -> None:
     tmp.replace(path)
 
 
+def _csv_lines(table: Any) -> str:
+    """Rows as csv.DictWriter writes them (the scalar path's bytes): a cell quoted only when
+    it holds a comma, a quote or a line break. Arrow writes them when no cell does."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    def needs_quotes(column: Any) -> bool:
+        for chunk in column.chunks:
+            values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+            if (pa.types.is_string(values.type) and
+                    pc.any(pc.match_substring_regex(values, '[,"\r\n]')).as_py()):
+                return True
+        return False
+
+    if not any(needs_quotes(c) for c in table.columns):
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(
+            include_header=False, eol="\r\n", quoting_style="none"))
+        return buffer.getvalue().decode("utf-8")
+    text = io.StringIO()
+    rows = csv.writer(text)  # (QUOTE_MINIMAL, "\r\n": csv.DictWriter's defaults)
+    for row in table.to_pylist():
+        rows.writerow(["" if v is None else v for v in row.values()])
+    return text.getvalue()
+
+
 class ResultWriter:
     """Appends result rows to OUT.partial in the output's format. A Parquet output is
     written to ``OUT.partial`` as it comes and, as each checkpoint's durable copy, as part
@@ -293,14 +322,7 @@ class ResultWriter:
             assert not self._rows
             self._write_part(table)
         elif self.kind == ".csv":
-            import io
-
-            import pyarrow.csv as pacsv
-
-            buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, pacsv.WriteOptions(
-                include_header=False, eol="\r\n"))  # as csv.DictWriter ends its lines
-            self.fh.write(buffer.getvalue().decode("utf-8"))
+            self.fh.write(_csv_lines(table))
         else:
             for row in table.to_pylist():
                 self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
