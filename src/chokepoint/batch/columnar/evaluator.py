@@ -193,13 +193,17 @@ class Evaluator(Prepared):
         # the version in force per row (by rule interval), each version's predicate evaluated
         # where it is in force
         book = self.book
-        in_force = [None if d is None else prov.version_on(d) for d in self.epoch_days]
+        # (over every interval, not only the block's: the versions, and the sites their
+        # predicates are kept at, are then the same in every block)
+        in_force = [prov.version_on(d) for d in self.epoch_starts]
         versions = {id(v): v.predicate for v in in_force
                     if v is not None and v.predicate is not None}
         nodes = []
+        present = np.array([d is not None for d in self.epoch_days])
         for vid, predicate in versions.items():
             live = np.array([v is not None and id(v) == vid for v in in_force])
-            nodes.append((live, self.node(stage, prov.id, predicate, live)))
+            if (live & present).any():  # (a version in force on no row's day: skipped)
+                nodes.append((live, self.node(stage, prov.id, predicate, live)))
         if not nodes:
             base = self.constant(FALSE)
         elif len(nodes) == 1 and nodes[0][0][book.epoch].all():

@@ -46,6 +46,7 @@ class Prepared:
         before = (book.boundaries[0] - timedelta(days=1) if book.boundaries
                   else min(book.days, default=date(2000, 1, 1)))  # (rules that never change)
         starts = [before, *book.boundaries]
+        self.epoch_starts: list[date] = starts  # every interval's, in the block or not
         for e in set(np.unique(book.epoch).tolist()):
             self.epoch_days[e] = starts[e]
         # The item per (state of the item rules, item, assertions): catalogue, derived
