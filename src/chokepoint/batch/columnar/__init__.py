@@ -45,12 +45,14 @@ __all__ = ["Unsupported", "evaluate_table"]
 
 
 def _strings(codes: np.ndarray, table: list[str]) -> pa.Array:
-    """Text per row, ``table[codes[row]]``, dictionary-encoded (each distinct text once):
-    nothing is copied per row but an index."""
-    distinct: dict[str, int] = {}
-    remap = np.array([distinct.setdefault(v, len(distinct)) for v in table], dtype=np.int32)
+    """Text per row, ``table[codes[row]]``, dictionary-encoded (each distinct text once, in
+    sorted order: the codes depend on what the process evaluated before, the output must
+    not): nothing is copied per row but an index."""
+    texts = sorted(set(table))
+    rank = {text: i for i, text in enumerate(texts)}
+    remap = np.array([rank[v] for v in table], dtype=np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(np.take(remap, codes)),
-                                          pa.array(list(distinct), type=pa.string()))
+                                          pa.array(texts, type=pa.string()))
 
 
 def _ids(array: pa.Array | pa.ChunkedArray | None, rows: int) -> pa.Array:
