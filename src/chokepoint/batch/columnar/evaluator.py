@@ -402,6 +402,17 @@ class Evaluator(Prepared):
             found = np.full(len(cells), -1, dtype=np.int64)
         return found
 
+    def flags(self, coded: Coded, name: str, test: Callable[[Any], bool]) -> np.ndarray:
+        """``test`` of each row's value, computed once per value (kept with the site of a
+        result whose codes are stable, for the next blocks)."""
+        if coded.site is None:
+            table = np.array([test(v) for v in coded.table], dtype=np.bool_)
+        else:
+            derived = self.sites.site(("derived", coded.site))
+            table = derived.flags(name, coded.table, test)
+        per_row: np.ndarray = table[coded.codes]
+        return per_row
+
     def constant(self, value: Any) -> Coded:
         """One value on every row."""
         site = self.sites.site(("constant", canonical(value)))
@@ -455,9 +466,7 @@ class Evaluator(Prepared):
                                     ("summary", *(p.id for p in provs)))
                           if provs else none for provs in sets], core_of, "core")
         # the ECCN questions matter only where the ECCN is among the open fields
-        assert core.site is not None
-        derived = self.sites.site(("derived", core.site))
-        eccn = derived.flags("eccn", core.table, _eccn_open)[core.codes].astype(np.bool_)
+        eccn = self.flags(core, "eccn", _eccn_open)
         applies = self.applies(code)
         covered = np.array([d is None or d >= regime.coverage_from for d in self.epoch_days])
         common = [(covered[self.book.epoch].astype(np.int64), 2),
@@ -489,8 +498,9 @@ class Evaluator(Prepared):
         # The answers depend on the grouped parts only, in every block: they are kept per
         # rule set, by the parts' values, so a later block looks most of them up.
         memo = kept(rules, f"columnar-answers:{code}", 200_000)
-        applies_keys = self.sites.site(("derived", applies.site)).derived(
-            "canonical", applies.table, canonical)
+        applies_keys = (self.sites.site(("derived", applies.site)).derived(
+            "canonical", applies.table, canonical) if applies.site is not None
+            else [canonical(v) for v in applies.table])
         question_keys: dict[int, str] = {}
 
         def cached(r: int, kind: str, summaries: Any, questions: bool) -> Any:
@@ -515,8 +525,7 @@ class Evaluator(Prepared):
             ("cells", code, applies.site, decided.site),
             [*common, (decided.codes, len(decided.table))],
             lambda r: cached(r, "cells", decided.table[decided.codes[r]], False), None)
-        applying = {p.id: derived.flags(p.id, core.table, _applying(p.id))[core.codes]
-                    .astype(np.bool_) for p in requirements}
+        applying = {p.id: self.flags(core, p.id, _applying(p.id)) for p in requirements}
         policies = [self.policy(code, p, applying[p.id]) for p in requirements]
         ids = [p.id for p in requirements]
         return self.fold([cells, fields, *policies],

@@ -107,13 +107,13 @@ class Site:
             done.append(each(value))
         return done
 
-    def flags(self, name: str, table: list[Any], test: Callable[[Any], Any]
+    def flags(self, name: str, table: list[Any], test: Callable[[Any], bool]
               ) -> np.ndarray:
-        """:meth:`derived` as a NumPy array (e.g. a condition per answer code)."""
+        """:meth:`derived` for a condition, as a boolean NumPy array (one per value)."""
         done = self.derived(name, table, test)
         cached: np.ndarray | None = self._derived.get(name + "#array")
         if cached is None or len(cached) != len(done):
-            cached = self._derived[name + "#array"] = np.array(done, dtype=np.int64)
+            cached = self._derived[name + "#array"] = np.array(done, dtype=np.bool_)
         return cached
 
 
