@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -208,4 +209,30 @@ def test_an_interrupted_parquet_run_resumes_to_the_same_rows(tmp_path: Path,
     assert parts, "parts written before the interruption"
     summary = run_batch(src, out, rules, today=date(2026, 1, 1), resume=True)
     assert summary.rows == 4000 and not (tmp_path / "out.parquet.parts").exists()
+    assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
+
+
+def test_a_checkpoint_with_parquet_parts_from_an_earlier_version_resumes(
+        tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch,
+        interrupt: Any) -> None:
+    """Runs interrupted before the parts became Arrow files left them as Parquet: a resume
+    reads those as they are."""
+    from chokepoint.batch import run as batch_run
+    from chokepoint.batch.synthetic import write_book
+
+    monkeypatch.setattr(batch_run, "PARQUET_PART_ROWS", 500)
+    src = tmp_path / "book.parquet"
+    write_book(src, 2000, seed=4)
+    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
+    run_batch(src, clean, rules, today=date(2026, 1, 1))
+    interrupt(lambda progress: run_batch(src, out, rules, today=date(2026, 1, 1),
+                                         progress=progress), 1600)
+    parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.arrow"))
+    assert parts
+    for part in parts:  # as the earlier version wrote them
+        with pa.ipc.open_file(part) as reader:
+            pq.write_table(reader.read_all(), part.with_suffix(".parquet"))
+        part.unlink()
+    summary = run_batch(src, out, rules, today=date(2026, 1, 1), resume=True)
+    assert summary.rows == 2000 and not (tmp_path / "out.parquet.parts").exists()
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()

@@ -303,7 +303,12 @@ class ResultWriter:
     def _read_part(self, i: int) -> Any:
         import pyarrow as pa
 
-        with pa.ipc.open_file(self.parts_dir / f"part-{i:06d}.arrow") as part:
+        path = self.parts_dir / f"part-{i:06d}.arrow"
+        if not path.exists():  # a checkpoint from before the parts were Arrow files
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path.with_suffix(".parquet"))
+        with pa.ipc.open_file(path) as part:
             return part.read_all()
 
     def _streamed(self, table: Any) -> None:
