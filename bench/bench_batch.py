@@ -109,6 +109,44 @@ def columnar(book: Path, rules: Any, args: Any, scalar_rate: float, tmp: Path) -
               "the runs above; `chokepoint batch` in a fresh process starts cold)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:,.0f} MiB")
+    if args.workers > 1:
+        processes(book, args, tmp)
+
+
+def processes(book: Path, args: Any, tmp: Path) -> None:
+    """Evaluation alone on ``--workers`` processes, each process started cold as
+    `chokepoint batch` starts them (eval_processes.py): with no answers kept on disk, and
+    with the answers a run over another book of the same mix (seed 8) left there."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    other = tmp / "other.parquet"
+    write_book(other, args.rows, seed=8)
+    cache_dir = tmp / "cache"
+
+    def evaluate(setting: str) -> dict[str, Any]:
+        env = {**os.environ, "CHOKEPOINT_CACHE_DIR": setting}
+        out = subprocess.run([sys.executable, str(here / "eval_processes.py"), str(book),
+                              "--workers", str(args.workers)], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    for label, setting in (("cold", "off"), ("answers kept by an earlier run", str(cache_dir))):
+        if setting != "off":
+            env = {**os.environ, "CHOKEPOINT_CACHE_DIR": setting}
+            subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(other),
+                            str(tmp / "other.out.parquet"), "--engine", "columnar",
+                            "--workers", str(args.workers)], env=env, check=True,
+                           capture_output=True)
+        for _ in range(3):
+            got = evaluate(setting)
+            print(f"columnar path, evaluation only, {args.workers} processes, {label}: "
+                  f"{got['rows']:,} rows in {got['evaluate_s']:.2f} s = "
+                  f"{got['rows_per_s']:,} rows/s (answers loaded first: "
+                  f"{got['entries_loaded']:,} in {got['load_s']:.2f} s)")
 
 
 if __name__ == "__main__":

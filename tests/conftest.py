@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,15 @@ from chokepoint.rules.ruleset import RuleSet
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _columnar_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Answers the columnar engine keeps between runs (batch.columnar.cache) go to a
+    directory of this test session's, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHOKEPOINT_CACHE_DIR", str(tmp_path_factory.mktemp("columnar-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

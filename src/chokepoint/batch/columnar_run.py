@@ -10,6 +10,7 @@ use the scalar engine.
 from __future__ import annotations
 
 import csv
+import gc
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -18,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from chokepoint.batch.columnar import Unsupported, evaluate_table
+from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.run import (
     REGIMES,
     BatchError,
@@ -172,6 +173,12 @@ def _in_worker(item: tuple[pa.Table | tuple[int, int], int]
     return written, rejects, last
 
 
+def _save_in_worker() -> bool:
+    """:func:`cache.save` of the rule set a worker holds (its own copy, filled by the
+    blocks it evaluated)."""
+    return cache.save(_WORKER["settings"]["rules"])
+
+
 def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet,
                    override: date | None, today: date, workers: int, columns: list[str],
                    writer: ResultWriter, rejects: Any, rej_fh: Any, checkpoint: Path,
@@ -202,6 +209,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 yield (begin - 1, last - begin + 1), begin
 
     settings = {"rules": rules, "override": override, "today": today, "columns": columns}
+    cache.load(rules)  # answers kept by an earlier run with these rules (before the fork)
     pool = None
     if workers > 1:
         # warm the caches the workers inherit (day snapshots, screening indexes, compiled
@@ -214,6 +222,10 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         tasks: Iterator[tuple[Any, int]] = todo()
         if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
             tasks = where()  # each worker reads its own rows: none passed through pipes
+        # what the parent holds (rules, kept answers) is left out of the workers' garbage
+        # collections: each would otherwise write to every object's header, copying the
+        # parent's pages into the worker (0.4 s a worker with the answers of cache.py)
+        gc.freeze()
         pool = multiprocessing.get_context("fork").Pool(workers)
         results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
             _in_worker, tasks)
@@ -237,6 +249,11 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
             checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
             if progress is not None:
                 progress(last)
+        # for the next run: what this process (or a worker) has kept (cache.py)
+        if pool is not None:
+            pool.apply(_save_in_worker)
+        else:
+            cache.save(rules)
     except Unsupported as exc:
         raise BatchError(f"the columnar engine cannot take this book: {exc}; run it with "
                          "the scalar engine") from exc
@@ -244,3 +261,4 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         if pool is not None:
             pool.terminate()
             pool.join()
+            gc.unfreeze()

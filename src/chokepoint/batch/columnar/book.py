@@ -55,6 +55,19 @@ _PIECES_KEPT = 200_000  # an order book repeats its items and parties from block
 _DAYS: dict[Any, date | None] = {}  # a date cell's day (None: not a date), kept likewise
 
 
+def kept_pieces() -> dict[Any, dict[str, Any] | None]:
+    """The pieces parsed so far, by :func:`piece_key` (for cache.py)."""
+    return dict(_PIECES)
+
+
+def remember_pieces(pieces: dict[Any, dict[str, Any] | None]) -> None:
+    """Pieces parsed by an earlier run (cache.py), as many as are kept."""
+    for key, parsed in pieces.items():
+        if len(_PIECES) >= _PIECES_KEPT:
+            return
+        _PIECES.setdefault(key, parsed)
+
+
 def piece_key(names: tuple[str, ...], cells: tuple[Any, ...]) -> Any:
     """What tells pieces apart: their columns and cells, each cell with its type."""
     return (names, tuple((type(v), v) for v in cells))
@@ -113,7 +126,7 @@ class Book:
                 _DAYS[key] = day
             days.append(_DAYS[key])
         bad = np.array([d is None for d in days], dtype=np.bool_)
-        invalid |= bad[dates.codes]
+        invalid |= np.take(bad, dates.codes)
         self.days = [d or today for d in days]
         self.day_code = dates.codes
         boundaries = rules.change_dates()
@@ -133,7 +146,7 @@ class Book:
             parsed = [_parse({c: v}) for v in col.values]
             rest = {"item": {}} if c == "to_country" else FILLER  # to_country is required
             ok = np.array([p is not None and _valid({**rest, **p}) for p in parsed])
-            invalid |= ~ok[col.codes]
+            invalid |= ~np.take(ok, col.codes)
             self.top[c] = parsed
         # the item, and each party slot, as a whole
         self.item = self._piece(ITEM, invalid, lambda p: {**FILLER, "item": p["item"]})

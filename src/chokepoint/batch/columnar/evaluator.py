@@ -11,6 +11,7 @@ import numpy as np
 
 from chokepoint.batch.columnar.book import TOP, Book
 from chokepoint.batch.columnar.codes import (
+    CODE,
     Coded,
     Interner,
     canonical,
@@ -118,13 +119,13 @@ class Evaluator(Prepared):
                 items = [None if p is None else p["item"] for p in book.item.parsed]
                 ids = book.item.groups.ids
             table = np.array([interner.code(None if item is None else _get(item, arg))
-                              for item in items], dtype=np.int64)
-            return table[ids], interner.keys()
+                              for item in items], dtype=CODE)
+            return np.take(table, ids), interner.keys()
         if what == "eccn_questions":
             interner = Interner()
             table = np.array([interner.code([tuple(u) for u in q])
-                              for q in self.eccn_q[stage]], dtype=np.int64)
-            return table[self.item_groups.ids], interner.keys()
+                              for q in self.eccn_q[stage]], dtype=CODE)
+            return np.take(table, self.item_groups.ids), interner.keys()
         if what in ("parties", "entries"):  # every slot, projected on the fields read
             parts = []
             slot_keys: list[list[Any]] = []
@@ -144,8 +145,8 @@ class Evaluator(Prepared):
                     if text is None:
                         text = texts[key] = canonical(_projected(v, fields))
                     codes.append(interner.code_keyed(text, v))
-                table = np.array(codes, dtype=np.int64)
-                parts.append((table[pg.ids], interner.size))
+                table = np.array(codes, dtype=CODE)
+                parts.append((np.take(table, pg.ids), interner.size))
                 slot_keys.append(interner.keys())
             g = group(parts, book.rows)
             keys = [tuple(k[c[r]] for k, (c, _) in zip(slot_keys, parts, strict=True))
@@ -154,7 +155,7 @@ class Evaluator(Prepared):
         if what == "top":  # the columns holding a top-level path (or below/above it)
             cols = [c for c in TOP if _overlaps(COLUMNS[c][0], arg)]
             if not cols:
-                return np.zeros(book.rows, dtype=np.int64), [None]
+                return np.zeros(book.rows, dtype=CODE), [None]
             g = group([(book.cols[c].codes, book.cols[c].size) for c in cols], book.rows)
             keys = [tuple((type(v), v) for v in
                           (book.cols[c].values[book.cols[c].codes[r]] for c in cols))
@@ -255,7 +256,7 @@ class Evaluator(Prepared):
             for k in pred.items:
                 kid = self.node(stage, rule, k, live)
                 stops = np.array([v == stop for v in kid.table])
-                if stops[kid.codes[0]] and stops[kid.codes].all():
+                if stops[kid.codes[0]] and np.take(stops, kid.codes).all():
                     return self.constant(stop)
                 kids.append(kid)
             if isinstance(pred, All):
@@ -284,7 +285,7 @@ class Evaluator(Prepared):
         # The answer for a combination of the parts' values is also kept by value, for
         # when the site's codes start again (sites.py).
         memo = kept(self.rules, "columnar-nodes", 200_000)
-        site = (stage, rule, id(pred), tuple(live.tolist()))
+        site = (stage, rule, _pred_key(self.rules, pred), tuple(live.tolist()))
         pairs = [(k, c) for k, (c, _) in zip(keys, parts, strict=True)]
 
         def cached(r: int) -> Result:
@@ -364,7 +365,7 @@ class Evaluator(Prepared):
         up, a row of each new one evaluated."""
         g = self.group(parts)
         keys = None if widths is None else pack([c[g.rep] for c, _ in parts], widths)
-        found = (np.full(g.count, -1, dtype=np.int64) if keys is None
+        found = (np.full(g.count, -1, dtype=CODE) if keys is None
                  else site.look_up(keys))
         new = np.flatnonzero(found < 0)
         if not evaluate_invalid:  # (those rows get the placeholder)
@@ -372,11 +373,11 @@ class Evaluator(Prepared):
         if len(new):
             values = site.values
             codes = np.array([values.code(one(r)) for r in g.rep[new].tolist()],
-                             dtype=np.int64)
+                             dtype=CODE)
             found[new] = codes
             if keys is not None:
                 site.remember(keys[new], codes)
-        per_row: np.ndarray = found[g.ids]
+        per_row: np.ndarray = np.take(found, g.ids)
         return per_row
 
     def _by_cell(self, site: Site, found: np.ndarray | None, cells: np.ndarray,
@@ -395,11 +396,11 @@ class Evaluator(Prepared):
                 new = np.flatnonzero(missing)
                 fresh, reps = site.first_rows(cells[new], new)
             values = site.values
-            codes = np.array([values.code(one(r)) for r in reps.tolist()], dtype=np.int64)
+            codes = np.array([values.code(one(r)) for r in reps.tolist()], dtype=CODE)
             site.fill(fresh, codes)
             found = site.read(cells)
         if found is None:  # (no row to evaluate: every one left to the scalar path)
-            found = np.full(len(cells), -1, dtype=np.int64)
+            found = np.full(len(cells), -1, dtype=CODE)
         return found
 
     def flags(self, coded: Coded, name: str, test: Callable[[Any], bool]) -> np.ndarray:
@@ -410,14 +411,14 @@ class Evaluator(Prepared):
         else:
             derived = self.sites.site(("derived", coded.site))
             table = derived.flags(name, coded.table, test)
-        per_row: np.ndarray = table[coded.codes]
+        per_row: np.ndarray = np.take(table, coded.codes)
         return per_row
 
     def constant(self, value: Any) -> Coded:
         """One value on every row."""
         site = self.sites.site(("constant", canonical(value)))
         code = site.values.code(value)
-        return Coded(np.full(self.book.rows, code, dtype=np.int64), site.values.values,
+        return Coded(np.full(self.book.rows, code, dtype=CODE), site.values.values,
                      site.id)
 
     def _per_group(self, parts: list[tuple[np.ndarray, int]], one: Callable[[int], Any],
@@ -426,12 +427,12 @@ class Evaluator(Prepared):
         path (never grouped with others) get ``placeholder``, which nothing reads."""
         g = self.group(parts)
         interner = Interner()
-        codes = np.empty(g.count, dtype=np.int64)
+        codes = np.empty(g.count, dtype=CODE)
         for k in range(g.count):
             r = int(g.rep[k])
             skip = self.book.invalid[r] and not evaluate_invalid
             codes[k] = interner.code(placeholder if skip else one(r))
-        return Coded(codes[g.ids], interner.values)
+        return Coded(np.take(codes, g.ids), interner.values)
 
     def applies(self, code: str) -> Coded:
         regime = self.rules.regimes[code]
@@ -469,7 +470,7 @@ class Evaluator(Prepared):
         eccn = self.flags(core, "eccn", _eccn_open)
         applies = self.applies(code)
         covered = np.array([d is None or d >= regime.coverage_from for d in self.epoch_days])
-        common = [(covered[self.book.epoch].astype(np.int64), 2),
+        common = [(covered[self.book.epoch].astype(CODE), 2),
                   (applies.codes, len(applies.table))]
         # Three answers per row, each from the facts it turns on: the missing fields (from
         # the fields open and the ECCN questions); the outcome and the rules that apply
@@ -563,8 +564,20 @@ class Evaluator(Prepared):
             return review_policy(version, ev).get("review_policy")
 
         what = ("policy", code, prov.id, tuple(c.site for c in consulted.values()))
-        return self.answers(what, [(where.astype(np.int64), 2),
+        return self.answers(what, [(where.astype(CODE), 2),
                                    *(only(where, p) for p in parts)], one, None)
+
+
+def _pred_key(rules: RuleSet, pred: Pred) -> str:
+    """What names a predicate in a site's key: its structure as text (predicates are
+    frozen dataclasses whose repr holds their parts and values), the same in every process,
+    so that sites kept on disk (cache.py) are found again."""
+    memo: dict[int, tuple[Pred, str]] = rules.memo("columnar-pred-keys")  # type: ignore[assignment]
+    found = memo.get(id(pred))
+    if found is None or found[0] is not pred:
+        found = memo[id(pred)] = (pred, repr(pred))  # (the predicate kept: its id stays its)
+    key: str = found[1]
+    return key
 
 
 def _eccn_open(core: Any) -> bool:

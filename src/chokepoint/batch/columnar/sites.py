@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from chokepoint.batch.columnar.codes import Interner
+from chokepoint.batch.columnar.codes import CODE, Interner
 
 MAX_BITS = 62  # packed keys are int64; wider combinations are not kept by code
 DIRECT_BITS = 16  # up to this: a table with a cell per combination, read row by row
 EMPTY = np.empty(0, dtype=np.int64)
+NO_CODES = np.empty(0, dtype=CODE)
 
 
 class Site:
@@ -34,8 +35,8 @@ class Site:
         self.values = Interner()
         self._widths: tuple[int, ...] = ()
         self._keys = EMPTY  # packed input codes, sorted
-        self._found = EMPTY  # the answer code of each
-        self._cells = EMPTY  # or for narrow inputs: the answer code per packed key
+        self._found = NO_CODES  # the answer code of each
+        self._cells = NO_CODES  # or for narrow inputs: the answer code per packed key
         self.filled = False  # whether any cell holds an answer yet
         self._derived: dict[str, Any] = {}
 
@@ -51,10 +52,10 @@ class Site:
         if sum(widths) > MAX_BITS:
             return None
         if widths != self._widths:
-            self._widths, self._keys, self._found = widths, EMPTY, EMPTY
-            self._cells = EMPTY
+            self._widths, self._keys, self._found = widths, EMPTY, NO_CODES
+            self._cells = NO_CODES
         if sum(widths) <= DIRECT_BITS and not len(self._cells):
-            self._cells = np.full(1 << sum(widths), -1, dtype=np.int64)
+            self._cells = np.full(1 << sum(widths), -1, dtype=CODE)
             self.filled = False
         return widths
 
@@ -85,7 +86,7 @@ class Site:
     def look_up(self, key: np.ndarray) -> np.ndarray:
         """The answer code of each combination (packed keys), -1 where not seen yet."""
         if not len(self._keys):
-            return np.full(len(key), -1, dtype=np.int64)
+            return np.full(len(key), -1, dtype=CODE)
         at = np.searchsorted(self._keys, key)
         at[at == len(self._keys)] = 0
         found: np.ndarray = np.where(self._keys[at] == key, self._found[at], -1)
@@ -96,7 +97,7 @@ class Site:
         merged = np.concatenate([self._keys, keys])
         order = np.argsort(merged, kind="stable")
         self._keys = merged[order]
-        self._found = np.concatenate([self._found, codes])[order]
+        self._found = np.concatenate([self._found, codes.astype(CODE)])[order]
 
     def derived(self, name: str, table: list[Any], each: Callable[[Any], Any]
                 ) -> list[Any]:
@@ -118,18 +119,16 @@ class Site:
 
 
 def pack(codes: list[np.ndarray], widths: tuple[int, ...]) -> np.ndarray:
-    """Codes side by side in one integer, each in its bits (from :meth:`Site.start`)."""
+    """Codes side by side in one int64, each in its bits (from :meth:`Site.start`), the
+    first in the highest."""
     key: np.ndarray | None = None
-    shift = sum(widths)
     for c, width in zip(codes, widths, strict=True):
         if not width:
             continue
-        shift -= width
         if key is None:
-            key = c << shift if shift else c.copy()
-        elif shift:
-            key |= c << shift
+            key = c.astype(np.int64)
         else:
+            key <<= width
             key |= c
     return key if key is not None else np.zeros(len(codes[0]) if codes else 1, np.int64)
 
@@ -160,5 +159,5 @@ class Sites:
         interner = self._facts.get(what)
         if interner is None:
             interner = self._facts[what] = Interner()
-        remap = np.array([interner.code_keyed(k, k) for k in keys], dtype=np.int64)
-        return remap[codes], interner.size, interner.values
+        remap = np.array([interner.code_keyed(k, k) for k in keys], dtype=CODE)
+        return np.take(remap, codes), interner.size, interner.values

@@ -1,0 +1,152 @@
+"""The columnar engine's answers kept on disk between runs, so that a run starts warm.
+
+Within a run, each rule's answers are kept by stable codes from block to block (sites.py);
+a new process starts with none and evaluates every combination of facts again (the
+first 500,000 rows of a run cost about 2.5x a later block). Those answers depend on the
+facts' values, the rule data and this code only, so they are saved to one file per rule
+set and code - its name a hash of the rule set's ``rules_version`` and of the package's
+source files - and loaded by the next run with the same ones. A file that cannot be read,
+or that was made for other rules or code, is ignored (the run starts cold, as without
+it); files are written whole and renamed into place.
+
+Where: ``CHOKEPOINT_CACHE_DIR``, else ``$XDG_CACHE_HOME/chokepoint`` (``~/.cache``);
+``CHOKEPOINT_CACHE_DIR=off`` keeps nothing on disk. The files are pickles: keep the
+directory as private as the rest of your home directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chokepoint.batch.columnar import book
+from chokepoint.batch.columnar.evaluator import SITES_LIMIT
+from chokepoint.rules.ruleset import RuleSet
+
+log = logging.getLogger(__name__)
+
+PACKAGE = Path(__file__).resolve().parents[2]  # the chokepoint package
+FILES_KEPT = 8  # the most recent files kept in the directory (one per rules and code)
+GROWTH = 1.1  # saved again when the answers kept have grown by this factor since
+SAVE_LIMIT = SITES_LIMIT // 4  # entries: larger states are not written (about 80 MB)
+_FORMAT = 1
+
+
+def cache_dir() -> Path | None:
+    """The directory the files are kept in, or None when off."""
+    setting = os.environ.get("CHOKEPOINT_CACHE_DIR")
+    if setting is not None:
+        return None if setting.strip().lower() in ("", "off", "0", "none") else Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chokepoint"
+
+
+_CODE: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """A hash of every source and schema file of the package (and of the Python and NumPy
+    versions): any change to the code makes another file."""
+    if not _CODE:
+        digest = hashlib.sha256(f"{_FORMAT}|{sys.version}|{np.__version__}".encode())
+        for path in sorted(PACKAGE.rglob("*")):
+            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+        _CODE.append(digest.hexdigest())
+    return _CODE[0]
+
+
+def cache_file(rules: RuleSet) -> Path | None:
+    """The file for this rule set and code, or None when off."""
+    where = cache_dir()
+    if where is None:
+        return None
+    key = hashlib.sha256(f"{rules.content_hash}|{code_fingerprint()}".encode()).hexdigest()
+    return where / f"columnar-{key[:32]}.pickle"
+
+
+def _state(rules: RuleSet) -> dict[str, Any]:
+    return rules.memo("columnar-cache")
+
+
+def load(rules: RuleSet) -> int:
+    """The rule set's answers from disk, if a file was kept for it and this code (and the
+    rule set has none in memory yet): the number of entries loaded, 0 for none."""
+    state = _state(rules)
+    if "loaded" in state:
+        return int(state["loaded"])
+    state["loaded"] = state["saved"] = 0
+    path = cache_file(rules)
+    memo = rules.memo("columnar-sites")
+    if path is None or not path.exists() or "sites" in memo:
+        return 0  # (nothing kept, or evaluated before in this process: keep that)
+    try:
+        with path.open("rb") as fh:
+            kept = pickle.load(fh)
+        if (kept.get("rules") != rules.content_hash
+                or kept.get("code") != code_fingerprint()):
+            return 0  # (a hash collision on the name: not ours)
+        sites, pieces = kept["sites"], kept["pieces"]
+    except Exception as exc:  # a broken or foreign file: start cold
+        log.warning("ignoring the columnar cache %s: %s", path, exc)
+        return 0
+    memo["sites"] = sites
+    book.remember_pieces(pieces)
+    state["loaded"] = state["saved"] = sites.entries
+    return int(sites.entries)
+
+
+def save(rules: RuleSet) -> bool:
+    """Write the rule set's answers to disk when they have grown enough since they were
+    loaded or last saved (and are not too large); whether a file was written."""
+    path = cache_file(rules)
+    state = _state(rules)
+    sites = rules.memo("columnar-sites").get("sites")
+    if path is None or sites is None:
+        return False
+    entries = sites.entries
+    if entries > SAVE_LIMIT or entries < state.get("saved", 0) * GROWTH or not entries:
+        return False
+    kept = {"rules": rules.content_hash, "code": code_fingerprint(), "sites": sites,
+            "pieces": book.kept_pieces()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".columnar-",
+                                         suffix=".tmp", delete=False) as fh:
+            try:
+                pickle.dump(kept, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:
+                os.unlink(fh.name)
+                raise
+        os.replace(fh.name, path)
+    except OSError as exc:  # (a read-only or full disk: the run goes on without)
+        log.warning("could not write the columnar cache %s: %s", path, exc)
+        return False
+    state["saved"] = entries
+    _prune(path.parent)
+    return True
+
+
+def _prune(where: Path) -> None:
+    """Only the most recent files kept (older rules and code versions go), and no file
+    left half-written by a process killed while writing it (an hour old)."""
+    try:
+        files = sorted(where.glob("columnar-*.pickle"), key=lambda p: p.stat().st_mtime,
+                       reverse=True)
+        for old in files[FILES_KEPT:]:
+            old.unlink(missing_ok=True)
+        for tmp in where.glob(".columnar-*.tmp"):
+            if time.time() - tmp.stat().st_mtime > 3600:
+                tmp.unlink(missing_ok=True)
+    except OSError:
+        pass

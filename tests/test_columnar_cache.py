@@ -1,0 +1,146 @@
+"""Answers kept on disk between runs (batch.columnar.cache): a run that starts from them
+writes the bytes of one that starts cold; a file that is not for these rules and this
+code, or is broken, is ignored."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from chokepoint.batch.columnar import cache
+from chokepoint.batch.run import run_batch
+from chokepoint.batch.synthetic import write_book
+from chokepoint.rules.loader import load_rules
+from chokepoint.rules.ruleset import RuleSet
+
+TODAY = date(2026, 11, 26)
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    where = tmp_path / "cache"
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", str(where))
+    return where
+
+
+def _books(tmp_path: Path) -> tuple[Path, Path]:
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    write_book(first, 3000, seed=21)
+    write_book(second, 3000, seed=22)
+    return first, second
+
+
+def _run(book: Path, out: Path, rules: RuleSet, workers: int = 1) -> bytes:
+    run_batch(book, out, rules, today=TODAY, engine="columnar", workers=workers, block=1000)
+    return out.read_bytes()
+
+
+def test_a_run_started_from_kept_answers_writes_the_bytes_of_a_cold_one(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _books(tmp_path)
+    # a run with fresh rules (as a new process has) keeps its answers on disk
+    _run(first, tmp_path / "a.parquet", load_rules())
+    files = list(cache_dir.glob("columnar-*.pickle"))
+    assert len(files) == 1 and files == [cache.cache_file(load_rules())]
+    assert not list(cache_dir.glob(".columnar-*"))  # (written whole, renamed into place)
+    # the next one, with fresh rules again, starts from them on another book...
+    warm_rules = load_rules()
+    assert cache.load(warm_rules) > 0
+    warm = _run(second, tmp_path / "warm.parquet", warm_rules)
+    # ... and writes what a run that keeps nothing writes
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    cold = _run(second, tmp_path / "cold.parquet", load_rules())
+    assert warm == cold
+    assert len(list(cache_dir.glob("columnar-*.pickle"))) == 1
+
+
+def test_workers_start_from_the_kept_answers_and_one_of_them_saves(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules(), workers=2)
+    path = cache.cache_file(load_rules())
+    assert path is not None and path.exists()  # (a worker's answers: the parent has few)
+    rules = load_rules()
+    warm = _run(second, tmp_path / "warm.parquet", rules, workers=2)
+    assert rules.memo("columnar-cache")["loaded"] > 0  # (loaded before the fork)
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    assert warm == _run(second, tmp_path / "cold.parquet", load_rules(), workers=2)
+
+
+def test_nothing_is_kept_when_the_cache_is_off(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    first, _ = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    assert cache.cache_file(load_rules()) is None
+    assert not (tmp_path / "xdg").exists()
+    monkeypatch.delenv("CHOKEPOINT_CACHE_DIR")
+    assert cache.cache_dir() == tmp_path / "xdg" / "chokepoint"
+
+
+def _kept(cache_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, object]]:
+    first, _ = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    path = cache.cache_file(load_rules())
+    assert path is not None
+    with path.open("rb") as fh:
+        return path, pickle.load(fh)
+
+
+def test_a_file_made_for_other_rules_or_code_is_not_used(tmp_path: Path,
+                                                         cache_dir: Path) -> None:
+    path, kept = _kept(cache_dir, tmp_path)
+    for field in ("rules", "code"):
+        path.write_bytes(pickle.dumps({**kept, field: "something else"}))
+        assert cache.load(load_rules()) == 0
+    path.write_bytes(pickle.dumps(kept))
+    assert cache.load(load_rules()) > 0
+    # a rule set that differs in any file has another file name
+    other = load_rules()
+    object.__setattr__(other, "content_hash", other.content_hash + "x")
+    assert cache.cache_file(other) != path
+
+
+def test_a_broken_file_is_ignored_and_the_run_gives_the_same_bytes(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path, _ = _kept(cache_dir, tmp_path)
+    _, second = _books(tmp_path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short
+    with caplog.at_level(logging.WARNING):
+        rules = load_rules()
+        assert cache.load(rules) == 0
+        warm = _run(second, tmp_path / "w.parquet", rules)
+    assert "ignoring the columnar cache" in caplog.text
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    assert warm == _run(second, tmp_path / "c.parquet", load_rules())
+
+
+def test_a_rule_set_that_has_answers_in_memory_keeps_them(tmp_path: Path,
+                                                          cache_dir: Path) -> None:
+    first, second = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    rules = load_rules()
+    _run(second, tmp_path / "b.parquet", rules)  # (loaded at the start of this run)
+    assert cache.load(rules) > 0  # the same count again: nothing read twice
+    sites = rules.memo("columnar-sites")["sites"]
+    cache.load(rules)
+    assert rules.memo("columnar-sites")["sites"] is sites
+
+
+def test_only_the_most_recent_files_are_kept(tmp_path: Path, cache_dir: Path) -> None:
+    cache_dir.mkdir()
+    old = []
+    for i in range(cache.FILES_KEPT + 2):
+        p = cache_dir / f"columnar-old{i}.pickle"
+        p.write_bytes(b"x")
+        old.append(p)
+    first, _ = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    left = list(cache_dir.glob("columnar-*.pickle"))
+    assert len(left) == cache.FILES_KEPT and cache.cache_file(load_rules()) in left
