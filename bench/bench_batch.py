@@ -116,7 +116,8 @@ def columnar(book: Path, rules: Any, args: Any, scalar_rate: float, tmp: Path) -
 def processes(book: Path, args: Any, tmp: Path) -> None:
     """Evaluation alone on ``--workers`` processes, each process started cold as
     `chokepoint batch` starts them (eval_processes.py): with no answers kept on disk, and
-    with the answers a run over another book of the same mix (seed 8) left there."""
+    with the answers a run over another book of the same mix (seed 8, on one process: its
+    answers from every block) left there."""
     import json
     import os
     import subprocess
@@ -139,7 +140,7 @@ def processes(book: Path, args: Any, tmp: Path) -> None:
             env = {**os.environ, "CHOKEPOINT_CACHE_DIR": setting}
             subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(other),
                             str(tmp / "other.out.parquet"), "--engine", "columnar",
-                            "--workers", str(args.workers)], env=env, check=True,
+                            "--workers", "1"], env=env, check=True,
                            capture_output=True)
         for _ in range(3):
             got = evaluate(setting)
