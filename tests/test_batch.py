@@ -236,3 +236,24 @@ def test_a_checkpoint_with_parquet_parts_from_an_earlier_version_resumes(
     summary = run_batch(src, out, rules, today=date(2026, 1, 1), resume=True)
     assert summary.rows == 2000 and not (tmp_path / "out.parquet.parts").exists()
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
+
+
+def test_a_writer_without_checkpoints_writes_no_part_files(tmp_path: Path,
+                                                           rules: RuleSet) -> None:
+    """Spark's writer (no --resume): the Parquet output's rows, and no checkpoint copy."""
+    from chokepoint.batch.run import OUT_COLUMNS, ResultWriter
+
+    src = book(tmp_path / "in.csv", ROWS)
+    done = tmp_path / "done.parquet"
+    run_batch(src, done, rules)
+    rows = pq.read_table(done)
+    out = tmp_path / "out.parquet"
+    writer = ResultWriter(out, list(OUT_COLUMNS), append=False, checkpoints=False)
+    assert not writer.takes_parts
+    writer.write_table(rows.slice(0, 2))
+    writer.write_table(rows.slice(2))
+    assert not list(writer.parts_dir.iterdir())
+    writer.close()
+    writer.partial.replace(out)
+    assert pq.read_table(out).equals(rows)
+    assert not writer.parts_dir.exists()

@@ -37,3 +37,23 @@ def test_a_book_with_a_bad_row_is_reported_by_the_diff_command(tmp_path: Path) -
                           "--to", "2024-12-02", str(src)], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 2 and "row 2" in out.stderr and "chip_tpp" in out.stderr
+
+
+def test_book_impact_from_answers_kept_by_an_earlier_run_is_the_same_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chokepoint.batch.columnar import cache
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.rules.loader import load_rules
+
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", str(tmp_path / "cache"))
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    write_book(first, 2000, seed=5)
+    write_book(second, 2000, seed=6)
+    d1, d2 = date(2024, 12, 1), date(2024, 12, 2)
+    book_impact(first, load_rules(), d1, d2)  # keeps its answers on disk
+    warm = load_rules()
+    report = book_impact(second, warm, d1, d2)
+    assert warm.memo("columnar-cache")["loaded"] > 0
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    assert report == book_impact(second, load_rules(), d1, d2)
+    assert cache.cache_file(warm) is None

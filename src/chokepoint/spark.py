@@ -184,7 +184,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
              .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
              .getOrCreate())
     written = rejected = 0
-    writer = ResultWriter(out, list(OUT_COLUMNS), append=False)
+    writer = ResultWriter(out, list(OUT_COLUMNS), append=False, checkpoints=False)
     staging = out.with_name(out.name + ".spark")  # the executors' part files
     rejects_path = out.with_name(out.name + ".rejects.csv")
     rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")

@@ -188,13 +188,18 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
     assert summary.outcomes is not None
     size = block_size(block, workers)
 
+    def begin(first: int, last: int) -> int | None:
+        """Where the block of rows ``first`` to ``last`` starts after ``done`` rows (None:
+        done already)."""
+        return first + max(0, done - first + 1) if last > done else None
+
     def todo() -> Iterator[tuple[pa.Table, int]]:
         first = 1
         for table in blocks(inp, mapping, size):
             last = first + table.num_rows - 1
-            if last > done:
-                skip = max(0, done - first + 1)
-                yield table.slice(skip), first + skip
+            start = begin(first, last)
+            if start is not None:
+                yield table.slice(start - first), start
             first = last + 1
 
     def where() -> Iterator[tuple[tuple[int, int], int]]:
@@ -204,9 +209,9 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         total = pq.read_metadata(inp).num_rows
         for first in range(1, total + 1, size):
             last = min(first + size - 1, total)
-            if last > done:
-                begin = first + max(0, done - first + 1)
-                yield (begin - 1, last - begin + 1), begin
+            start = begin(first, last)
+            if start is not None:
+                yield (start - 1, last - start + 1), start
 
     settings = {"rules": rules, "override": override, "today": today, "columns": columns}
     cache.load(rules)  # answers kept by an earlier run with these rules (before the fork)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chokepoint.batch.columnar import evaluate_table
+from chokepoint.batch.columnar import cache, evaluate_table
 from chokepoint.batch.columnar_run import BLOCK, blocks
 from chokepoint.batch.run import parse_row
 from chokepoint.diff import order_impact
@@ -37,6 +37,7 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
     moved: list[int] = []
     transactions: list[dict[str, Any]] = []
     first = 1
+    cache.load(rules)  # answers an earlier run kept (cache.py), kept again at the end
     for table in blocks(path, mapping or {}, BLOCK):
         before, left = evaluate_table(table, rules, d1, d1, first, regimes, columns)
         if len(left):
@@ -53,4 +54,5 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
                      for k, v in raw.items()}
             transactions.append(parse_row(cells, first + i))
         first += table.num_rows
+    cache.save(rules)
     return order_impact(transactions, rules, d1, d2, numbers=moved)

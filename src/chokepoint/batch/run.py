@@ -223,11 +223,13 @@ class ResultWriter:
     run starts ``OUT.partial`` again from the parts. The parts are Arrow IPC files
     compressed with zstd, which take about half the time of Parquet to write; a worker
     process may write a block's part itself (``block-*.arrow``), which :meth:`adopt`
-    then takes as the next part."""
+    then takes as the next part. A writer without ``checkpoints`` (Spark's, which has no
+    ``--resume``) streams a Parquet output's rows to ``OUT.partial`` only."""
 
     def __init__(self, path: Path, columns: list[str], append: bool,
-                 parts_done: int = 0) -> None:
+                 parts_done: int = 0, checkpoints: bool = True) -> None:
         self.path, self.columns = path, columns
+        self.checkpoints = checkpoints
         self.kind = path.suffix.lower()
         mode = "a" if append else "w"
         self._rows: list[dict[str, Any]] = []
@@ -279,15 +281,16 @@ class ResultWriter:
         if table is None:
             table = pa.Table.from_pylist(self._rows, schema=self._schema())
         table = conformed(table, self.columns)
-        write_part(table, self.parts_dir / f"part-{self.parts:06d}.arrow")
-        self.parts += 1
+        if self.checkpoints:
+            write_part(table, self.parts_dir / f"part-{self.parts:06d}.arrow")
+            self.parts += 1
         self._rows = []
         self._streamed(table)
 
     @property
     def takes_parts(self) -> bool:
         """Whether a worker may write a block's part itself (:meth:`adopt`)."""
-        return self.kind == ".parquet"
+        return self.kind == ".parquet" and self.checkpoints
 
     def adopt(self, block: Path) -> Any:
         """A block's rows that a worker wrote with :func:`write_part` (under
