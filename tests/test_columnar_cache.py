@@ -98,6 +98,8 @@ def test_a_file_made_for_other_rules_or_code_is_not_used(tmp_path: Path,
     for field in ("rules", "code"):
         path.write_bytes(pickle.dumps({**kept, field: "something else"}))
         assert cache.load(load_rules()) == 0
+    path.write_bytes(pickle.dumps({**kept, "sites": {"not": "sites"}}))
+    assert cache.load(load_rules()) == 0
     path.write_bytes(pickle.dumps(kept))
     assert cache.load(load_rules()) > 0
     # a rule set that differs in any file has another file name
@@ -144,3 +146,17 @@ def test_only_the_most_recent_files_are_kept(tmp_path: Path, cache_dir: Path) ->
     _run(first, tmp_path / "a.parquet", load_rules())
     left = list(cache_dir.glob("columnar-*.pickle"))
     assert len(left) == cache.FILES_KEPT and cache.cache_file(load_rules()) in left
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", str(blocked))
+    first, _ = _books(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        written = _run(first, tmp_path / "a.parquet", load_rules())
+    assert "could not write the columnar cache" in caplog.text
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    assert written == _run(first, tmp_path / "b.parquet", load_rules())

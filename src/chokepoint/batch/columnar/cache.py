@@ -30,6 +30,7 @@ import numpy as np
 
 from chokepoint.batch.columnar import book
 from chokepoint.batch.columnar.evaluator import SITES_LIMIT
+from chokepoint.batch.columnar.sites import Sites
 from chokepoint.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def load(rules: RuleSet) -> int:
                 or kept.get("code") != code_fingerprint()):
             return 0  # (a hash collision on the name: not ours)
         sites, pieces = kept["sites"], kept["pieces"]
+        if not isinstance(sites, Sites) or not isinstance(pieces, dict):
+            raise TypeError("not the columnar engine's answers")
     except Exception as exc:  # a broken or foreign file: start cold
         log.warning("ignoring the columnar cache %s: %s", path, exc)
         return 0
@@ -129,7 +132,7 @@ def save(rules: RuleSet) -> bool:
                 os.unlink(fh.name)
                 raise
         os.replace(fh.name, path)
-    except OSError as exc:  # (a read-only or full disk: the run goes on without)
+    except Exception as exc:  # (a read-only or full disk, say: the run goes on without)
         log.warning("could not write the columnar cache %s: %s", path, exc)
         return False
     state["saved"] = entries
