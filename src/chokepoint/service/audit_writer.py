@@ -32,6 +32,7 @@ import orjson
 
 from chokepoint.service.audit import GroupWriter
 from chokepoint.service.db import make_engine
+from chokepoint.service.orphans import exit_with_parent
 
 _LENGTH = struct.Struct("!I")
 
@@ -132,7 +133,8 @@ def serve_writer(url: str, path: str, ready: Any = None) -> None:
     with _Server(path, _Handler) as server:
         server.writer = writer
         os.chmod(path, 0o600)
-        if ready is not None:
+        if ready is not None:  # (a process of its own: it ends when its supervisor has gone,
+            exit_with_parent(server.shutdown)  # after committing what it holds)
             ready.set()
         try:
             server.serve_forever(poll_interval=0.2)

@@ -25,6 +25,7 @@ from chokepoint.sandbox.report import write
 from chokepoint.sandbox.run import Plan, execute, plan
 from chokepoint.sandbox.scenario import SHIPPED, Scenario
 from chokepoint.service.db import SandboxRun, make_engine, now
+from chokepoint.service.orphans import exit_with_parent
 
 
 class RunRequest(BaseModel):
@@ -111,7 +112,8 @@ class Jobs:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine, self.url = engine, url
         self.pool = ProcessPoolExecutor(max_workers=1,
-                                        mp_context=multiprocessing.get_context("spawn"))
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=exit_with_parent)
         # runs whose owning process is gone were interrupted (a restart, a crash); runs of
         # another live worker of this service are left alone
         with Session(engine) as s, s.begin():
