@@ -160,3 +160,13 @@ def test_a_cache_that_cannot_be_written_does_not_stop_the_run(
     assert "could not write the columnar cache" in caplog.text
     monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
     assert written == _run(first, tmp_path / "b.parquet", load_rules())
+
+
+def test_an_unreadable_cache_directory_is_ignored(tmp_path: Path, cache_dir: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path, _ = _kept(cache_dir, tmp_path)
+    path.unlink()
+    path.mkdir()  # (something there that cannot be read as a file)
+    with caplog.at_level(logging.WARNING):
+        assert cache.load(load_rules()) == 0
+    assert "ignoring the columnar cache" in caplog.text

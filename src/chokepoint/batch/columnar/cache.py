@@ -89,8 +89,8 @@ def load(rules: RuleSet) -> int:
     state["loaded"] = state["saved"] = 0
     path = cache_file(rules)
     memo = rules.memo("columnar-sites")
-    if path is None or not path.exists() or "sites" in memo:
-        return 0  # (nothing kept, or evaluated before in this process: keep that)
+    if path is None or "sites" in memo:
+        return 0  # (off, or evaluated before in this process: keep that)
     try:
         with path.open("rb") as fh:
             kept = pickle.load(fh)
@@ -100,7 +100,9 @@ def load(rules: RuleSet) -> int:
         sites, pieces = kept["sites"], kept["pieces"]
         if not isinstance(sites, Sites) or not isinstance(pieces, dict):
             raise TypeError("not the columnar engine's answers")
-    except Exception as exc:  # a broken or foreign file: start cold
+    except FileNotFoundError:  # (nothing kept yet)
+        return 0
+    except Exception as exc:  # a broken or foreign file, an unreadable one: start cold
         log.warning("ignoring the columnar cache %s: %s", path, exc)
         return 0
     memo["sites"] = sites
