@@ -231,7 +231,11 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         # collections: each would otherwise write to every object's header, copying the
         # parent's pages into the worker (0.4 s a worker with the answers of cache.py)
         gc.freeze()
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        try:
+            pool = multiprocessing.get_context("fork").Pool(workers)
+        except BaseException:
+            gc.unfreeze()
+            raise
         results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
             _in_worker, tasks)
     else:
