@@ -87,3 +87,52 @@ with running_writer("sqlite:///{db}") as writer:
     finally:
         if not _gone(child):
             os.kill(child, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(") ")[1].split()
+        except (FileNotFoundError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serve_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(tmp_path / "data")}
+    server = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port",
+                               str(port), "--workers", "2", "--database",
+                               f"sqlite:///{tmp_path / 'service.db'}"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        children = _children(server.pid)
+        assert len(children) >= 3  # (the audit writer and two workers at least)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        deadline = time.time() + 15
+        while time.time() < deadline and not all(_gone(c) for c in children):
+            time.sleep(0.2)
+        assert [c for c in children if not _gone(c)] == []
+    finally:
+        for c in children:
+            if not _gone(c):
+                os.kill(c, signal.SIGKILL)
+        if server.poll() is None:
+            server.kill()

@@ -135,7 +135,13 @@ WRITER_SOCKET = "CHOKEPOINT_AUDIT_WRITER"
 
 def app_from_env() -> FastAPI:
     """The app for ``uvicorn --factory`` with several workers (URL and shared audit writer
-    from the environment)."""
+    from the environment). Each worker stops as on a SIGTERM (requests in flight answered,
+    the audit queue flushed) once the supervising process has gone, killed or not."""
+    import signal
+
+    from chokepoint.service.orphans import exit_with_parent
+
+    exit_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return create_app(None, audit_writer=os.environ.get(WRITER_SOCKET))
 
 
