@@ -4,8 +4,9 @@ rule set's kept answers are loaded from the cache directory (batch.columnar.cach
 on its own), then the processes are forked and each evaluates its share of the blocks.
 
 Run: .venv/bin/python bench/eval_processes.py BOOK.parquet [--workers 2] [--block 500000]
-Prints one JSON line: rows, load seconds, evaluation seconds (sample to the last process
-done), rows/s. Used by bench_batch.py; the cache directory is CHOKEPOINT_CACHE_DIR.
+Prints one JSON line: rows, load seconds, evaluation seconds (from the fork, or the
+sample, to the last process done), rows/s. Used by bench_batch.py; the cache directory
+is CHOKEPOINT_CACHE_DIR.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ def main() -> None:
     load = time.perf_counter() - start
     today = date.today()
     start = time.perf_counter()
-    # as `chokepoint batch` does before it forks its workers: the caches they share warmed
-    # on a sample (columnar_run.write_columnar), the parent's objects frozen
-    evaluate_table(blocks[0].slice(0, 5000), rules, None, today, 1, REGIMES, OUT_COLUMNS)
+    # as `chokepoint batch` does before it forks its workers (columnar_run.write_columnar):
+    # with more workers than cores, the caches they share warmed on a sample first; the
+    # parent's objects frozen
+    if args.workers > (os.cpu_count() or 1):
+        evaluate_table(blocks[0].slice(0, 5000), rules, None, today, 1, REGIMES,
+                       OUT_COLUMNS)
     gc.freeze()
     children = []
     for w in range(args.workers):

@@ -83,25 +83,26 @@ def test_nothing_is_kept_when_the_cache_is_off(tmp_path: Path,
     assert cache.cache_dir() == tmp_path / "xdg" / "chokepoint"
 
 
-def _kept(cache_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, object]]:
+def _kept(cache_dir: Path, tmp_path: Path
+          ) -> tuple[Path, dict[str, object], dict[str, object]]:
     first, _ = _books(tmp_path)
     _run(first, tmp_path / "a.parquet", load_rules())
     path = cache.cache_file(load_rules())
     assert path is not None
     with path.open("rb") as fh:
-        return path, pickle.load(fh)
+        return path, pickle.load(fh), pickle.load(fh)
 
 
 def test_a_file_made_for_other_rules_or_code_is_not_used(tmp_path: Path,
                                                          cache_dir: Path) -> None:
-    path, kept = _kept(cache_dir, tmp_path)
+    path, header, kept = _kept(cache_dir, tmp_path)
     for field in ("rules", "code"):
-        path.write_bytes(pickle.dumps({**kept, field: "something else"}))
+        path.write_bytes(pickle.dumps({**header, field: "else"}) + pickle.dumps(kept))
         assert cache.load(load_rules()) == 0
-    path.write_bytes(pickle.dumps({**kept, "sites": {"not": "sites"}}))
+    path.write_bytes(pickle.dumps(header) + pickle.dumps({**kept, "sites": {"not": 1}}))
     assert cache.load(load_rules()) == 0
-    path.write_bytes(pickle.dumps(kept))
-    assert cache.load(load_rules()) > 0
+    path.write_bytes(pickle.dumps(header) + pickle.dumps(kept))
+    assert cache.load(load_rules()) == header["entries"] > 0
     # a rule set that differs in any file has another file name
     other = load_rules()
     object.__setattr__(other, "content_hash", other.content_hash + "x")
@@ -111,7 +112,7 @@ def test_a_file_made_for_other_rules_or_code_is_not_used(tmp_path: Path,
 def test_a_broken_file_is_ignored_and_the_run_gives_the_same_bytes(
         tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    path, _ = _kept(cache_dir, tmp_path)
+    path, _, _ = _kept(cache_dir, tmp_path)
     _, second = _books(tmp_path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short
     with caplog.at_level(logging.WARNING):
@@ -164,9 +165,32 @@ def test_a_cache_that_cannot_be_written_does_not_stop_the_run(
 
 def test_an_unreadable_cache_directory_is_ignored(tmp_path: Path, cache_dir: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    path, _ = _kept(cache_dir, tmp_path)
+    path, _, _ = _kept(cache_dir, tmp_path)
     path.unlink()
     path.mkdir()  # (something there that cannot be read as a file)
     with caplog.at_level(logging.WARNING):
         assert cache.load(load_rules()) == 0
     assert "ignoring the columnar cache" in caplog.text
+
+
+def test_of_two_savers_the_file_with_more_answers_stays(tmp_path: Path,
+                                                        cache_dir: Path) -> None:
+    first, second = _books(tmp_path)
+    small, large = load_rules(), load_rules()
+    cache.load(small), cache.load(large)  # (nothing kept yet: both start cold)
+    run_batch(first, tmp_path / "s.parquet", small, today=TODAY, engine="columnar",
+              block=1000)  # (saves)
+    path = cache.cache_file(small)
+    assert path is not None
+    kept_small = cache.entries_in(path)
+    for book in (first, second):
+        run_batch(book, tmp_path / "l.parquet", large, today=TODAY, engine="columnar",
+                  block=1000)
+    assert cache.entries_in(path) > kept_small  # (the larger replaced it)
+    kept_large = cache.entries_in(path)
+    # a smaller state offered later does not replace the larger one
+    sites = small.memo("columnar-sites")["sites"]
+    assert sites.entries < kept_large
+    small.memo("columnar-cache")["saved"] = 0
+    assert not cache.save(small)
+    assert cache.entries_in(path) == kept_large

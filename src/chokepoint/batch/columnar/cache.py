@@ -23,6 +23,8 @@ import pickle
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,9 @@ log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parents[2]  # the chokepoint package
 FILES_KEPT = 8  # the most recent files kept in the directory (one per rules and code)
-GROWTH = 1.1  # saved again when the answers kept have grown by this factor since
+GROWTH = 1.02  # saved again when the answers kept have grown by this factor since
 SAVE_LIMIT = SITES_LIMIT // 4  # entries: larger states are not written (about 80 MB)
-_FORMAT = 1
+_FORMAT = 2  # (a header pickle, then the answers)
 
 
 def cache_dir() -> Path | None:
@@ -93,10 +95,11 @@ def load(rules: RuleSet) -> int:
         return 0  # (off, or evaluated before in this process: keep that)
     try:
         with path.open("rb") as fh:
+            header = pickle.load(fh)
+            if (not isinstance(header, dict) or header.get("rules") != rules.content_hash
+                    or header.get("code") != code_fingerprint()):
+                return 0  # (a hash collision on the name: not ours)
             kept = pickle.load(fh)
-        if (kept.get("rules") != rules.content_hash
-                or kept.get("code") != code_fingerprint()):
-            return 0  # (a hash collision on the name: not ours)
         sites, pieces = kept["sites"], kept["pieces"]
         if not isinstance(sites, Sites) or not isinstance(pieces, dict):
             raise TypeError("not the columnar engine's answers")
@@ -122,24 +125,58 @@ def save(rules: RuleSet) -> bool:
     entries = sites.entries
     if entries > SAVE_LIMIT or entries < state.get("saved", 0) * GROWTH or not entries:
         return False
-    kept = {"rules": rules.content_hash, "code": code_fingerprint(), "sites": sites,
-            "pieces": book.kept_pieces()}
+    header = {"rules": rules.content_hash, "code": code_fingerprint(), "entries": entries}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".columnar-",
                                          suffix=".tmp", delete=False) as fh:
             try:
-                pickle.dump(kept, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump({"sites": sites, "pieces": book.kept_pieces()}, fh,
+                            protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException:
                 os.unlink(fh.name)
                 raise
-        os.replace(fh.name, path)
+        # several processes may save at once (the workers of a run, two runs): the file
+        # holding the most answers stays
+        with _locked(path):
+            if entries <= entries_in(path):
+                os.unlink(fh.name)
+                return False
+            os.replace(fh.name, path)
     except Exception as exc:  # (a read-only or full disk, say: the run goes on without)
         log.warning("could not write the columnar cache %s: %s", path, exc)
         return False
     state["saved"] = entries
     _prune(path.parent)
     return True
+
+
+def entries_in(path: Path) -> int:
+    """How many answers a kept file holds (read from its header), 0 when there is none
+    to read."""
+    try:
+        with path.open("rb") as fh:
+            header = pickle.load(fh)
+        return int(header["entries"])
+    except Exception:
+        return 0
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``'s lock file, where the system has ``flock``."""
+    try:
+        import fcntl
+    except ImportError:  # (not POSIX: renames stay atomic, the last one wins)
+        yield
+        return
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _prune(where: Path) -> None:
@@ -150,6 +187,7 @@ def _prune(where: Path) -> None:
                        reverse=True)
         for old in files[FILES_KEPT:]:
             old.unlink(missing_ok=True)
+            old.with_name(old.name + ".lock").unlink(missing_ok=True)
         for tmp in where.glob(".columnar-*.tmp"):
             if time.time() - tmp.stat().st_mtime > 3600:
                 tmp.unlink(missing_ok=True)
