@@ -115,9 +115,10 @@ def columnar(book: Path, rules: Any, args: Any, scalar_rate: float, tmp: Path) -
 
 def processes(book: Path, args: Any, tmp: Path) -> None:
     """Evaluation alone on ``--workers`` processes, each process started cold as
-    `chokepoint batch` starts them (eval_processes.py): with no answers kept on disk, and
-    with the answers a run over another book of the same mix (seed 8, on one process: its
-    answers from every block) left there."""
+    `chokepoint batch` starts them (eval_processes.py): with no answers kept on disk; with
+    the answers a run over another book of the same mix left there (seed 8); and with the
+    book's own (a nightly re-run). The runs that keep answers take one process, so that
+    they keep every block's."""
     import json
     import os
     import subprocess
@@ -126,7 +127,6 @@ def processes(book: Path, args: Any, tmp: Path) -> None:
     here = Path(__file__).resolve().parent
     other = tmp / "other.parquet"
     write_book(other, args.rows, seed=8)
-    cache_dir = tmp / "cache"
 
     def evaluate(setting: str) -> dict[str, Any]:
         env = {**os.environ, "CHOKEPOINT_CACHE_DIR": setting}
@@ -135,15 +135,20 @@ def processes(book: Path, args: Any, tmp: Path) -> None:
                              capture_output=True, text=True).stdout
         return dict(json.loads(out.strip().splitlines()[-1]))
 
-    for label, setting in (("cold", "off"), ("answers kept by an earlier run", str(cache_dir))):
-        if setting != "off":
-            env = {**os.environ, "CHOKEPOINT_CACHE_DIR": setting}
-            subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(other),
-                            str(tmp / "other.out.parquet"), "--engine", "columnar",
-                            "--workers", "1"], env=env, check=True,
-                           capture_output=True)
+    def keep(source: Path, where: Path) -> str:
+        env = {**os.environ, "CHOKEPOINT_CACHE_DIR": str(where)}
+        subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(source),
+                        str(tmp / "kept.out.parquet"), "--engine", "columnar",
+                        "--workers", "1"], env=env, check=True, capture_output=True)
+        return str(where)
+
+    runs = (("cold", lambda: "off"),
+            ("answers kept by a run over another book", lambda: keep(other, tmp / "c1")),
+            ("answers kept by a run over this book", lambda: keep(book, tmp / "c2")))
+    for label, setting in runs:
+        where = setting()
         for _ in range(3):
-            got = evaluate(setting)
+            got = evaluate(where)
             print(f"columnar path, evaluation only, {args.workers} processes, {label}: "
                   f"{got['rows']:,} rows in {got['evaluate_s']:.2f} s = "
                   f"{got['rows_per_s']:,} rows/s (answers loaded first: "
