@@ -194,3 +194,21 @@ def test_of_two_savers_the_file_with_more_answers_stays(tmp_path: Path,
     small.memo("columnar-cache")["saved"] = 0
     assert not cache.save(small)
     assert cache.entries_in(path) == kept_large
+
+
+def test_the_code_fingerprint_follows_the_sources_and_the_libraries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    before = cache.code_fingerprint()
+    monkeypatch.setattr(cache, "_CODE", [])
+    assert cache.code_fingerprint() == before  # (computed again: the same)
+    real = importlib.metadata.version
+    monkeypatch.setattr(cache, "_CODE", [])
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "0.0" if name == "pyarrow" else real(name))
+    assert cache.code_fingerprint() != before
+    monkeypatch.setattr(importlib.metadata, "version", real)
+    monkeypatch.setattr(cache, "_CODE", [])
+    monkeypatch.setattr(cache, "PACKAGE", cache.PACKAGE / "batch")  # (other sources)
+    assert cache.code_fingerprint() != before

@@ -28,8 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from chokepoint.batch.columnar import book
 from chokepoint.batch.columnar.evaluator import SITES_LIMIT
 from chokepoint.batch.columnar.sites import Sites
@@ -56,11 +54,24 @@ def cache_dir() -> Path | None:
 _CODE: list[str] = []
 
 
+LIBRARIES = ("numpy", "pyarrow", "pydantic", "jsonschema", "jsonschema-rs")
+"""Libraries whose version goes into the fingerprint: the kept answers are pickled with
+NumPy, and the book's cells are read with pyarrow and validated with the others."""
+
+
 def code_fingerprint() -> str:
-    """A hash of every source and schema file of the package (and of the Python and NumPy
-    versions): any change to the code makes another file."""
+    """A hash of every source and schema file of the package, and of the Python and
+    LIBRARIES versions: any change to the code makes another file."""
     if not _CODE:
-        digest = hashlib.sha256(f"{_FORMAT}|{sys.version}|{np.__version__}".encode())
+        from importlib.metadata import PackageNotFoundError, version
+
+        versions = []
+        for name in LIBRARIES:
+            try:
+                versions.append(f"{name}={version(name)}")
+            except PackageNotFoundError:
+                versions.append(f"{name}=none")
+        digest = hashlib.sha256(f"{_FORMAT}|{sys.version}|{'|'.join(versions)}".encode())
         for path in sorted(PACKAGE.rglob("*")):
             if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
                 digest.update(str(path.relative_to(PACKAGE)).encode() + b"\0")
