@@ -4,10 +4,11 @@ Within a run, each rule's answers are kept by stable codes from block to block (
 a new process starts with none and evaluates every combination of facts again (the
 first 500,000 rows of a run cost about 2.5x a later block). Those answers depend on the
 facts' values, the rule data and this code only, so they are saved to one file per rule
-set and code - its name a hash of the rule set's ``rules_version`` and of the package's
-source files - and loaded by the next run with the same ones. A file that cannot be read,
-or that was made for other rules or code, is ignored (the run starts cold, as without
-it); files are written whole and renamed into place.
+set and code - its name a hash of the rule set's ``rules_version``, the package's source
+files and the versions of the libraries it reads with - and loaded by the next run with
+the same ones. A file that cannot be read, or that was made for other rules or code, is
+ignored (the run starts cold, as without it); files are written whole and renamed into
+place, and when several processes offer theirs the one holding the most answers stays.
 
 Where: ``CHOKEPOINT_CACHE_DIR``, else ``$XDG_CACHE_HOME/chokepoint`` (``~/.cache``);
 ``CHOKEPOINT_CACHE_DIR=off`` keeps nothing on disk. The files are pickles: keep the
@@ -51,12 +52,11 @@ def cache_dir() -> Path | None:
     return Path(base) / "chokepoint"
 
 
-_CODE: list[str] = []
-
-
 LIBRARIES = ("numpy", "pyarrow", "pydantic", "jsonschema", "jsonschema-rs")
 """Libraries whose version goes into the fingerprint: the kept answers are pickled with
 NumPy, and the book's cells are read with pyarrow and validated with the others."""
+
+_CODE: list[str] = []
 
 
 def code_fingerprint() -> str:
