@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,3 +45,29 @@ def interrupt() -> Callable[[Callable[[Callable[[int], None]], object], int], No
         with pytest.raises(_Interrupted):
             start(progress)
     return run
+
+
+Server = Callable[[list[str], dict[str, str]], tuple["subprocess.Popen[bytes]", int]]
+
+
+@pytest.fixture(scope="session")
+def start_server() -> Server:
+    """Starts ``chokepoint serve`` on a free port with more arguments and an environment,
+    and waits until it accepts connections: (the process, its port)."""
+    def start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port",
+                                 str(port), *args], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return proc, port
+            except OSError:
+                time.sleep(0.2)
+        proc.kill()
+        raise AssertionError(f"chokepoint serve {' '.join(args)} did not start")
+    return start

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,32 +17,17 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.g
                                 reason="Chromium is not installed (make test installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory,
+           start_server: Any) -> Iterator[tuple[str, str]]:
     data = tmp_path_factory.mktemp("data")
     env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(data)}
     url = f"sqlite:///{data / 'chokepoint.db'}"
     key = subprocess.run([sys.executable, "-m", "chokepoint", "keys", "create", "--role",
                           "admin", "--database", url], capture_output=True, text=True, env=env,
                          check=True).stdout.strip()
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port", str(port),
-                             "--database", url], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc, port = start_server(["--database", url], env)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.2)
     yield base, key
     proc.terminate()
     proc.wait(timeout=10)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,26 +103,13 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_serve_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_serve_workers_end_when_the_supervisor_is_killed(tmp_path: Path,
+                                                         start_server: Any) -> None:
     env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(tmp_path / "data")}
-    server = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port",
-                               str(port), "--workers", "2", "--database",
-                               f"sqlite:///{tmp_path / 'service.db'}"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, _ = start_server(["--workers", "2", "--database",
+                              f"sqlite:///{tmp_path / 'service.db'}"], env)
     children: list[int] = []
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.2)
         children = _children(server.pid)
         assert len(children) >= 3  # (the audit writer and two workers at least)
         os.kill(server.pid, signal.SIGKILL)
