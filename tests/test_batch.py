@@ -187,25 +187,33 @@ def test_spark_matches_the_local_path_on_a_fixed_10000_row_book(tmp_path: Path,
                              "undetermined"}, outcomes
 
 
+def _interrupted_parquet_run(tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch,
+                             interrupt: Any, rows: int, seed: int, at: int
+                             ) -> tuple[Path, Path, Path, list[Path]]:
+    """A synthetic Parquet book, its uninterrupted output, and a run of it stopped at row
+    ``at`` (parts of 500 rows): (book, clean output, interrupted output, its parts)."""
+    from chokepoint.batch import run as batch_run
+    from chokepoint.batch.synthetic import write_book
+
+    monkeypatch.setattr(batch_run, "PARQUET_PART_ROWS", 500)
+    src = tmp_path / "book.parquet"
+    write_book(src, rows, seed=seed)
+    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
+    run_batch(src, clean, rules, today=date(2026, 1, 1))
+    interrupt(lambda progress: run_batch(src, out, rules, today=date(2026, 1, 1),
+                                         progress=progress), at)
+    return src, clean, out, sorted((tmp_path / "out.parquet.parts").glob("part-*.arrow"))
+
+
 def test_an_interrupted_parquet_run_resumes_to_the_same_rows(tmp_path: Path,
                                                              rules: RuleSet,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              interrupt: Any) -> None:
     """Parquet output is checkpointed a part file at a time; a run stopped after some parts
     resumes and ends with exactly the rows of an uninterrupted run."""
-    from chokepoint.batch import run as batch_run
-    from chokepoint.batch.synthetic import write_book
-
-    monkeypatch.setattr(batch_run, "PARQUET_PART_ROWS", 500)
-    src = tmp_path / "book.parquet"
-    write_book(src, 4000, seed=3)
-    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
-    run_batch(src, clean, rules, today=date(2026, 1, 1))
-
-    interrupt(lambda progress: run_batch(src, out, rules, today=date(2026, 1, 1),
-                                         progress=progress), 2600)
+    src, clean, out, parts = _interrupted_parquet_run(tmp_path, rules, monkeypatch,
+                                                      interrupt, 4000, 3, 2600)
     assert not out.exists() and (tmp_path / "out.parquet.checkpoint").exists()
-    parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.arrow"))
     assert parts, "parts written before the interruption"
     summary = run_batch(src, out, rules, today=date(2026, 1, 1), resume=True)
     assert summary.rows == 4000 and not (tmp_path / "out.parquet.parts").exists()
@@ -217,17 +225,8 @@ def test_a_checkpoint_with_parquet_parts_from_an_earlier_version_resumes(
         interrupt: Any) -> None:
     """Runs interrupted before the parts became Arrow files left them as Parquet: a resume
     reads those as they are."""
-    from chokepoint.batch import run as batch_run
-    from chokepoint.batch.synthetic import write_book
-
-    monkeypatch.setattr(batch_run, "PARQUET_PART_ROWS", 500)
-    src = tmp_path / "book.parquet"
-    write_book(src, 2000, seed=4)
-    clean, out = tmp_path / "clean.parquet", tmp_path / "out.parquet"
-    run_batch(src, clean, rules, today=date(2026, 1, 1))
-    interrupt(lambda progress: run_batch(src, out, rules, today=date(2026, 1, 1),
-                                         progress=progress), 1600)
-    parts = sorted((tmp_path / "out.parquet.parts").glob("part-*.arrow"))
+    src, clean, out, parts = _interrupted_parquet_run(tmp_path, rules, monkeypatch,
+                                                      interrupt, 2000, 4, 1600)
     assert parts
     for part in parts:  # as the earlier version wrote them
         with pa.ipc.open_file(part) as reader:
