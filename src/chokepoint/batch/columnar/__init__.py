@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chokepoint.batch.columnar import arrow
 from chokepoint.batch.columnar.book import Book
 from chokepoint.batch.columnar.codes import Interner, Unsupported, group, row_numbers
 from chokepoint.batch.columnar.evaluator import Evaluator
@@ -51,28 +52,28 @@ def _strings(codes: np.ndarray, table: list[str]) -> pa.Array:
     texts = sorted(set(table))
     rank = {text: i for i, text in enumerate(texts)}
     remap = np.array([rank[v] for v in table], dtype=np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(np.take(remap, codes)),
-                                          pa.array(texts, type=pa.string()))
+    return pa.DictionaryArray.from_arrays(arrow.integers(np.take(remap, codes)),
+                                          arrow.strings(texts))
 
 
 def _ids(array: pa.Array | pa.ChunkedArray | None, rows: int) -> pa.Array:
     """The id cells as the scalar path writes them (trimmed text, "" when empty)."""
     if array is None:
-        return pa.array([""] * rows, type=pa.string())
+        return arrow.strings([""] * rows)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         array = array.cast(pa.string())
         # printable ASCII at both ends needs no trimming; anything else is done in Python
-        plain = pc.fill_null(pc.match_substring_regex(array, r"^[!-~](.*[!-~])?$"), False)
-        if pc.all(plain).as_py():
+        plain = pc.match_substring_regex(array, r"^[!-~](.*[!-~])?$")  # (null: no id)
+        if not array.null_count and pc.all(plain).as_py():
             return array
         values = array.to_pylist()
         mask = plain.to_pylist()
-        return pa.array([v if ok else (str(v).strip() if v is not None else "")
-                         for v, ok in zip(values, mask, strict=True)], type=pa.string())
-    return pa.array(["" if v is None or (isinstance(v, float) and v != v) else str(v).strip()
-                     for v in array.to_pylist()], type=pa.string())
+        return arrow.strings([v if ok else (str(v).strip() if v is not None else "")
+                              for v, ok in zip(values, mask, strict=True)])
+    return arrow.strings(["" if v is None or (isinstance(v, float) and v != v)
+                          else str(v).strip() for v in array.to_pylist()])
 
 
 def evaluate_table(table: pa.Table, rules: RuleSet, override: date | None, today: date,
@@ -132,9 +133,9 @@ def _evaluate(table: pa.Table, rules: RuleSet, override: date | None, today: dat
     hit_text = [";".join(v for c, _, values in hit_parts if (v := values[c[r]]))
                 for r in hg.rep]
     day_text = [d.isoformat() for d in book.days]
-    out["row"] = pa.array(keep + first_row, type=pa.int64())
+    out["row"] = arrow.integers((keep + first_row).astype(np.int64))
     id_cells = _ids(table.column("id") if "id" in table.column_names else None, rows)
-    out["id"] = id_cells if every else id_cells.take(pa.array(keep))
+    out["id"] = id_cells if every else id_cells.take(arrow.integers(keep))
     out["outcome"] = _strings(ids, overall)
     out["rules_version"] = _strings(np.zeros(len(keep), dtype=np.int64), [rules.content_hash])
     out["as_of"] = _strings(kept(book.day_code), day_text)

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chokepoint.batch.columnar import arrow
 from chokepoint.engine.logic import Unknown
 
 SPARSE_LIMIT = 1 << 21  # above: sorting the keys costs less than a presence array
@@ -172,7 +173,7 @@ def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
         return Column(np.zeros(rows, dtype=CODE), [None])
     encoded = pc.dictionary_encode(array)
     values = encoded.dictionary.to_pylist()
-    codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    codes = arrow.codes(encoded.indices, len(values))
     return Column(codes.astype(CODE), [*values, None])
 
 
@@ -181,7 +182,7 @@ def _encoded(dictionary: pa.Array, indices: pa.Array, rows: int) -> Column:
     repeat a value, e.g. one per row group: each value gets one code)."""
     inner = encode(dictionary, len(dictionary))
     empty = inner.size - 1  # the code of an empty cell
-    codes = indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
+    codes = arrow.codes(indices, len(dictionary))
     lookup = np.append(inner.codes, empty).astype(CODE)
     return Column(np.take(lookup, codes), inner.values)
 
