@@ -25,6 +25,16 @@ def _columnar_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_view_of_imported_lists() -> None:
+    """Tests point CHOKEPOINT_DATA_DIR elsewhere from one to the next, faster than the
+    second a process keeps its view of the imported lists (screening.service): each test
+    starts by looking again."""
+    from chokepoint.screening import service
+
+    service._LISTS_STATE.clear()
+
+
 @pytest.fixture(scope="session")
 def rules() -> RuleSet:
     return default_rules()

@@ -418,3 +418,44 @@ def test_bulk_similarities_follow_the_token_similarity_definition() -> None:
                 # so among tokens tied to that bit either may be taken as the best
                 assert bests[i] == pytest.approx(max(sims), abs=1e-12)
                 assert sims[firsts[i]] == pytest.approx(max(sims), abs=1e-12)
+
+
+def test_a_list_imported_by_another_process_is_screened_against(
+        rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-running process (a server) screens against a list imported after it started,
+    by another process, once LISTS_CHECKED_EVERY has passed - not the screener it built
+    before the import."""
+    from chokepoint.screening import service
+
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(service, "LISTS_CHECKED_EVERY", 3600.0)
+    on = date(2025, 6, 1)
+    before = service.screener_for(rules, on)
+    assert not any(h.score >= MATCH for h in before.screen("Example Trading Corp"))
+    env = {"CHOKEPOINT_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "lists", "import",
+                           str(FIX / "watch.csv")], capture_output=True, text=True, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    # within the interval, the view of the lists is the one last looked at...
+    assert service.screener_for(rules, on) is before
+    # ... after it, the new file is seen and a new index built with its entries
+    monkeypatch.setattr(service, "LISTS_CHECKED_EVERY", 0.0)
+    after = service.screener_for(rules, on)
+    assert after is not before
+    assert any(h.score >= MATCH for h in after.screen("Example Trading Corp"))
+    assert service.screener_for(rules, on) is after  # (and kept while nothing changes)
+
+
+def test_a_list_imported_in_this_process_is_seen_at_once(
+        rules: RuleSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chokepoint.screening import service
+
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(service, "LISTS_CHECKED_EVERY", 3600.0)
+    on = date(2025, 6, 1)
+    before = service.screener_for(rules, on)
+    service.import_list(FIX / "watch.csv")
+    after = service.screener_for(rules, on)
+    assert after is not before
+    assert any(h.score >= MATCH for h in after.screen("Example Trading Corp"))

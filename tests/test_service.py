@@ -163,6 +163,25 @@ def test_rules_by_date_and_screening(service) -> None:  # type: ignore[no-untype
     assert hits[0]["entry_id"] == "smic" and hits[0]["matched_name"].startswith("中芯")
 
 
+def test_screening_follows_a_list_imported_while_the_server_runs(  # type: ignore[no-untyped-def]
+        service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chokepoint.screening import service as screening
+
+    client, keys, _ = service
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(screening, "LISTS_CHECKED_EVERY", 0.0)
+
+    def best() -> float:
+        hits = client.post("/v1/screen", json={"name": "Example Trading Corp",
+                                               "date": "2025-06-01"},
+                           headers=h(keys["analyst"])).json()["hits"]
+        return max((hit["score"] for hit in hits), default=0.0)
+
+    assert best() < 0.9
+    screening.import_list(Path(__file__).parent / "fixtures" / "lists" / "watch.csv")
+    assert best() == 1.0
+
+
 def test_audit_verify_detects_a_tampered_row(service) -> None:  # type: ignore[no-untyped-def]
     client, keys, url = service
     for _ in range(3):

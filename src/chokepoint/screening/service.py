@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -79,6 +80,7 @@ def import_list(path: Path, today: date | None = None) -> dict[str, Any]:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, ensure_ascii=False))
     tmp.replace(out)  # nothing half-written on a crash
+    _LISTS_STATE.clear()  # (this process's screeners see it at once)
     return {k: v for k, v in record.items() if k != "entries"} | {"entries": len(entries),
                                                                   "stored_at": str(out)}
 
@@ -177,18 +179,49 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
 
 
 _SCREENERS: dict[tuple[Any, ...], Screener] = {}
-_IN_FORCE: dict[tuple[str, date], tuple[Any, ...]] = {}
+_IN_FORCE: dict[tuple[str, date], int] = {}
+_ENTRY_SETS: dict[tuple[Any, ...], int] = {}  # each distinct set of entries in force: a number
+LISTS_CHECKED_EVERY = 1.0  # seconds: how stale this process's view of imported lists may be
+_LISTS_STATE: list[tuple[float, tuple[Any, ...]]] = []  # (when looked at, what was seen)
+
+
+def imported_state() -> tuple[Any, ...]:
+    """The imported list files as (name, size, modification time): a new import, by this
+    process or another (``chokepoint lists import`` while a server runs), changes it.
+    Looked at again at most every LISTS_CHECKED_EVERY seconds (this is asked per party;
+    the data directory is taken from the environment then)."""
+    now = time.monotonic()
+    if _LISTS_STATE and now - _LISTS_STATE[0][0] < LISTS_CHECKED_EVERY:
+        return _LISTS_STATE[0][1]
+    folder = data_dir() / "lists"
+    try:
+        with os.scandir(folder) as found:
+            state = (str(folder), *sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                                          for e in found if e.name.endswith(".json")))
+    except FileNotFoundError:
+        state = (str(folder),)
+    _LISTS_STATE[:] = [(now, state)]
+    return state
 
 
 def screener_for(rules: RuleSet, on: date) -> Screener:
     """One screener per distinct set of snapshot entries in force (they change on a few
-    dates only), not per day: an order book spread over years builds a handful of indexes."""
-    key = _IN_FORCE.get((rules.content_hash, on))
-    if key is None:
-        if len(_IN_FORCE) > 100_000:
-            _IN_FORCE.clear()
-        key = _IN_FORCE[(rules.content_hash, on)] = (rules.content_hash, *(
+    dates only), not per day: an order book spread over years builds a handful of indexes.
+    A list imported since (:func:`imported_state`) makes a new one: a long-running process
+    never screens against - or clears a party by - lists older than those on disk."""
+    in_force = _IN_FORCE.get((rules.content_hash, on))
+    if in_force is None:
+        if len(_IN_FORCE) > 100_000 or len(_ENTRY_SETS) > 10_000:
+            _IN_FORCE.clear()  # (all three: a number is never given to two sets)
+            _ENTRY_SETS.clear()
+            _SCREENERS.clear()
+        entries = (rules.content_hash, *(
             (e.entry_id, e.start_date, e.footnotes) for e in snapshot_entries(rules, on)))
+        # (a small number stands for the entries in force: hashed per call, a long tuple
+        # would cost more than the rest of this function)
+        in_force = _IN_FORCE[(rules.content_hash, on)] = _ENTRY_SETS.setdefault(
+            entries, len(_ENTRY_SETS))
+    key = (in_force, imported_state())
     screener = _SCREENERS.get(key)
     if screener is None:
         if len(_SCREENERS) > 64:

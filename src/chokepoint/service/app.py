@@ -30,7 +30,7 @@ from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import default_rules
 from chokepoint.sandbox.params import ParameterError
 from chokepoint.sandbox.scenario import ScenarioError
-from chokepoint.screening.service import Screener, determine_screened
+from chokepoint.screening.service import determine_screened, screener_for
 from chokepoint.service import audit
 from chokepoint.service.db import default_url, make_engine, migrate
 from chokepoint.service.keys import GRANTS, KeyCache
@@ -171,12 +171,6 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
         yield
         writer.close()  # commit what is queued before the process ends
         jobs.close()
-    screeners: dict[date, Screener] = {}
-
-    def screener_for(on: date) -> Screener:
-        if on not in screeners:
-            screeners[on] = Screener.for_date(rules, on)
-        return screeners[on]
     app = FastAPI(title="chokepoint", version=__version__, lifespan=lifespan,
                   description="Export controls on advanced chips and chipmaking tools as "
                               "cited, dated rules.")
@@ -259,7 +253,8 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
         on = _parse_day(body.get("date"), "date") or date.today()
         threshold = float(body.get("threshold", 0.75))
         def work() -> dict[str, Any]:
-            hits = [h.as_dict() for h in screener_for(on).screen(
+            # (one index per set of entries in force, rebuilt when a list is imported)
+            hits = [h.as_dict() for h in screener_for(rules, on).screen(
                 name, body.get("country"), threshold)]
             fut = writer.submit(audit.make_record("screening", user, body, hits,
                                                   rules.content_hash))
