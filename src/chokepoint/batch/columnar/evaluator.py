@@ -15,6 +15,8 @@ from chokepoint.batch.columnar.codes import (
     Coded,
     Interner,
     canonical,
+    code_type,
+    fitted,
     group,
     kept,
     only,
@@ -341,7 +343,9 @@ class Evaluator(Prepared):
         if not evaluate_invalid and len(self.invalid_rows):
             # a row left to the scalar path may share its parts' codes with a valid row:
             # it gets the placeholder all the same, as every site gives it
-            found[self.invalid_rows] = site.values.code(placeholder)
+            code = site.values.code(placeholder)
+            found = fitted(found, site.values.size)
+            found[self.invalid_rows] = code
         return Coded(found, site.values.values, site.id)
 
     def packed(self, parts: list[tuple[np.ndarray, int]], widths: tuple[int, ...]
@@ -374,6 +378,7 @@ class Evaluator(Prepared):
             values = site.values
             codes = np.array([values.code(one(r)) for r in g.rep[new].tolist()],
                              dtype=CODE)
+            found = fitted(found, values.size)
             found[new] = codes
             if keys is not None:
                 site.remember(keys[new], codes)
@@ -418,8 +423,8 @@ class Evaluator(Prepared):
         """One value on every row."""
         site = self.sites.site(("constant", canonical(value)))
         code = site.values.code(value)
-        return Coded(np.full(self.book.rows, code, dtype=CODE), site.values.values,
-                     site.id)
+        return Coded(np.full(self.book.rows, code, dtype=code_type(site.values.size)),
+                     site.values.values, site.id)
 
     def _per_group(self, parts: list[tuple[np.ndarray, int]], one: Callable[[int], Any],
                    placeholder: Any = FALSE, evaluate_invalid: bool = False) -> Coded:
@@ -470,7 +475,7 @@ class Evaluator(Prepared):
         eccn = self.flags(core, "eccn", _eccn_open)
         applies = self.applies(code)
         covered = np.array([d is None or d >= regime.coverage_from for d in self.epoch_days])
-        common = [(covered[self.book.epoch].astype(CODE), 2),
+        common = [(covered[self.book.epoch].astype(np.int8), 2),
                   (applies.codes, len(applies.table))]
         # Three answers per row, each from the facts it turns on: the missing fields (from
         # the fields open and the ECCN questions); the outcome and the rules that apply
@@ -564,7 +569,7 @@ class Evaluator(Prepared):
             return review_policy(version, ev).get("review_policy")
 
         what = ("policy", code, prov.id, tuple(c.site for c in consulted.values()))
-        return self.answers(what, [(where.astype(CODE), 2),
+        return self.answers(what, [(where.astype(np.int8), 2),
                                    *(only(where, p) for p in parts)], one, None)
 
 

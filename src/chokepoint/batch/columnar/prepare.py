@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from chokepoint.batch.columnar.book import ITEM, Book
-from chokepoint.batch.columnar.codes import CODE, Groups, Interner, canonical, group, kept
+from chokepoint.batch.columnar.codes import Groups, Interner, canonical, group, kept
 from chokepoint.batch.columnar.items import check_supported, item_keys, item_state
 from chokepoint.batch.flat import COLUMNS
 from chokepoint.engine.catalogue import apply_catalogue
@@ -36,7 +36,7 @@ class Prepared:
         self.regimes = sorted(rules.regimes)
         check_supported(rules)
         rows = book.rows
-        self.invalid_part = (book.invalid.astype(CODE), 2)
+        self.invalid_part = (book.invalid.astype(np.int8), 2)
         self._groups: dict[tuple[tuple[int, int], ...],
                            tuple[list[weakref.ref[np.ndarray]], Groups]] = {}
         self.assertions = book.cols["assertions"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chokepoint.batch.columnar.codes import CODE, Interner
+from chokepoint.batch.columnar.codes import CODE, Interner, code_type, fitted
 
 MAX_BITS = 62  # packed keys are int64; wider combinations are not kept by code
 DIRECT_BITS = 16  # up to this: a table with a cell per combination, read row by row
@@ -55,7 +55,7 @@ class Site:
             self._widths, self._keys, self._found = widths, EMPTY, NO_CODES
             self._cells = NO_CODES
         if sum(widths) <= DIRECT_BITS and not len(self._cells):
-            self._cells = np.full(1 << sum(widths), -1, dtype=CODE)
+            self._cells = np.full(1 << sum(widths), -1, dtype=code_type(self.values.size))
             self.filled = False
         return widths
 
@@ -67,6 +67,8 @@ class Site:
 
     def fill(self, cells: np.ndarray, codes: np.ndarray) -> None:
         """Answer codes for new cells (packed keys, :func:`pack`)."""
+        # (the table's type widened first if a code would not fit: NumPy would wrap it)
+        self._cells = fitted(self._cells, self.values.size)
         self._cells[cells] = codes
         self.filled = True
 
@@ -79,14 +81,14 @@ class Site:
         return fresh, spot[fresh]
 
     def read(self, cells: np.ndarray) -> np.ndarray:
-        """The answer codes of cells (-1: none yet)."""
+        """The answer codes of cells (-1: none yet), in the table's type (code_type)."""
         found: np.ndarray = np.take(self._cells, cells)
         return found
 
     def look_up(self, key: np.ndarray) -> np.ndarray:
         """The answer code of each combination (packed keys), -1 where not seen yet."""
         if not len(self._keys):
-            return np.full(len(key), -1, dtype=CODE)
+            return np.full(len(key), -1, dtype=code_type(self.values.size))
         at = np.searchsorted(self._keys, key)
         at[at == len(self._keys)] = 0
         found: np.ndarray = np.where(self._keys[at] == key, self._found[at], -1)
@@ -97,7 +99,8 @@ class Site:
         merged = np.concatenate([self._keys, keys])
         order = np.argsort(merged, kind="stable")
         self._keys = merged[order]
-        self._found = np.concatenate([self._found, codes.astype(CODE)])[order]
+        self._found = np.concatenate([self._found, codes]).astype(
+            code_type(self.values.size))[order]
 
     def derived(self, name: str, table: list[Any], each: Callable[[Any], Any]
                 ) -> list[Any]:
@@ -159,5 +162,6 @@ class Sites:
         interner = self._facts.get(what)
         if interner is None:
             interner = self._facts[what] = Interner()
-        remap = np.array([interner.code_keyed(k, k) for k in keys], dtype=CODE)
+        remap = np.array([interner.code_keyed(k, k) for k in keys],
+                         dtype=code_type(interner.size))
         return np.take(remap, codes), interner.size, interner.values
