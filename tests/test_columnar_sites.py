@@ -114,3 +114,39 @@ def test_sites_that_outgrow_their_bound_start_again_between_blocks(
     assert now is not before and now.entries > 0  # dropped before the block, not during
     fresh, _ = evaluate_table(blocks[2], load_rules(), None, TODAY, 1, REGIMES, OUT_COLUMNS)
     assert kept.to_pylist() == fresh.to_pylist()
+
+
+def test_code_types_are_the_narrowest_that_hold_the_codes_and_none() -> None:
+    from chokepoint.batch.columnar.codes import code_type, fitted
+
+    assert [code_type(n) for n in (0, 127, 128, 32767, 32768, 10**6)] == [
+        np.int8, np.int8, np.int16, np.int16, np.int32, np.int32]
+    small = np.array([3, -1], dtype=np.int8)
+    assert fitted(small, 100) is small  # (fits: the same array, no copy)
+    assert fitted(small, 200).dtype == np.int16 and fitted(small, 200).tolist() == [3, -1]
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_site_widens_its_tables_as_its_answers_grow(direct: bool) -> None:
+    """A site starts with int8 answer codes and widens them when a later block brings the
+    128th or the 32,768th answer: no code is ever wrapped round."""
+    site = Site(0)
+    sizes = [64, 1 << 10] if direct else [1 << 20, 1 << 20]
+    widths = site.start(sizes)
+    assert widths is not None and site.direct == direct
+    rng = np.random.default_rng(5)
+    a = rng.permutation(sizes[0])[:60]
+    b = rng.permutation(1 << 10)[:60]
+    keys = pack([a, b], widths)
+    for batch, first in enumerate((0, 100, 40_000)):  # answer codes, block by block
+        sel = slice(batch * 20, batch * 20 + 20)
+        answers = np.arange(first, first + 20, dtype=np.int32)
+        for value in range(site.values.size, first + 20):
+            site.values.code(value)  # (the site's values, as the evaluator interns them)
+        if direct:
+            site.fill(keys[sel], answers)
+        else:
+            site.remember(keys[sel], answers)
+    found = site.read(keys) if direct else site.look_up(keys)
+    assert found.tolist() == [*range(0, 20), *range(100, 120), *range(40_000, 40_020)]
+    assert found.dtype == np.int32

@@ -68,7 +68,7 @@ class Site:
     def fill(self, cells: np.ndarray, codes: np.ndarray) -> None:
         """Answer codes for new cells (packed keys, :func:`pack`)."""
         # (the table's type widened first if a code would not fit: NumPy would wrap it)
-        self._cells = fitted(self._cells, self.values.size)
+        self._cells = fitted(self._cells, _count(self, codes))
         self._cells[cells] = codes
         self.filled = True
 
@@ -100,7 +100,7 @@ class Site:
         order = np.argsort(merged, kind="stable")
         self._keys = merged[order]
         self._found = np.concatenate([self._found, codes]).astype(
-            code_type(self.values.size))[order]
+            code_type(_count(self, codes)))[order]
 
     def derived(self, name: str, table: list[Any], each: Callable[[Any], Any]
                 ) -> list[Any]:
@@ -119,6 +119,11 @@ class Site:
         if cached is None or len(cached) != len(done):
             cached = self._derived[name + "#array"] = np.array(done, dtype=np.bool_)
         return cached
+
+
+def _count(site: Site, codes: np.ndarray) -> int:
+    """How many codes a site's tables must hold, with ``codes`` among them."""
+    return max(site.values.size, int(codes.max()) + 1 if len(codes) else 0)
 
 
 def pack(codes: list[np.ndarray], widths: tuple[int, ...]) -> np.ndarray:
