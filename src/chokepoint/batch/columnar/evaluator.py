@@ -36,7 +36,7 @@ from chokepoint.batch.columnar.combine import (
     summary_of,
 )
 from chokepoint.batch.columnar.prepare import SHARED, Prepared
-from chokepoint.batch.columnar.sites import Site, Sites, pack
+from chokepoint.batch.columnar.sites import Site, Sites, cell_type, pack
 from chokepoint.batch.flat import COLUMNS
 from chokepoint.engine.determine import (
     regime_applies,
@@ -356,7 +356,8 @@ class Evaluator(Prepared):
         found = self._packed.pop(ident, None)
         if found is None or any(ref() is not c for ref, (c, _) in
                                 zip(found[0], parts, strict=True)):
-            found = ([weakref.ref(c) for c, _ in parts], pack([c for c, _ in parts], widths))
+            found = ([weakref.ref(c) for c, _ in parts],
+                     pack([c for c, _ in parts], widths, cell_type(widths)))
         self._packed[ident] = found  # most recent last
         if len(self._packed) > PACKED_KEPT:
             del self._packed[next(iter(self._packed))]
