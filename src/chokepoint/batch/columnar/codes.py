@@ -54,11 +54,16 @@ class Groups:
 
 
 def _densify(key: np.ndarray, space: int) -> tuple[np.ndarray, int]:
+    """Keys in 0 .. space - 1 renumbered 0 .. n - 1 in key order (n distinct keys)."""
     if space <= SPARSE_LIMIT:
         present = np.zeros(space, dtype=np.bool_)
         present[key] = True
-        rank = np.cumsum(present, dtype=np.int64) - 1
-        return rank[key], int(rank[-1] + 1) if space else 0
+        seen = np.flatnonzero(present)
+        # (a rank written only where a key is: the rest of the array is never touched,
+        # where a running count over the whole space wrote - and faulted in - all of it)
+        rank = np.empty(space, dtype=np.int64)
+        rank[seen] = np.arange(len(seen), dtype=np.int64)
+        return rank[key], len(seen)
     uniq, ids = np.unique(key, return_inverse=True)
     return ids.astype(np.int64), len(uniq)
 
