@@ -62,7 +62,7 @@ from chokepoint.rules.predicate import (
 from chokepoint.rules.ruleset import RuleSet
 
 PACKED_KEPT = 16  # packed keys kept for reuse in a block (each: an integer per row)
-WHOLE_LIMIT = 512  # a node whose facts can combine in more ways than this is split
+WHOLE_LIMIT = 2048  # a node whose facts can combine in more ways than this is split
 SITES_LIMIT = 4_000_000  # codes and answers kept with a rule set (dropped between blocks)
 
 
