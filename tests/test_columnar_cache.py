@@ -212,3 +212,55 @@ def test_the_code_fingerprint_follows_the_sources_and_the_libraries(
     monkeypatch.setattr(cache, "_CODE", [])
     monkeypatch.setattr(cache, "PACKAGE", cache.PACKAGE / "batch")  # (other sources)
     assert cache.code_fingerprint() != before
+
+
+def _new_process_screeners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screening indexes as a new process has them: none."""
+    from chokepoint.screening import service
+
+    for name in ("_SCREENERS", "_ENTRY_SETS", "_IN_FORCE"):
+        monkeypatch.setattr(service, name, {})
+
+
+def test_screening_indexes_are_kept_along_and_used_by_the_next_run(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new process takes the screening indexes (and their results) a run kept instead
+    of building them again, and writes the same bytes as a run that builds them."""
+    from chokepoint.screening import match, service
+
+    first, second = _books(tmp_path)
+    _new_process_screeners(monkeypatch)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    _new_process_screeners(monkeypatch)
+    rules = load_rules()
+    assert cache.load(rules) > 0
+    adopted = list(service._SCREENERS.values())
+    assert adopted and all(s._cache for s in adopted)  # (with what they screened)
+
+    def no_index(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an index was built again")
+
+    monkeypatch.setattr(match.ScreeningIndex, "__init__", no_index)
+    warm = _run(first, tmp_path / "warm.parquet", rules)
+    monkeypatch.undo()
+    monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
+    _new_process_screeners(monkeypatch)
+    assert warm == _run(first, tmp_path / "cold.parquet", load_rules())
+
+
+def test_kept_indexes_of_lists_imported_since_are_not_used(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index kept before a list was imported lacks its entries: the next run builds a
+    new one (and screens against the imported list)."""
+    from chokepoint.screening import service
+
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "data"))
+    first, _ = _books(tmp_path)
+    _new_process_screeners(monkeypatch)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    service.import_list(Path(__file__).parent / "fixtures" / "lists" / "watch.csv")
+    _new_process_screeners(monkeypatch)
+    assert cache.load(load_rules()) > 0
+    assert not service._SCREENERS  # (none taken: the imported lists differ)
+    screener = service.screener_for(load_rules(), date(2025, 6, 1))
+    assert any(h.score >= 0.9 for h in screener.screen("Example Trading Corp"))

@@ -9,6 +9,9 @@ files and the versions of the libraries it reads with - and loaded by the next r
 the same ones. A file that cannot be read, or that was made for other rules or code, is
 ignored (the run starts cold, as without it); files are written whole and renamed into
 place, and when several processes offer theirs the one holding the most answers stays.
+The screening indexes the run built go along, with the imported lists they were built
+from (screening.service.kept_screeners): a new process takes those still current instead
+of building them again.
 
 Where: ``CHOKEPOINT_CACHE_DIR``, else ``$XDG_CACHE_HOME/chokepoint`` (``~/.cache``);
 ``CHOKEPOINT_CACHE_DIR=off`` keeps nothing on disk. The files are pickles: keep the
@@ -33,6 +36,7 @@ from chokepoint.batch.columnar import book
 from chokepoint.batch.columnar.evaluator import SITES_LIMIT
 from chokepoint.batch.columnar.sites import Sites
 from chokepoint.rules.ruleset import RuleSet
+from chokepoint.screening import service
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +56,11 @@ def cache_dir() -> Path | None:
     return Path(base) / "chokepoint"
 
 
-LIBRARIES = ("numpy", "pyarrow", "pydantic", "jsonschema", "jsonschema-rs")
+LIBRARIES = ("numpy", "pyarrow", "pydantic", "jsonschema", "jsonschema-rs", "scipy",
+             "rapidfuzz", "unidecode", "pypinyin")
 """Libraries whose version goes into the fingerprint: the kept answers are pickled with
-NumPy, and the book's cells are read with pyarrow and validated with the others."""
+NumPy, the book's cells are read with pyarrow and validated with pydantic and the JSON
+Schema validators, and the screening indexes kept along are built with the others."""
 
 _CODE: list[str] = []
 
@@ -112,7 +118,9 @@ def load(rules: RuleSet) -> int:
                 return 0  # (a hash collision on the name: not ours)
             kept = pickle.load(fh)
         sites, pieces = kept["sites"], kept["pieces"]
-        if not isinstance(sites, Sites) or not isinstance(pieces, dict):
+        screeners = kept.get("screeners", [])
+        if (not isinstance(sites, Sites) or not isinstance(pieces, dict)
+                or not isinstance(screeners, list)):
             raise TypeError("not the columnar engine's answers")
     except FileNotFoundError:  # (nothing kept yet)
         return 0
@@ -121,6 +129,7 @@ def load(rules: RuleSet) -> int:
         return 0
     memo["sites"] = sites
     book.remember_pieces(pieces)
+    service.adopt_screeners(screeners)  # (those built from the lists as imported now)
     state["loaded"] = state["saved"] = sites.entries
     return int(sites.entries)
 
@@ -143,7 +152,8 @@ def save(rules: RuleSet) -> bool:
                                          suffix=".tmp", delete=False) as fh:
             try:
                 pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump({"sites": sites, "pieces": book.kept_pieces()}, fh,
+                pickle.dump({"sites": sites, "pieces": book.kept_pieces(),
+                             "screeners": service.kept_screeners()}, fh,
                             protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException:
                 os.unlink(fh.name)
