@@ -182,18 +182,61 @@ def test_of_two_savers_the_file_with_more_answers_stays(tmp_path: Path,
               block=1000)  # (saves)
     path = cache.cache_file(small)
     assert path is not None
-    kept_small = cache.entries_in(path)
+    kept_small = cache.evaluated_in(path)
     for book in (first, second):
         run_batch(book, tmp_path / "l.parquet", large, today=TODAY, engine="columnar",
                   block=1000)
-    assert cache.entries_in(path) > kept_small  # (the larger replaced it)
-    kept_large = cache.entries_in(path)
+    assert cache.evaluated_in(path) > kept_small  # (the larger replaced it)
+    kept_large = cache.evaluated_in(path)
+    assert cache.entries_in(path) > 0
     # a smaller state offered later does not replace the larger one
     sites = small.memo("columnar-sites")["sites"]
-    assert sites.entries < kept_large
-    small.memo("columnar-cache")["saved"] = 0
+    assert sites.evaluated < kept_large
+    small.memo("columnar-cache")["evaluated"] = 0
     assert not cache.save(small)
-    assert cache.entries_in(path) == kept_large
+    assert cache.evaluated_in(path) == kept_large
+
+
+def test_the_last_few_answers_of_a_book_are_kept_too(tmp_path: Path, cache_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run is saved when it evaluated MIN_NEW answers more than it loaded, however few
+    next to the whole and whether or not they added entries (a cell filled in a table adds
+    none): earlier, growth under 2 % of the entries was never saved, and every later run
+    paid for those misses again. A run that evaluated nothing writes nothing."""
+    monkeypatch.setattr(cache, "MIN_NEW", 1)
+    first, second = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    path = cache.cache_file(load_rules())
+    assert path is not None
+    assert cache.evaluated_in(path) > 0
+    # The same book in a new process: how a rule is split into sites follows how many
+    # values its facts have taken so far, so the first run's early blocks were evaluated
+    # in sites its later blocks (and every later run) no longer use; those answers are
+    # evaluated once more, and kept ...
+    second_run = load_rules()
+    cache.load(second_run)
+    _run(first, tmp_path / "b.parquet", second_run)
+    before = cache.evaluated_in(path)
+    assert before == second_run.memo("columnar-sites")["sites"].evaluated
+    # ... so that a third evaluates nothing, and writes nothing
+    rules = load_rules()
+    cache.load(rules)
+    _run(first, tmp_path / "b.parquet", rules)
+    sites = rules.memo("columnar-sites")["sites"]
+    assert sites.evaluated == before and cache.evaluated_in(path) == before
+    # one answer more than the file holds (and not one entry more) is worth a save
+    entries = sites.entries
+    sites.evaluated += 1
+    assert sites.entries == entries
+    assert cache.save(rules)
+    assert cache.evaluated_in(path) == before + 1 and cache.entries_in(path) == entries
+    assert not cache.save(rules)  # (nothing new since)
+    # another book's answers go in on top of the ones loaded
+    more = load_rules()
+    cache.load(more)
+    _run(second, tmp_path / "c.parquet", more)
+    assert cache.evaluated_in(path) == more.memo("columnar-sites")["sites"].evaluated > (
+        before + 1)
 
 
 def test_the_code_fingerprint_follows_the_sources_and_the_libraries(

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parents[2]  # the chokepoint package
 FILES_KEPT = 8  # the most recent files kept in the directory (one per rules and code)
-GROWTH = 1.02  # saved again when the answers kept have grown by this factor since
+MIN_NEW = 100  # saved again when this many answers were evaluated since loaded or saved
+# (a miss costs a run about 0.25 ms, writing the file a few tenths of a second once)
 SAVE_LIMIT = SITES_LIMIT // 4  # entries: larger states are not written (about 80 MB)
 _FORMAT = 2  # (a header pickle, then the answers)
 
@@ -105,7 +106,7 @@ def load(rules: RuleSet) -> int:
     state = _state(rules)
     if "loaded" in state:
         return int(state["loaded"])
-    state["loaded"] = state["saved"] = 0
+    state["loaded"] = state["evaluated"] = 0
     path = cache_file(rules)
     memo = rules.memo("columnar-sites")
     if path is None or "sites" in memo:
@@ -130,22 +131,28 @@ def load(rules: RuleSet) -> int:
     memo["sites"] = sites
     book.remember_pieces(pieces)
     service.adopt_screeners(screeners)  # (those built from the lists as imported now)
-    state["loaded"] = state["saved"] = sites.entries
+    state["loaded"] = sites.entries
+    state["evaluated"] = sites.evaluated
     return int(sites.entries)
 
 
 def save(rules: RuleSet) -> bool:
-    """Write the rule set's answers to disk when they have grown enough since they were
-    loaded or last saved (and are not too large); whether a file was written."""
+    """Write the rule set's answers to disk when at least MIN_NEW answers were evaluated
+    since they were loaded or last saved (and they are not too large); whether a file was
+    written. (Counted in answers evaluated, not in entries: filling a cell of a table
+    adds knowledge and no entry, and a threshold relative to the whole kept the last few
+    hundred misses of a book out for ever - each costing every later run its time.)"""
     path = cache_file(rules)
     state = _state(rules)
     sites = rules.memo("columnar-sites").get("sites")
     if path is None or sites is None:
         return False
-    entries = sites.entries
-    if entries > SAVE_LIMIT or entries < state.get("saved", 0) * GROWTH or not entries:
+    entries, evaluated = sites.entries, sites.evaluated
+    if (entries > SAVE_LIMIT or not entries
+            or evaluated - state.get("evaluated", 0) < MIN_NEW):
         return False
-    header = {"rules": rules.content_hash, "code": code_fingerprint(), "entries": entries}
+    header = {"rules": rules.content_hash, "code": code_fingerprint(), "entries": entries,
+              "evaluated": evaluated}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".columnar-",
@@ -159,29 +166,39 @@ def save(rules: RuleSet) -> bool:
                 os.unlink(fh.name)
                 raise
         # several processes may save at once (the workers of a run, two runs): the file
-        # holding the most answers stays
+        # that has learnt the most stays (each continues the state it was loaded from)
         with _locked(path):
-            if entries <= entries_in(path):
+            if evaluated <= _header(path).get("evaluated", 0):
                 os.unlink(fh.name)
                 return False
             os.replace(fh.name, path)
     except Exception as exc:  # (a read-only or full disk, say: the run goes on without)
         log.warning("could not write the columnar cache %s: %s", path, exc)
         return False
-    state["saved"] = entries
+    state["evaluated"] = evaluated
     _prune(path.parent)
     return True
 
 
-def entries_in(path: Path) -> int:
-    """How many answers a kept file holds (read from its header), 0 when there is none
-    to read."""
+def _header(path: Path) -> dict[str, int]:
+    """A kept file's header (entries, answers evaluated), empty when there is none to
+    read."""
     try:
         with path.open("rb") as fh:
             header = pickle.load(fh)
-        return int(header["entries"])
+        return {k: int(header[k]) for k in ("entries", "evaluated")}
     except Exception:
-        return 0
+        return {}
+
+
+def entries_in(path: Path) -> int:
+    """How many entries a kept file holds (from its header), 0 when there is none."""
+    return _header(path).get("entries", 0)
+
+
+def evaluated_in(path: Path) -> int:
+    """How many answers the state a kept file holds has evaluated (from its header)."""
+    return _header(path).get("evaluated", 0)
 
 
 @contextmanager

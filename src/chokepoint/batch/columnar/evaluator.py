@@ -383,6 +383,7 @@ class Evaluator(Prepared):
             found[new] = codes
             if keys is not None:
                 site.remember(keys[new], codes)
+                self.sites.evaluated += len(new)
         per_row: np.ndarray = np.take(found, g.ids)
         return per_row
 
@@ -404,6 +405,7 @@ class Evaluator(Prepared):
             values = site.values
             codes = np.array([values.code(one(r)) for r in reps.tolist()], dtype=CODE)
             site.fill(fresh, codes)
+            self.sites.evaluated += len(codes)
             found = site.read(cells)
         if found is None:  # (no row to evaluate: every one left to the scalar path)
             found = np.full(len(cells), -1, dtype=CODE)

@@ -158,6 +158,9 @@ class Sites:
     def __init__(self) -> None:
         self._sites: dict[Hashable, Site] = {}
         self._facts: dict[Hashable, Interner] = {}
+        # answers evaluated into these sites so far, through every run whose state this
+        # continues (cache.py keeps the state that has learnt the most)
+        self.evaluated = 0
 
     @property
     def entries(self) -> int:
