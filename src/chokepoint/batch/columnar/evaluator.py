@@ -369,9 +369,14 @@ class Evaluator(Prepared):
         """:meth:`answers` for wide inputs: rows grouped, each group's combination looked
         up, a row of each new one evaluated."""
         g = self.group(parts)
-        keys = None if widths is None else pack([c[g.rep] for c, _ in parts], widths)
-        found = (np.full(g.count, -1, dtype=CODE) if keys is None
-                 else site.look_up(keys))
+        keys = combos = None
+        if widths is None:  # (too wide to pack: each group's codes as a tuple)
+            combos = [tuple(t) for t in
+                      np.stack([c[g.rep] for c, _ in parts], axis=1).tolist()]
+            found = np.array([site.by_tuple.get(t, -1) for t in combos], dtype=CODE)
+        else:
+            keys = pack([c[g.rep] for c, _ in parts], widths)
+            found = site.look_up(keys)
         new = np.flatnonzero(found < 0)
         if not evaluate_invalid:  # (those rows get the placeholder)
             new = new[~self.book.invalid[g.rep[new]]]
@@ -383,7 +388,11 @@ class Evaluator(Prepared):
             found[new] = codes
             if keys is not None:
                 site.remember(keys[new], codes)
-                self.sites.evaluated += len(new)
+            else:
+                assert combos is not None
+                site.by_tuple.update(zip([combos[i] for i in new.tolist()], codes.tolist(),
+                                         strict=True))
+            self.sites.evaluated += len(new)
         per_row: np.ndarray = np.take(found, g.ids)
         return per_row
 

@@ -38,11 +38,15 @@ class Site:
         self._found = NO_CODES  # the answer code of each
         self._cells = NO_CODES  # or for narrow inputs: the answer code per packed key
         self.filled = False  # whether any cell holds an answer yet
+        # inputs too wide to pack into 62 bits: each combination's codes as a tuple, looked
+        # up per group of rows (stable codes stay valid however many values come later)
+        self.by_tuple: dict[tuple[int, ...], int] = {}
         self._derived: dict[str, Any] = {}
 
     @property
     def entries(self) -> int:
-        return len(self._keys) + self.values.size + (len(self._cells) >> 4)
+        return (len(self._keys) + self.values.size + (len(self._cells) >> 4)
+                + len(self.by_tuple))
 
     def start(self, sizes: list[int]) -> tuple[int, ...] | None:
         """The bits each input takes in a packed key (:func:`pack`), for inputs of these
