@@ -150,3 +150,28 @@ def test_a_site_widens_its_tables_as_its_answers_grow(direct: bool) -> None:
     found = site.read(keys) if direct else site.look_up(keys)
     assert found.tolist() == [*range(0, 20), *range(100, 120), *range(40_000, 40_020)]
     assert found.dtype == np.int32
+
+
+def test_inputs_too_wide_to_pack_are_kept_by_their_codes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sites whose inputs take more bits together than a packed key holds keep their
+    answers by the tuple of the inputs' codes: a warm rule set answers each block as a
+    fresh one does, and a block seen before is answered without evaluating anything."""
+    from chokepoint.batch.columnar import evaluator, sites
+
+    monkeypatch.setattr(sites, "MAX_BITS", 12)  # (most sites too wide, on a small book)
+    warm = load_rules()
+    blocks = _blocks(tmp_path)
+    for n, block in enumerate(blocks):
+        kept, _ = evaluate_table(block, warm, None, TODAY, 1, REGIMES, OUT_COLUMNS)
+        fresh, _ = evaluate_table(block, load_rules(), None, TODAY, 1, REGIMES,
+                                  OUT_COLUMNS)
+        assert kept.to_pylist() == fresh.to_pylist(), f"block {n}"
+    kept_sites = evaluator.sites_of(warm)
+    assert sum(len(s.by_tuple) for s in kept_sites._sites.values()) > 0
+    evaluated = kept_sites.evaluated
+    # (the last block again: how rules are split into sites follows how many values the
+    # facts have taken so far, so an earlier block may meet sites made since)
+    again, _ = evaluate_table(blocks[-1], warm, None, TODAY, 1, REGIMES, OUT_COLUMNS)
+    assert kept_sites.evaluated == evaluated
+    assert again.to_pylist() == fresh.to_pylist()
