@@ -10,6 +10,7 @@ as-of date - the bundled snapshot alone is too small to clear anyone.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -108,6 +109,8 @@ class Screener:
         self.index = ScreeningIndex(entries)
         self.complete_until = complete_until
         self._cache: dict[tuple[str, str | None, float], list[Hit]] = {}
+        # what it was built from, as text that names it in every process (screener_for)
+        self.source: str | None = None
 
     @classmethod
     def for_date(cls, rules: RuleSet, on: date,
@@ -228,6 +231,8 @@ def screener_for(rules: RuleSet, on: date) -> Screener:
         if len(_SCREENERS) > 64:
             _SCREENERS.clear()
         screener = _SCREENERS[key] = Screener.for_date(rules, on)
+        entries = next(e for e, n in _ENTRY_SETS.items() if n == in_force)
+        screener.source = hashlib.sha256(repr((entries, key[1])).encode()).hexdigest()[:32]
     return screener
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from chokepoint.batch.columnar import book
 from chokepoint.batch.columnar.evaluator import SITES_LIMIT
+from chokepoint.batch.columnar.prepare import PARTIES
 from chokepoint.batch.columnar.sites import Sites
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening import service
@@ -119,9 +120,9 @@ def load(rules: RuleSet) -> int:
                 return 0  # (a hash collision on the name: not ours)
             kept = pickle.load(fh)
         sites, pieces = kept["sites"], kept["pieces"]
-        screeners = kept.get("screeners", [])
+        screeners, parties = kept.get("screeners", []), kept.get("parties", {})
         if (not isinstance(sites, Sites) or not isinstance(pieces, dict)
-                or not isinstance(screeners, list)):
+                or not isinstance(screeners, list) or not isinstance(parties, dict)):
             raise TypeError("not the columnar engine's answers")
     except FileNotFoundError:  # (nothing kept yet)
         return 0
@@ -131,6 +132,11 @@ def load(rules: RuleSet) -> int:
     memo["sites"] = sites
     book.remember_pieces(pieces)
     service.adopt_screeners(screeners)  # (those built from the lists as imported now)
+    # each party's hits and projections' texts, by the lists' state (named by what they
+    # were built from, the same in every process) and the party's cells
+    looks = rules.memo(PARTIES)
+    for key, (hits, texts) in parties.items():
+        looks.setdefault(key, [hits, texts, None])
     state["loaded"] = sites.entries
     state["evaluated"] = sites.evaluated
     return int(sites.entries)
@@ -159,9 +165,11 @@ def save(rules: RuleSet) -> bool:
                                          suffix=".tmp", delete=False) as fh:
             try:
                 pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                parties = {key: (found[0], found[1])
+                           for key, found in rules.memo(PARTIES).items()}
                 pickle.dump({"sites": sites, "pieces": book.kept_pieces(),
-                             "screeners": service.kept_screeners()}, fh,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+                             "screeners": service.kept_screeners(), "parties": parties},
+                            fh, protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException:
                 os.unlink(fh.name)
                 raise

@@ -3,6 +3,7 @@ per distinct combination of the facts it reads, and each regime's flat answer.""
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from chokepoint.batch.columnar.codes import (
     fitted,
     group,
     kept,
+    key_of,
     only,
     row_numbers,
 )
@@ -133,20 +135,23 @@ class Evaluator(Prepared):
             slot_keys: list[list[Any]] = []
             for i, pg in enumerate(self.party_groups):
                 interner = Interner()
-                source = (self.entries if what == "entries" else self.parties)[i][stage]
                 fields = arg if what == "parties" else None
-                # each party's projection as text, made once and kept with the party's
-                # look-ups (prepare.py) for the next blocks
+                # each party's projection as the key it interns under (its text, or that of
+                # None), made once and kept with the party's look-ups (prepare.py) for the
+                # next blocks and runs
                 key = (what, stage, fields)
                 codes = []
-                for v, texts in zip(source, self.party_texts[i], strict=True):
-                    if v is None or texts is None:
-                        codes.append(interner.code(_projected(v, fields)))
+                for k, texts in enumerate(self.party_texts[i]):
+                    if texts is None:  # (no party)
+                        codes.append(interner.code(None))
                         continue
                     text = texts.get(key)
                     if text is None:
-                        text = texts[key] = canonical(_projected(v, fields))
-                    codes.append(interner.code_keyed(text, v))
+                        v = self.party_value(i, what, stage, k)
+                        # (interned: the same text for many parties, kept once on disk)
+                        text = texts[key] = (key_of(None) if v is None else
+                                             sys.intern(canonical(_projected(v, fields))))
+                    codes.append(interner.code_keyed(text, None))
                 table = np.array(codes, dtype=CODE)
                 parts.append((np.take(table, pg.ids), interner.size))
                 slot_keys.append(interner.keys())

@@ -23,6 +23,7 @@ from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import screen_parties, screener_for
 
 GROUPS_KEPT = 8  # the groupings of a block kept for reuse (each: an integer per row)
+PARTIES = "columnar-parties"  # the rule set's memo of parties' look-ups (kept by cache.py)
 SHARED = "shared"  # the facts before any regime's aliases, list look-ups and classification
 
 
@@ -85,70 +86,74 @@ class Prepared:
                 self.items[code].append(facts["item"])
                 self.eccn_q[code].append(questions)
         # each party slot per state of the lists (screening lists, Entity List, aliases):
-        # screened, then each regime's list look-up - kept per rule set for the next blocks
-        # (by the screener itself, the state's text and the party's cells; a dict or a
-        # screener is shared, never changed, by every row that has it)
+        # screened, then each regime's list look-ups - kept per rule set for the next blocks
+        # and runs (cache.py), by the state's text (the same in every process) and the
+        # party's cells: the hits, and the text each projection of the party interns under
+        # (evaluator.part). The party's own dicts are made only when a rule's answer has
+        # to be evaluated for it (party_value): a warm run needs only the texts.
         states = Interner()
         list_state = np.array([states.code(None if d is None else self.list_state(d))
                                for d in self.epoch_days], dtype=np.int64)
-        memo = kept(rules, "columnar-parties", 100_000)
+        memo: dict[Any, list[Any]] = kept(rules, PARTIES, 100_000)
         state_keys = [canonical(v) for v in states.values]
         self.party_groups: list[Groups] = []
-        self.parties: list[dict[str, list[dict[str, Any] | None]]] = []
-        self.entries: list[dict[str, list[dict[str, Any] | None]]] = []
-        # per slot and party group: the texts its party's projections intern under, kept
-        # with the party's look-ups from block to block (None: no party)
-        self.party_texts: list[list[dict[Any, str] | None]] = []
+        # per slot and party group: [hits, texts, looks (None until made)], and the row and
+        # party it stands for (None: no party, or a row left to the scalar path)
+        self._looks: list[list[list[Any] | None]] = []
+        self._party_reps: list[list[tuple[int, dict[str, Any] | None]]] = []
+        self.party_texts: list[list[dict[Any, Any] | None]] = []
         self.hits: list[list[str]] = []
         for slot in book.slots:
             pg = self.group([(list_state[book.epoch], states.size),
                              (slot.groups.ids, slot.groups.count)])
             self.party_groups.append(pg)
-            # each group's row and its party (None: no party, or a row left to the scalar path)
             reps = [(r, None if book.invalid[r] else
                      (slot.parsed[slot.groups.ids[r]] or {}).get("parties", [None])[0])
                     for r in pg.rep.tolist()]
-            cells = [slot.keys[slot.groups.ids[r]] for r, _ in reps]  # the party's cells
-            self._prime(reps)
-            stages: dict[str, list[dict[str, Any] | None]] = {SHARED: []}
-            entries: dict[str, list[dict[str, Any] | None]] = {}
-            for code in self.regimes:
-                stages[code], entries[code] = [], []
-            hits: list[str] = []
-            texts: list[dict[Any, str] | None] = []
-            for (r, party), party_cells in zip(reps, cells, strict=True):
+            # (the cells the party was read from stand for it: the same cells, the same
+            # party)
+            keys = [None if party is None else
+                    (state_keys[list_state[book.epoch[r]]], slot.keys[slot.groups.ids[r]])
+                    for r, party in reps]
+            self._prime([rep for rep, key in zip(reps, keys, strict=True)
+                         if key is not None and key not in memo])
+            looks: list[list[Any] | None] = []
+            for (r, party), key in zip(reps, keys, strict=True):
                 if party is None:
-                    for stage in stages:
-                        stages[stage].append(None)
-                    for code in self.regimes:
-                        entries[code].append(None)
-                    hits.append("")
-                    texts.append(None)
+                    looks.append(None)
                     continue
-                on = self.day_of(r)
-                screener = screener_for(rules, on)
-                # (the cells the party was read from stand for it: the same cells, the
-                # same party)
-                key = (screener, state_keys[list_state[book.epoch[r]]], party_cells)
-                done = memo.get(key)
-                if done is None:
-                    done = memo[key] = self._party(party, on, screener)
-                hits.append(done[0])
-                texts.append(done[3])
-                stages[SHARED].append(done[1])
-                for code in self.regimes:
-                    stages[code].append(done[2][code][0])
-                    entries[code].append(done[2][code][1])
-            self.parties.append(stages)
-            self.entries.append(entries)
-            self.party_texts.append(texts)
-            self.hits.append(hits)
+                found = memo.get(key)
+                if found is None:
+                    done = self._party(party, self.day_of(r))
+                    found = memo[key] = [done[0], {}, done[1:]]
+                looks.append(found)
+            self._looks.append(looks)
+            self._party_reps.append(reps)
+            self.party_texts.append([None if f is None else f[1] for f in looks])
+            self.hits.append(["" if f is None else f[0] for f in looks])
         self._facts: dict[tuple[int, str], Any] = {}
 
-    def _party(self, party: dict[str, Any], on: date, screener: Any) -> Any:
+    def party_value(self, slot: int, what: str, stage: str, k: int
+                    ) -> dict[str, Any] | None:
+        """Party group ``k``'s party at a stage (``what`` "parties": as the stage sees it;
+        "entries": its list entry there), made when first asked for (None: no party)."""
+        found = self._looks[slot][k]
+        if found is None:
+            return None
+        if found[2] is None:  # (hits and texts kept from another run: the dicts made now)
+            r, party = self._party_reps[slot][k]
+            assert party is not None
+            found[2] = self._party(party, self.day_of(r))[1:]
+        shared, per_regime = found[2]
+        if stage == SHARED:
+            return shared if what == "parties" else None
+        value: dict[str, Any] | None = per_regime[stage][0 if what == "parties" else 1]
+        return value
+
+    def _party(self, party: dict[str, Any], on: date) -> Any:
         """A party screened (unless its designations are given) and looked up in each
-        regime's lists: (the hits as text, the party, per regime (its party, its entry),
-        a dict for the texts its projections intern under)."""
+        regime's lists: (the hits as text, the party, per regime (its party, its entry))."""
+        screener = screener_for(self.rules, on)
         found: list[dict[str, Any]] = []
         if party.get("designations") is None:
             screened, found, _ = screen_parties({"parties": [party]}, screener, on)
@@ -160,7 +165,7 @@ class Prepared:
             facts, _ = apply_aliases({"parties": [party]}, snap, code)
             facts, found_entries, _ = resolve_parties(facts, snap, code)
             per_regime[code] = (facts["parties"][0], found_entries.get(0))
-        return hits, party, per_regime, {}
+        return hits, party, per_regime
 
     def _prime(self, reps: list[tuple[int, dict[str, Any] | None]]) -> None:
         """The parties to screen, screened in bulk per screener (the hits
@@ -209,12 +214,14 @@ class Prepared:
         return {**self.items[stage][self.item_groups.ids[r]], **rest}
 
     def list_state(self, day: date) -> Any:
-        """What a party's screening and list look-ups depend on, on a day."""
+        """What a party's screening and list look-ups depend on, on a day, named the same
+        in every process (with these rules): the lists the screener was built from, whether
+        it can clear a party, each Entity List entry's version in force, the aliases."""
         snap = self.rules.at(day)
         screener = screener_for(self.rules, day)
-        return (id(screener), screener.can_clear(day),
-                [[id(e.version_on(day)) for e in self.rules.entities.get(c, [])]
-                 for c in self.regimes],
+        return (screener.source, screener.can_clear(day),
+                [[(e.id, _index(e.versions, e.version_on(day)))
+                  for e in self.rules.entities.get(c, [])] for c in self.regimes],
                 [sorted((k, v[0]) for k, v in snap.aliases.get(c, {}).items())
                  for c in self.regimes])
 
@@ -238,8 +245,9 @@ class Prepared:
                      ) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
         book = self.book
         txn = book.transaction(r)
-        parties = [p for i, slot in enumerate(self.parties)
-                   if (p := slot[SHARED][self.party_groups[i].ids[r]]) is not None]
+        parties = [p for i in range(len(self.party_groups))
+                   if (p := self.party_value(i, "parties", SHARED,
+                                             int(self.party_groups[i].ids[r]))) is not None]
         if parties:
             txn["parties"] = parties
         txn["item"] = self.item_at(r, SHARED)
@@ -251,3 +259,8 @@ class Prepared:
         facts = {**facts, "item": self.item_at(r, stage)}
         return facts, entries
 
+
+
+def _index(versions: list[Any], version: Any) -> int | None:
+    """Which of an entry's versions ``version`` is (None: none in force)."""
+    return next((i for i, v in enumerate(versions) if v is version), None)
