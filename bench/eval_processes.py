@@ -36,7 +36,7 @@ def main() -> None:
     blocks = list(columnar_run.blocks(args.book, {}, args.block))  # reading: not timed
     rows = sum(b.num_rows for b in blocks)
     start = time.perf_counter()
-    loaded = cache.load(rules)
+    loaded = cache.load(rules, freeze=True)  # (as `chokepoint batch` loads them)
     load = time.perf_counter() - start
     today = date.today()
     start = time.perf_counter()

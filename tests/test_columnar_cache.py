@@ -307,3 +307,17 @@ def test_kept_indexes_of_lists_imported_since_are_not_used(
     assert not service._SCREENERS  # (none taken: the imported lists differ)
     screener = service.screener_for(load_rules(), date(2025, 6, 1))
     assert any(h.score >= 0.9 for h in screener.screen("Example Trading Corp"))
+
+
+def test_a_run_leaves_nothing_frozen(tmp_path: Path, cache_dir: Path) -> None:
+    """The kept answers are loaded out of the garbage collector's way (gc.freeze) for the
+    run only: after it, with one process or two, the collector sees everything again."""
+    import gc
+
+    first, _ = _books(tmp_path)
+    _run(first, tmp_path / "a.parquet", load_rules())
+    for workers in (1, 2):
+        rules = load_rules()
+        _run(first, tmp_path / f"w{workers}.parquet", rules, workers=workers)
+        assert rules.memo("columnar-cache")["loaded"] > 0
+        assert gc.get_freeze_count() == 0

@@ -215,37 +215,12 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 yield (start - 1, last - start + 1), start
 
     settings = {"rules": rules, "override": override, "today": today, "columns": columns}
-    cache.load(rules)  # answers kept by an earlier run with these rules (before the fork)
+    # answers kept by an earlier run with these rules (before the fork), left out of the
+    # garbage collector's passes until the run ends (the workers' and this process's)
+    cache.load(rules, freeze=True)
     pool = None
-    if workers > 1:
-        # More workers than cores: warm the caches they inherit (day snapshots, screening
-        # indexes, compiled rules) on a sample of the book first, or each would build them
-        # again on a shared core. Up to one a core, each builds its own at the same time:
-        # a serial sample only held them all up (10^6 rows on two: 4.7-5.1 -> 3.9-4.3 s).
-        if workers > (os.cpu_count() or 1):
-            sample = next(blocks(inp, mapping, 5000), None)
-            if sample is not None:
-                evaluate_block(sample, 1, rules, override, today, columns)
-        _WORKER.update(settings=settings, book=(inp, mapping),
-                       parts=writer.parts_dir if writer.takes_parts else None)
-        tasks: Iterator[tuple[Any, int]] = todo()
-        if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
-            tasks = where()  # each worker reads its own rows: none passed through pipes
-        # what the parent holds (rules, kept answers) is left out of the workers' garbage
-        # collections: each would otherwise write to every object's header, copying the
-        # parent's pages into the worker (0.4 s a worker with the answers of cache.py)
-        gc.freeze()
-        try:
-            pool = multiprocessing.get_context("fork").Pool(workers)
-        except BaseException:
-            gc.unfreeze()
-            raise
-        results: Iterator[tuple[pa.Table, list[dict[str, Any]], int]] = pool.imap(
-            _in_worker, tasks)
-    else:
-        results = ((*evaluate_block(t, first, **settings), first + t.num_rows - 1)  # type: ignore[arg-type]
-                   for t, first in todo())
     try:
+        pool, results = _started(inp, mapping, workers, settings, writer, size, todo, where)
         for result, block_rejects, last in results:
             if isinstance(result, Path):
                 result = writer.adopt(result)
@@ -274,4 +249,34 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         if pool is not None:
             pool.terminate()
             pool.join()
-            gc.unfreeze()
+        gc.unfreeze()  # (frozen since the load, and again before the fork)
+
+
+def _started(inp: Path, mapping: dict[str, str], workers: int, settings: dict[str, Any],
+             writer: ResultWriter, size: int,
+             todo: Callable[[], Iterator[tuple[pa.Table, int]]],
+             where: Callable[[], Iterator[tuple[tuple[int, int], int]]]
+             ) -> tuple[Any, Iterator[tuple[Any, list[dict[str, Any]], int]]]:
+    """The workers' pool (None: one process) and the blocks' results, in order."""
+    if workers <= 1:
+        return None, ((*evaluate_block(t, first, **settings), first + t.num_rows - 1)
+                      for t, first in todo())
+    # More workers than cores: warm the caches they inherit (day snapshots, screening
+    # indexes, compiled rules) on a sample of the book first, or each would build them
+    # again on a shared core. Up to one a core, each builds its own at the same time:
+    # a serial sample only held them all up (10^6 rows on two: 4.7-5.1 -> 3.9-4.3 s).
+    if workers > (os.cpu_count() or 1):
+        sample = next(blocks(inp, mapping, 5000), None)
+        if sample is not None:
+            evaluate_block(sample, 1, **settings)
+    _WORKER.update(settings=settings, book=(inp, mapping),
+                   parts=writer.parts_dir if writer.takes_parts else None)
+    tasks: Iterator[tuple[Any, int]] = todo()
+    if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
+        tasks = where()  # each worker reads its own rows: none passed through pipes
+    # what the parent holds (rules, kept answers) is left out of the workers' garbage
+    # collections: each would otherwise write to every object's header, copying the
+    # parent's pages into the worker (0.4 s a worker with the answers of cache.py)
+    gc.freeze()
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    return pool, pool.imap(_in_worker, tasks)
