@@ -35,7 +35,7 @@ from chokepoint.rules.ruleset import RuleSet
 
 BLOCK = 500_000
 """Rows evaluated together (and per checkpoint): larger blocks share more work, smaller
-ones hold less memory - a peak of about 2.3 GiB at this size."""
+ones hold less memory - a peak of about 0.75-1 GB a process at this size (session 9)."""
 
 
 def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table]:
