@@ -29,6 +29,8 @@ from chokepoint.rules.loader import default_rules
 from chokepoint.rules.predicate import fact_reads, parse_predicate
 from chokepoint.rules.ruleset import RuleSet
 
+ROOT = Path(__file__).resolve().parents[1]
+
 TODAY = date(2026, 11, 26)
 RULES = default_rules()
 LISTED = sorted({e.name for entries in RULES.entities.values() for e in entries})[:6]
@@ -494,3 +496,32 @@ def test_a_run_resumed_by_the_other_engine_gives_the_rows_of_a_clean_run(
     assert summary.rows == 2500
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
     assert pq.read_table(out).schema == pq.read_table(clean).schema
+
+
+def test_an_imported_complete_list_clears_parties_in_both_engines(
+        tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a complete list imported (a full CSL), a party it does not name is cleared up
+    to the import day - the columnar engine, which reads the import day once per state of
+    the imported files (screening.service.latest_complete_list), gives the scalar rows."""
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.screening import service
+
+    sample = ROOT.parent / "shared" / "data" / "csl_samples" / "csl_sample_2025.csv"
+    if not sample.exists():
+        pytest.skip("../shared/data not present")
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "data"))
+    src = tmp_path / "book.parquet"
+    write_book(src, 1500, seed=17)
+    before = tmp_path / "before.parquet"
+    run_batch(src, before, rules, today=TODAY, engine="columnar")
+    assert service.latest_complete_list() is None
+    service.import_list(sample, today=date(2025, 6, 30))
+    assert service.latest_complete_list() == date(2025, 6, 30)
+    one, two = tmp_path / "scalar.parquet", tmp_path / "columnar.parquet"
+    run_batch(src, one, rules, today=TODAY)
+    run_batch(src, two, rules, today=TODAY, engine="columnar")
+    assert pq.read_table(two).to_pylist() == pq.read_table(one).to_pylist()
+    changed = [(a["outcome"], b["outcome"]) for a, b in
+               zip(pq.read_table(before).to_pylist(), pq.read_table(two).to_pylist(),
+                   strict=True) if a["outcome"] != b["outcome"]]
+    assert changed and all(a == "undetermined" for a, _ in changed)

@@ -208,6 +208,23 @@ def imported_state() -> tuple[Any, ...]:
     return state
 
 
+_COMPLETE: dict[tuple[Any, ...], date | None] = {}
+
+
+def latest_complete_list() -> date | None:
+    """The import day of the latest complete list imported (a full CSL: a party it does
+    not name may be cleared up to then), None when there is none; the files are read once
+    per state of the imported files (:func:`imported_state`), not on every call."""
+    state = imported_state()
+    if state not in _COMPLETE:
+        if len(_COMPLETE) > 64:
+            _COMPLETE.clear()
+        _COMPLETE[state] = max((date.fromisoformat(rec["imported_on"])
+                                for rec in imported_lists() if rec["complete"]),
+                               default=None)
+    return _COMPLETE[state]
+
+
 def screener_for(rules: RuleSet, on: date) -> Screener:
     """One screener per distinct set of snapshot entries in force (they change on a few
     dates only), not per day: an order book spread over years builds a handful of indexes.

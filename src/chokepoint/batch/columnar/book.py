@@ -19,7 +19,7 @@ from chokepoint.engine.determine import (
     as_of,
 )
 from chokepoint.rules.ruleset import RuleSet
-from chokepoint.screening.service import imported_lists
+from chokepoint.screening.service import latest_complete_list
 
 FILLER: dict[str, Any] = {"item": {}, "to_country": "CN"}  # a valid rest of a transaction
 
@@ -130,8 +130,7 @@ class Book:
         self.days = [d or today for d in days]
         self.day_code = dates.codes
         boundaries = rules.change_dates()
-        complete = max((date.fromisoformat(rec["imported_on"]) for rec in imported_lists()
-                        if rec["complete"]), default=None)
+        complete = latest_complete_list()
         if complete is not None:  # a complete imported list clears parties up to its date
             boundaries = sorted({*boundaries, complete + timedelta(days=1)})
         epochs = np.array([bisect.bisect_right(boundaries, d) for d in self.days],
