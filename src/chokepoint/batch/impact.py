@@ -10,6 +10,7 @@ review policies), so no moved row is missed.
 
 from __future__ import annotations
 
+import gc
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,22 +38,27 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
     moved: list[int] = []
     transactions: list[dict[str, Any]] = []
     first = 1
-    cache.load(rules)  # answers an earlier run kept (cache.py), kept again at the end
-    for table in blocks(path, mapping or {}, BLOCK):
-        before, left = evaluate_table(table, rules, d1, d1, first, regimes, columns)
-        if len(left):
-            return None
-        after, _ = evaluate_table(table, rules, d2, d2, first, regimes, columns)
-        differs = pa.array(np.zeros(table.num_rows, dtype=np.bool_))
-        for name in columns[1:]:
-            differs = pc.or_(differs, pc.not_equal(before.column(name), after.column(name)))
-        picked = np.flatnonzero(differs.to_numpy(zero_copy_only=False))
-        for i, raw in zip(picked.tolist(), table.take(pa.array(picked)).to_pylist(),
-                          strict=True):
-            moved.append(first + i)
-            cells = {k: ";".join(map(str, v)) if isinstance(v, list) else v
-                     for k, v in raw.items()}
-            transactions.append(parse_row(cells, first + i))
-        first += table.num_rows
-    cache.save(rules)
+    # answers an earlier run kept (cache.py), kept again at the end; out of the garbage
+    # collector's passes while the book is evaluated
+    cache.load(rules, freeze=True)
+    try:
+        for table in blocks(path, mapping or {}, BLOCK):
+            before, left = evaluate_table(table, rules, d1, d1, first, regimes, columns)
+            if len(left):
+                return None
+            after, _ = evaluate_table(table, rules, d2, d2, first, regimes, columns)
+            differs = pa.array(np.zeros(table.num_rows, dtype=np.bool_))
+            for name in columns[1:]:
+                differs = pc.or_(differs, pc.not_equal(before.column(name), after.column(name)))
+            picked = np.flatnonzero(differs.to_numpy(zero_copy_only=False))
+            for i, raw in zip(picked.tolist(), table.take(pa.array(picked)).to_pylist(),
+                              strict=True):
+                moved.append(first + i)
+                cells = {k: ";".join(map(str, v)) if isinstance(v, list) else v
+                         for k, v in raw.items()}
+                transactions.append(parse_row(cells, first + i))
+            first += table.num_rows
+        cache.save(rules)
+    finally:
+        gc.unfreeze()
     return order_impact(transactions, rules, d1, d2, numbers=moved)
