@@ -219,6 +219,9 @@ class Prepared:
         it can clear a party, each Entity List entry's version in force, the aliases."""
         snap = self.rules.at(day)
         screener = screener_for(self.rules, day)
+        # (screener_for names every screener it builds: an unnamed one must not share a
+        # name - its parties' texts are kept under it)
+        assert screener.source is not None
         return (screener.source, screener.can_clear(day),
                 [[(e.id, _index(e.versions, e.version_on(day)))
                   for e in self.rules.entities.get(c, [])] for c in self.regimes],
