@@ -237,7 +237,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
             checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
             if progress is not None:
                 progress(last)
-        # for the next run: what this process (or each worker: the largest stays) has kept
+        # for the next run: what this process (or each worker: the one that has evaluated
+        # the most stays) has kept
         if pool is not None:
             pool.map(_save_in_worker, range(workers), chunksize=1)
         else:

@@ -8,10 +8,11 @@ set and code - its name a hash of the rule set's ``rules_version``, the package'
 files and the versions of the libraries it reads with - and loaded by the next run with
 the same ones. A file that cannot be read, or that was made for other rules or code, is
 ignored (the run starts cold, as without it); files are written whole and renamed into
-place, and when several processes offer theirs the one holding the most answers stays.
-The screening indexes the run built go along, with the imported lists they were built
-from (screening.service.kept_screeners): a new process takes those still current instead
-of building them again.
+place, and when several processes offer theirs the one whose state has evaluated the most
+answers stays. The screening indexes the run built go along, with the imported lists they
+were built from (screening.service.kept_screeners), and each party's screening hits and
+projection texts, keyed by the lists' state: a new process takes those still current
+instead of building them again.
 
 Where: ``CHOKEPOINT_CACHE_DIR``, else ``$XDG_CACHE_HOME/chokepoint`` (``~/.cache``);
 ``CHOKEPOINT_CACHE_DIR=off`` keeps nothing on disk. The files are pickles: keep the
