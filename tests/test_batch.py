@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from chokepoint.batch.flat import RowError, row_to_transaction
-from chokepoint.batch.run import run_batch
+from chokepoint.batch.run import BatchError, layout_warnings, run_batch
 from chokepoint.rules.ruleset import RuleSet
 
 HEADER = ("id,date,from_country,to_country,item_eccn,item_made_in,item_kind,chip_tpp,"
@@ -75,6 +75,9 @@ def test_csv_book_keeps_order_and_rejects_bad_rows(tmp_path: Path, rules: RuleSe
     assert all(r["rules_version"].startswith("sha256:") for r in rows)
     rejects = read_csv(tmp_path / "out.csv.rejects.csv")
     assert [(r["row"], r["field"]) for r in rejects] == [("3", "to_country"), ("4", "chip_tpp")]
+    # each message names the row as the rejects file numbers it (a bad cell, or a cell
+    # read but not valid by the contract)
+    assert [r["message"].split(":")[0] for r in rejects] == ["row 3 (id 'po-3')", "row 4"]
 
 
 def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: RuleSet) -> None:
@@ -93,6 +96,37 @@ def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: R
     run_batch(erp, tmp_path / "erp_out.csv", rules, columns=cmap)
     (row,) = read_csv(tmp_path / "erp_out.csv")
     assert row["id"] == "A-1" and row["US_outcome"] == "undetermined"
+
+
+def test_columns_the_run_will_not_read_are_named_and_a_bad_map_stops_it(
+        tmp_path: Path, rules: RuleSet) -> None:
+    erp = tmp_path / "erp.csv"
+    erp.write_text("Order,Dest,ECCN,party_name,Colour\nA-1,CN,EAR99,X,red\n")
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("Order: id\nDest: to_country\nECCN: item_eccn\nOrigin: item_made_in\n")
+    warnings = layout_warnings(erp, cmap)
+    assert len(warnings) == 2
+    assert "not read: 'Colour'" in warnings[0] and "'party_name'" not in warnings[0]
+    assert warnings[1].endswith("mapped column(s) not in erp.csv: 'Origin'")
+    assert len(layout_warnings(erp)) == 1 and "'Order', 'Dest', 'ECCN', 'Colour'" in (
+        layout_warnings(erp)[0])
+    # a map to a column the layout does not have would leave that fact unknown on every
+    # row: refused, naming the entry, before anything is written
+    cmap.write_text("Dest: to_countries\n")
+    for call in (lambda: layout_warnings(erp, cmap),
+                 lambda: run_batch(erp, tmp_path / "out.csv", rules, columns=cmap)):
+        with pytest.raises(BatchError, match="'Dest' is mapped to 'to_countries'"):
+            call()
+    assert not list(tmp_path.glob("out.csv*"))
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(erp),
+                           str(tmp_path / "out.csv"), "--columns", str(cmap)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "not a column of the flat layout" in done.stderr
+    cmap.write_text("Dest: to_country\n")
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(erp),
+                           str(tmp_path / "out.csv"), "--columns", str(cmap)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "warning: erp.csv: 3 column(s)" in done.stderr
 
 
 def test_kill_9_leaves_no_output_and_resume_matches_a_clean_run(tmp_path: Path,

@@ -50,9 +50,10 @@ def _path(parts: Any) -> str:
     return out or "(the transaction itself)"
 
 
-def validate_transaction(txn: Any, index: int) -> dict[str, Any]:
-    """Check one transaction against the contract; raise :class:`InputError` if invalid."""
-    label = f"transaction {index}"
+def validate_transaction(txn: Any, index: int, label: str | None = None) -> dict[str, Any]:
+    """Check one transaction against the contract; raise :class:`InputError` if invalid.
+    Errors name it as ``label`` (default: "transaction INDEX", counted from 0) and its id."""
+    label = label or f"transaction {index}"
     if isinstance(txn, dict) and isinstance(txn.get("id"), str):
         label += f" (id {txn['id']!r})"
     if not isinstance(txn, dict):

@@ -20,10 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from chokepoint.batch.flat import RowError, row_to_transaction
-from chokepoint.batch.run import OUT_COLUMNS, result_row
-from chokepoint.contract import InputError, validate_transaction
-from chokepoint.engine.determine import as_of
+from chokepoint.batch.run import OUT_COLUMNS, evaluate_row
 from chokepoint.rules.loader import DATA_DIR, content_hash, read_rule_tree, rules_from_bytes
 from chokepoint.rules.ruleset import RuleSet
 
@@ -48,22 +45,16 @@ def rules_from_files(files: dict[str, bytes]) -> RuleSet:
 def evaluate_rows(rows: list[dict[str, Any]], rules: RuleSet, override: date | None,
                   today: date) -> list[dict[str, Any]]:
     """Result rows for flat input rows (each with its ``row`` number), rejects included."""
-    from chokepoint.screening.service import determine_screened
-
     out = []
     for raw in rows:
         n = int(raw.pop("row"))
-        empty = {c: "" for c in OUT_COLUMNS} | {"row": n, "id": raw.get("id") or ""}
-        try:
-            txn = validate_transaction(row_to_transaction(raw), n - 1)
-            d = determine_screened(txn, rules, as_of(txn, override, today))
-            out.append({**result_row(n, d, False), "reject_field": "",
-                        "reject_message": ""})
-        except (InputError, RowError) as exc:
-            message = str(exc)
-            field = exc.column if isinstance(exc, RowError) else (
-                message.split(": ")[1] if message.count(": ") >= 2 else "")
-            out.append({**empty, "reject_field": field, "reject_message": message})
+        kind, row = evaluate_row((n, raw), rules, override, today, False)
+        if kind == "ok":
+            out.append({**row, "reject_field": "", "reject_message": ""})
+        else:
+            out.append({c: "" for c in OUT_COLUMNS} | {
+                "row": n, "id": raw.get("id") or "", "reject_field": row["field"],
+                "reject_message": row["message"]})
     return out
 
 

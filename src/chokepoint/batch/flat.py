@@ -58,6 +58,16 @@ PARTY_COLUMNS = {
 MAX_PARTIES = 3
 
 
+def party_prefix(slot: int) -> str:
+    """The columns of the ``slot``-th party (from 1) start with this."""
+    return "party_" if slot == 1 else f"party{slot}_"
+
+
+LAYOUT: frozenset[str] = frozenset(COLUMNS) | frozenset(
+    party_prefix(n) + key for n in range(1, MAX_PARTIES + 1) for key in PARTY_COLUMNS)
+"""Every column name the flat layout reads."""
+
+
 class RowError(ValueError):
     """A cell that cannot be read; ``column`` names it."""
 
@@ -145,7 +155,7 @@ def row_to_transaction(row: dict[str, Any]) -> dict[str, Any]:
     txn.setdefault("item", {})
     parties = []
     for n in range(1, MAX_PARTIES + 1):
-        prefix = "party_" if n == 1 else f"party{n}_"
+        prefix = party_prefix(n)
         fields = {key: _value(prefix + key, kind, row.get(prefix + key))
                   for key, kind in PARTY_COLUMNS.items()}
         if fields["name"] is None:

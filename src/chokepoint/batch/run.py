@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from chokepoint.batch.flat import RowError, row_to_transaction
+from chokepoint.batch.flat import LAYOUT, RowError, row_to_transaction
 from chokepoint.contract import InputError, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.ruleset import RuleSet
@@ -51,12 +51,53 @@ class Summary:
 
 
 def _mapping(path: Path | None) -> dict[str, str]:
+    """A column map file as {their column: the layout's}; every target must be a column of
+    the flat layout (a misspelt one would leave its fact unknown on every row)."""
     if path is None:
         return {}
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise BatchError(f"{path}: a column map is 'their column: our column' pairs")
+    for theirs, ours in data.items():
+        if ours not in LAYOUT:
+            raise BatchError(f"{path}: {theirs!r} is mapped to {ours!r}, which is not a "
+                             "column of the flat layout (docs/batch.md)")
     return {str(k): v for k, v in data.items()}
+
+
+def _header(path: Path) -> list[str] | None:
+    """The column names of a CSV or Parquet book (None for JSON Lines)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    return None
+
+
+def layout_warnings(inp: Path, columns: Path | None = None) -> list[str]:
+    """What the book's header says the run will not read: columns that are not in the flat
+    layout once mapped (their facts are read as unknown, and no determination relies on
+    them), and column-map entries for columns the book does not have. Errors in the map
+    itself raise :class:`BatchError`."""
+    mapping = _mapping(columns)
+    header = _header(inp)
+    if header is None:
+        return []
+    out = []
+    unread = [c for c in header if mapping.get(c, c) not in LAYOUT]
+    if unread:
+        out.append(f"{inp.name}: {len(unread)} column(s) not in the flat layout, not read: "
+                   + ", ".join(repr(c) for c in unread)
+                   + " (name them as docs/batch.md does, or map them with --columns)")
+    absent = [c for c in mapping if c not in header]
+    if absent:
+        out.append(f"{columns}: mapped column(s) not in {inp.name}: "
+                   + ", ".join(repr(c) for c in absent))
+    return out
 
 
 def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -85,15 +126,16 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
 
 
 def parse_row(raw: dict[str, Any], row: int) -> dict[str, Any]:
-    """One input row (flat cells or a JSON line) as a validated contract transaction."""
+    """One input row (flat cells or a JSON line) as a validated contract transaction;
+    errors name it by its row number (``row``, counted from 1 as in the rejects file)."""
     if "__json__" in raw:
         try:
             txn = json.loads(raw["__json__"])
         except json.JSONDecodeError as exc:
-            raise InputError(f"transaction {row - 1}: (the line): not JSON: {exc.msg}") from exc
+            raise InputError(f"row {row}: (the line): not JSON: {exc.msg}") from exc
     else:
         txn = row_to_transaction(raw)
-    return validate_transaction(txn, row - 1)
+    return validate_transaction(txn, row - 1, label=f"row {row}")
 
 
 def regime_cells(j: dict[str, Any] | None) -> tuple[str, str, str, list[str]]:
@@ -133,10 +175,12 @@ def evaluate_row(item: tuple[int, dict[str, Any]], rules: RuleSet, override: dat
         txn = parse_row(raw, n)
         d = determine_screened(txn, rules, as_of(txn, override, today))
         return "ok", result_row(n, d, with_trace)
-    except (InputError, RowError) as exc:
+    except RowError as exc:  # (a cell that cannot be read: named by its column)
+        return "reject", {"row": n, "id": raw.get("id", ""), "field": exc.column,
+                          "message": f"row {n}: {exc}"}
+    except InputError as exc:  # ("row N (id ...): field: problem", from parse_row)
         message = str(exc)
-        field = exc.column if isinstance(exc, RowError) else (
-            message.split(": ")[1] if message.count(": ") >= 2 else "")
+        field = message.split(": ")[1] if message.count(": ") >= 2 else ""
         return "reject", {"row": n, "id": raw.get("id", ""), "field": field,
                           "message": message}
 

@@ -268,8 +268,9 @@ def batch(
         "engines); output order and crash safety are the same.")] = 1,
     block: Annotated[int | None, typer.Option(
         "--block", min=1000, help="Rows the columnar engine evaluates together (and per "
-        "checkpoint); fewer hold less memory, about 2 GiB per process at 500,000. Default: "
-        "500,000, or 1,000,000 shared by more than two --workers.")] = None,
+        "checkpoint); fewer hold less memory, under 1 GB per process at 500,000 "
+        "(docs/batch.md). Default: 500,000, or 1,000,000 shared by more than two "
+        "--workers.")] = None,
 ) -> None:
     """Determinations for a whole order book, in input order, with a progress bar."""
     from rich.progress import (
@@ -280,9 +281,15 @@ def batch(
         TimeRemainingColumn,
     )
 
-    from chokepoint.batch.run import BatchError, count_rows, run_batch
+    from chokepoint.batch.run import BatchError, count_rows, layout_warnings, run_batch
 
     override = _parse_date(on)
+    if inp.exists():
+        try:
+            for warning in layout_warnings(inp, columns):
+                typer.echo(f"warning: {warning}", err=True)
+        except BatchError as exc:
+            raise _fail(str(exc), 2) from exc
     if engine == "spark":
         from chokepoint.spark import run_spark_batch
 

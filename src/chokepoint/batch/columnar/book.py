@@ -13,7 +13,14 @@ import numpy as np
 import pyarrow as pa
 
 from chokepoint.batch.columnar.codes import Groups, encode, group
-from chokepoint.batch.flat import COLUMNS, MAX_PARTIES, PARTY_COLUMNS, RowError, row_to_transaction
+from chokepoint.batch.flat import (
+    COLUMNS,
+    MAX_PARTIES,
+    PARTY_COLUMNS,
+    RowError,
+    party_prefix,
+    row_to_transaction,
+)
 from chokepoint.contract import InputError, validate_transaction
 from chokepoint.engine.determine import (
     as_of,
@@ -30,8 +37,7 @@ ITEM = [c for c, (path, _) in COLUMNS.items() if path.startswith("item.")]
 
 
 def party_columns(slot: int) -> list[str]:
-    prefix = "party_" if slot == 1 else f"party{slot}_"
-    return [prefix + key for key in PARTY_COLUMNS]
+    return [party_prefix(slot) + key for key in PARTY_COLUMNS]
 
 
 def _valid(txn: dict[str, Any]) -> bool:
