@@ -89,6 +89,13 @@ def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: R
     run_batch(src, out, rules, with_trace=True)
     table = pq.read_table(out).to_pylist()
     assert table[0]["id"] == "j1" and json.loads(table[0]["trace"])["id"] == "j1"
+    with src.open("a") as fh:  # a line the contract refuses, and one that is not JSON
+        fh.write(json.dumps({"id": "j2", "to_country": "CN"}) + "\n{oops\n")
+    run_batch(src, tmp_path / "out.csv", rules)
+    rejects = read_csv(tmp_path / "out.csv.rejects.csv")
+    assert [(r["row"], r["id"], r["field"]) for r in rejects] == [
+        ("2", "j2", "(the transaction itself)"), ("3", "", "(the line)")]
+    assert rejects[0]["message"].startswith("row 2 (id 'j2'): ")
     erp = tmp_path / "erp.csv"
     erp.write_text("Order,Dest,ECCN,Origin\nA-1,CN,EAR99,US\n")
     cmap = tmp_path / "map.yaml"

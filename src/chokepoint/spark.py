@@ -53,7 +53,7 @@ def evaluate_rows(rows: list[dict[str, Any]], rules: RuleSet, override: date | N
             out.append({**row, "reject_field": "", "reject_message": ""})
         else:
             out.append({c: "" for c in OUT_COLUMNS} | {
-                "row": n, "id": raw.get("id") or "", "reject_field": row["field"],
+                "row": n, "id": row["id"], "reject_field": row["field"],
                 "reject_message": row["message"]})
     return out
 

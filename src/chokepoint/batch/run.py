@@ -176,13 +176,25 @@ def evaluate_row(item: tuple[int, dict[str, Any]], rules: RuleSet, override: dat
         d = determine_screened(txn, rules, as_of(txn, override, today))
         return "ok", result_row(n, d, with_trace)
     except RowError as exc:  # (a cell that cannot be read: named by its column)
-        return "reject", {"row": n, "id": raw.get("id", ""), "field": exc.column,
+        return "reject", {"row": n, "id": _row_id(raw), "field": exc.column,
                           "message": f"row {n}: {exc}"}
     except InputError as exc:  # ("row N (id ...): field: problem", from parse_row)
         message = str(exc)
         field = message.split(": ")[1] if message.count(": ") >= 2 else ""
-        return "reject", {"row": n, "id": raw.get("id", ""), "field": field,
+        return "reject", {"row": n, "id": _row_id(raw), "field": field,
                           "message": message}
+
+
+def _row_id(raw: dict[str, Any]) -> str:
+    """A rejected row's id, if it has one: its cell, or a JSON line's ``id``."""
+    if "__json__" not in raw:
+        return str(raw.get("id") or "")
+    try:
+        txn = json.loads(raw["__json__"])
+    except json.JSONDecodeError:
+        return ""
+    found = txn.get("id") if isinstance(txn, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 _WORKER: dict[str, Any] = {}
