@@ -57,3 +57,33 @@ def test_book_impact_from_answers_kept_by_an_earlier_run_is_the_same_report(
     monkeypatch.setenv("CHOKEPOINT_CACHE_DIR", "off")
     assert report == book_impact(second, load_rules(), d1, d2)
     assert cache.cache_file(warm) is None
+
+
+@pytest.mark.parametrize("on", [date(2024, 12, 1), date(2025, 6, 1)])
+def test_what_decides_each_row_reads_the_same_from_the_flat_cells(
+        tmp_path: Path, rules: RuleSet, on: date) -> None:
+    """The impact report compares regimes by their outcome, deciding rules and review
+    policies; the columnar cells must give exactly what the full determination does,
+    including a licence requirement without a review policy (which the policy cell alone
+    cannot show)."""
+    from chokepoint.batch.columnar import CELLS, evaluate_table
+    from chokepoint.batch.columnar_run import blocks
+    from chokepoint.batch.impact import deciding_of
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.diff import deciding
+    from chokepoint.screening.service import determine_screened
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 3000, seed=8)
+    regimes = tuple(sorted(rules.regimes))
+    columns = ["row", *(f"{c}_{cell}" for c in regimes for cell in CELLS)]
+    (table,) = list(blocks(src, {}, 10_000))
+    flat, left = evaluate_table(table, rules, on, on, 1, regimes, columns)
+    assert not len(left)
+    policies: set[str] = set()
+    for cells, (n, raw) in zip(flat.to_pylist(), read_rows(src, {}), strict=True):
+        assert cells["row"] == n
+        expected = deciding(determine_screened(parse_row(raw, n), rules, on))
+        assert deciding_of(cells, regimes) == expected, n
+        policies |= {p for _, _, ps in expected.values() for p in ps}
+    assert "" in policies and len(policies) > 1  # (both kinds of requirement were met)

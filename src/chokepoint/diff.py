@@ -41,7 +41,13 @@ def rule_changes(rules: RuleSet, d1: date, d2: date) -> list[dict[str, Any]]:
     return sorted(found, key=lambda c: (c["on"], c["kind"], c["id"]))
 
 
-def _deciding(d: dict[str, Any]) -> dict[str, tuple[str, frozenset[str], frozenset[str]]]:
+Deciding = dict[str, tuple[str, frozenset[str], frozenset[str]]]
+"""Per regime that reaches an order: its outcome, deciding rules and review policies
+("" for a licence requirement without one)."""
+
+
+def deciding(d: dict[str, Any]) -> Deciding:
+    """What decides a determination, per regime (:data:`Deciding`)."""
     out = {}
     for code, j in d["jurisdictions"].items():
         rules = frozenset([b["rule"] for b in j["basis"]]
@@ -51,6 +57,43 @@ def _deciding(d: dict[str, Any]) -> dict[str, tuple[str, frozenset[str], frozens
     return out
 
 
+def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding,
+              b: Deciding, changed_ids: set[str]) -> dict[str, Any] | None:
+    """A report's entry for an order whose deciding answers are ``a`` on the earlier date
+    and ``b`` on the later (None when they are the same), with the rule changes among its
+    deciding rules as its cause."""
+    if a == b:
+        return None
+    moved: dict[str, Any] = {"row": row, "id": ident,
+                             "outcome": {"from": outcome[0], "to": outcome[1]}, "regimes": {}}
+    touched: set[str] = set()
+    for code in sorted(set(a) | set(b)):
+        if a.get(code) == b.get(code):
+            continue
+        old = a.get(code, ("does_not_apply", frozenset(), frozenset()))
+        new = b.get(code, ("does_not_apply", frozenset(), frozenset()))
+        moved["regimes"][code] = {
+            "outcome": {"from": old[0], "to": new[0]},
+            "rules_added": sorted(new[1] - old[1]), "rules_removed": sorted(old[1] - new[1]),
+            "review_policy": {"from": sorted(old[2]), "to": sorted(new[2])}}
+        touched |= old[1] | new[1]
+    moved["caused_by"] = sorted(touched & changed_ids) or [
+        "(a change in rule data the row reads)"]
+    return moved
+
+
+def impact_report(rules: RuleSet, d1: date, d2: date, changes: list[dict[str, Any]],
+                  rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The impact report: the rule changes, the moved orders (:func:`moved_row`, in book
+    order) and the orders grouped by cause."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for moved in rows:
+        groups[", ".join(moved["caused_by"])].append(moved)
+    return {"from": d1.isoformat(), "to": d2.isoformat(), "rules_version": rules.content_hash,
+            "rule_changes": changes, "changed_rows": rows,
+            "by_cause": {k: [r["id"] or r["row"] for r in v] for k, v in groups.items()}}
+
+
 def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d2: date,
                  numbers: list[int] | None = None) -> dict[str, Any]:
     """Rows whose outcome, deciding rules or review policy change from ``d1`` to ``d2``,
@@ -58,34 +101,15 @@ def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d
     numbers (by default 1, 2, ...) when they are a selection from a larger book."""
     changes = rule_changes(rules, d1, d2)
     changed_ids = {c["id"] for c in changes}
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     rows = []
     for i, txn in enumerate(transactions):
         before, after = determine(txn, rules, d1), determine(txn, rules, d2)
-        a, b = _deciding(before), _deciding(after)
-        if a == b:
-            continue
-        moved: dict[str, Any] = {"row": numbers[i] if numbers else i + 1, "id": txn.get("id"),
-                                 "outcome": {"from": before["outcome"], "to": after["outcome"]},
-                                 "regimes": {}}
-        touched: set[str] = set()
-        for code in sorted(set(a) | set(b)):
-            if a.get(code) == b.get(code):
-                continue
-            old = a.get(code, ("does_not_apply", frozenset(), frozenset()))
-            new = b.get(code, ("does_not_apply", frozenset(), frozenset()))
-            moved["regimes"][code] = {
-                "outcome": {"from": old[0], "to": new[0]},
-                "rules_added": sorted(new[1] - old[1]), "rules_removed": sorted(old[1] - new[1]),
-                "review_policy": {"from": sorted(old[2]), "to": sorted(new[2])}}
-            touched |= (old[1] ^ new[1]) | (old[1] & new[1])
-        cause = sorted(touched & changed_ids) or ["(a change in rule data the row reads)"]
-        moved["caused_by"] = cause
-        rows.append(moved)
-        groups[", ".join(cause)].append(moved)
-    return {"from": d1.isoformat(), "to": d2.isoformat(), "rules_version": rules.content_hash,
-            "rule_changes": changes, "changed_rows": rows,
-            "by_cause": {k: [r["id"] or r["row"] for r in v] for k, v in groups.items()}}
+        moved = moved_row(numbers[i] if numbers else i + 1, txn.get("id"),
+                          (before["outcome"], after["outcome"]), deciding(before),
+                          deciding(after), changed_ids)
+        if moved is not None:
+            rows.append(moved)
+    return impact_report(rules, d1, d2, changes, rows)
 
 
 def render_changes(changes: list[dict[str, Any]], d1: date, d2: date) -> str:

@@ -419,12 +419,25 @@ def diff(
         return
     report = None
     if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         from chokepoint.batch.columnar import Unsupported
         from chokepoint.batch.impact import book_impact
-        from chokepoint.batch.run import BatchError
+        from chokepoint.batch.run import BatchError, count_rows
 
-        try:  # the columnar engine finds the moved rows; only they are determined in full
-            report = book_impact(orders, rules, d1, d2)
+        try:  # the columnar engine answers every row on both dates
+            with Progress(TextColumn("{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=Console(stderr=True)) as bar:
+                task = bar.add_task("orders answered on both dates", total=count_rows(orders))
+                report = book_impact(orders, rules, d1, d2,
+                                     progress=lambda n: bar.update(task, completed=n))
         except (Unsupported, BatchError):
             report = None
     if report is None:

@@ -42,7 +42,11 @@ from chokepoint.batch.columnar.memory import keep_freed_memory
 from chokepoint.engine.determine import strictest
 from chokepoint.rules.ruleset import RuleSet
 
-__all__ = ["Unsupported", "evaluate_table"]
+__all__ = ["CELLS", "Unsupported", "evaluate_table"]
+
+CELLS = ("outcome", "rules", "review_policy", "unpolicied")
+"""A regime's cells a table can ask for (``<REGIME>_<cell>``): the batch output's three,
+and "1" where a licence requirement that applies has no review policy (batch/impact.py)."""
 
 
 def _strings(codes: np.ndarray, table: list[str]) -> pa.Array:
@@ -103,16 +107,18 @@ def _evaluate(table: pa.Table, rules: RuleSet, override: date | None, today: dat
     out: dict[str, Any] = {}
     overall: list[str] = []
     missing: list[str] = []
-    cells: dict[str, list[list[str]]] = {c: [[], [], []] for c in regimes}
+    cells: dict[str, list[list[str]]] = {c: [[], [], [], []] for c in regimes}
     for k in range(g.count):
         r = int(g.rep[k])
         answers = {c: per_regime[c].table[per_regime[c].codes[r]] for c in per_regime}
         present = [a[0] for a in answers.values() if a is not None]
         fields: list[str] = []
         for code in regimes:
-            outcome, rule_ids, policy, needed = answers.get(code) or ("", "", "", [])
+            outcome, rule_ids, policy, needed, unpolicied = (answers.get(code)
+                                                             or ("", "", "", [], False))
             fields += [f"{code}:{f}" for f in needed]
-            for slot, value in zip(cells[code], (outcome, rule_ids, policy), strict=True):
+            for slot, value in zip(cells[code], (outcome, rule_ids, policy,
+                                                 "1" if unpolicied else ""), strict=True):
                 slot.append(value)
         overall.append(strictest(present))
         missing.append(";".join(fields))
@@ -140,8 +146,9 @@ def _evaluate(table: pa.Table, rules: RuleSet, override: date | None, today: dat
     out["rules_version"] = _strings(np.zeros(len(keep), dtype=np.int64), [rules.content_hash])
     out["as_of"] = _strings(kept(book.day_code), day_text)
     for code in regimes:
-        for name, values in zip(("outcome", "rules", "review_policy"), cells[code], strict=True):
-            out[f"{code}_{name}"] = _strings(ids, values)
+        for name, values in zip(CELLS, cells[code], strict=True):
+            if f"{code}_{name}" in columns:
+                out[f"{code}_{name}"] = _strings(ids, values)
     out["missing_facts"] = _strings(ids, missing)
     out["screening_hits"] = _strings(kept(hg.ids), hit_text)
     result = pa.table({c: out[c] for c in columns})

@@ -66,13 +66,16 @@ def decided_of(parts: list[Any]) -> Any:
 
 def regime_answer(requirements: list[str], parts: list[Any]) -> Any:
     """Outcome and rules, the missing fields, and the review policies of the requirements
-    that apply, as one regime's flat cells (batch.run.regime_cells)."""
+    that apply, as one regime's flat cells (batch.run.regime_cells); and whether one of
+    those requirements has no review policy, which the flat cell cannot show (the
+    rule-change impact compares it: batch/impact.py)."""
     cells, fields, *policies = parts
     if cells is None:
         return None
     by_rule = dict(zip(requirements, policies, strict=True))
     shown = dict.fromkeys(by_rule[r] for r in cells[4] if by_rule.get(r))
-    return [cells[0], cells[1], ";".join(shown), fields[3]]
+    unpolicied = any(not by_rule.get(r) for r in cells[4])
+    return [cells[0], cells[1], ";".join(shown), fields[3], unpolicied]
 
 
 def standing_in(provs: list[Any], summary: Any) -> dict[str, Result]:
