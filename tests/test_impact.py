@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from chokepoint.batch.impact import book_impact
@@ -87,3 +90,64 @@ def test_what_decides_each_row_reads_the_same_from_the_flat_cells(
         assert deciding_of(cells, regimes) == expected, n
         policies |= {p for _, _, ps in expected.values() for p in ps}
     assert "" in policies and len(policies) > 1  # (both kinds of requirement were met)
+
+
+def test_diff_writes_the_moved_orders_as_a_table(tmp_path: Path, rules: RuleSet) -> None:
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.diff import changed_row_columns
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 2500, seed=4)
+    d1, d2 = date(2024, 12, 1), date(2024, 12, 2)
+    report = order_impact([parse_row(raw, n) for n, raw in read_rows(src, {})], rules, d1, d2)
+    moved = tmp_path / "moved.csv"
+    args = [sys.executable, "-m", "chokepoint", "diff", "--from", str(d1), "--to", str(d2),
+            str(src), "--out", str(moved)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    with moved.open(newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == changed_row_columns(sorted(rules.regimes))
+    assert [int(r["row"]) for r in table] == [r["row"] for r in report["changed_rows"]]
+    for cells, entry in zip(table, report["changed_rows"], strict=True):
+        assert cells["caused_by"].split(";") == entry["caused_by"]
+        for code in rules.regimes:
+            ch = entry["regimes"].get(code)
+            assert cells[f"{code}_outcome_to"] == (ch["outcome"]["to"] if ch else "")
+            assert cells[f"{code}_rules_added"] == (";".join(ch["rules_added"]) if ch else "")
+    assert any("(none)" in r["US_review_policy_from"] for r in table)
+    # stdout tells how many orders each change moves, not which
+    assert f"Orders that change: {len(table)} (one row each in {moved})" in done.stdout
+    first = next(iter(report["by_cause"].items()))
+    assert f"  caused by {first[0]}: {len(first[1])} order(s)" in done.stdout
+    summary = json.loads(subprocess.run(
+        [*args[:-1], str(tmp_path / "moved.parquet"), "--format", "json"],
+        capture_output=True, text=True, check=True).stdout)
+    assert summary["changed_row_count"] == len(table) and "changed_rows" not in summary
+    assert summary["by_cause_count"] == {k: len(v) for k, v in report["by_cause"].items()}
+    assert pq.read_table(tmp_path / "moved.parquet").num_rows == len(table)
+    refused = subprocess.run([*args[:-1], str(tmp_path / "moved.txt")], capture_output=True,
+                             text=True, check=False)
+    assert refused.returncode == 2 and "--out takes ORDERS" in refused.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_of_moved_orders_that_fails_midway_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    from chokepoint.batch import impact
+
+    entry = {"row": 1, "id": "a", "outcome": {"from": "x", "to": "y"}, "regimes": {},
+             "caused_by": ["r"]}
+    calls = []
+
+    def failing(moved: dict[str, object], regimes: list[str]) -> dict[str, object]:
+        calls.append(moved)
+        if len(calls) > 1:
+            raise OSError("disk full")
+        return {c: "" for c in impact.changed_row_columns(regimes)} | {"row": 1}
+
+    monkeypatch.setattr(impact, "changed_row_cells", failing)
+    with pytest.raises(OSError, match="disk full"):
+        impact.write_changed_rows({"changed_rows": [entry, entry]}, tmp_path / f"m{suffix}",
+                                  ["US"])
+    assert len(calls) == 2 and not list(tmp_path.iterdir())

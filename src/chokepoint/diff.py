@@ -132,3 +132,46 @@ def render_impact(report: dict[str, Any]) -> str:
             lines.append(f"      {code}: {ch['outcome']['from']} -> {ch['outcome']['to']}; "
                          f"+{ch['rules_added']} -{ch['rules_removed']}")
     return "\n".join(lines) + "\n"
+
+
+def render_impact_summary(report: dict[str, Any], out: str) -> str:
+    """The rule changes and how many orders each moves, the orders themselves being in the
+    file ``out`` (:func:`changed_row_cells`)."""
+    lines = [render_changes(report["rule_changes"], date.fromisoformat(report["from"]),
+                            date.fromisoformat(report["to"])).rstrip(),
+             "", f"Orders that change: {len(report['changed_rows'])} (one row each in {out})"]
+    for cause, ids in report["by_cause"].items():
+        lines.append(f"  caused by {cause}: {len(ids)} order(s)")
+    return "\n".join(lines) + "\n"
+
+
+NO_POLICY = "(none)"
+"""A licence requirement without a review policy, in a table's policy cells."""
+
+
+def changed_row_columns(regimes: list[str]) -> list[str]:
+    """The columns of a table of moved orders (:func:`changed_row_cells`)."""
+    return ["row", "id", "outcome_from", "outcome_to", "caused_by",
+            *(f"{code}_{cell}" for code in regimes
+              for cell in ("outcome_from", "outcome_to", "rules_added", "rules_removed",
+                           "review_policy_from", "review_policy_to"))]
+
+
+def changed_row_cells(moved: dict[str, Any], regimes: list[str]) -> dict[str, Any]:
+    """One moved order (:func:`moved_row`) as a table row: lists joined by ";", a regime's
+    cells empty where its answer did not change."""
+    row: dict[str, Any] = {"row": moved["row"], "id": moved["id"] or "",
+                           "outcome_from": moved["outcome"]["from"],
+                           "outcome_to": moved["outcome"]["to"],
+                           "caused_by": ";".join(moved["caused_by"])}
+    for code in regimes:
+        ch = moved["regimes"].get(code)
+        cells = ("", "", "", "", "", "") if ch is None else (
+            ch["outcome"]["from"], ch["outcome"]["to"], ";".join(ch["rules_added"]),
+            ";".join(ch["rules_removed"]),
+            *(";".join(p or NO_POLICY for p in ch["review_policy"][end])
+              for end in ("from", "to")))
+        for name, value in zip(("outcome_from", "outcome_to", "rules_added", "rules_removed",
+                                "review_policy_from", "review_policy_to"), cells, strict=True):
+            row[f"{code}_{name}"] = value
+    return row

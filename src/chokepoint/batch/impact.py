@@ -12,6 +12,7 @@ none. The report is built from them by the same functions the row-by-row report 
 from __future__ import annotations
 
 import gc
+import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,15 @@ import pyarrow.compute as pc
 from chokepoint.batch.columnar import CELLS, cache, evaluate_table
 from chokepoint.batch.columnar.codes import group
 from chokepoint.batch.columnar_run import BLOCK, blocks
-from chokepoint.diff import Deciding, impact_report, moved_row, rule_changes
+from chokepoint.batch.run import ResultWriter
+from chokepoint.diff import (
+    Deciding,
+    changed_row_cells,
+    changed_row_columns,
+    impact_report,
+    moved_row,
+    rule_changes,
+)
 from chokepoint.rules.ruleset import RuleSet
 
 
@@ -111,3 +120,21 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
     finally:
         gc.unfreeze()
     return impact_report(rules, d1, d2, changes, rows)
+
+
+def write_changed_rows(report: dict[str, Any], path: Path, regimes: list[str]) -> None:
+    """The report's moved orders as a table (CSV, Parquet or JSON Lines by ``path``'s
+    suffix; :func:`chokepoint.diff.changed_row_cells`), written aside and renamed into
+    place when whole."""
+    columns = changed_row_columns(regimes)
+    writer = ResultWriter(path, columns, append=False, checkpoints=False)
+    try:
+        for moved in report["changed_rows"]:
+            writer.write(changed_row_cells(moved, regimes))
+        writer.close()
+    except BaseException:  # (nothing to resume: nothing is left behind)
+        writer.abandon()
+        writer.partial.unlink(missing_ok=True)
+        shutil.rmtree(path.with_name(path.name + ".parts"), ignore_errors=True)
+        raise
+    writer.partial.replace(path)

@@ -403,6 +403,10 @@ def diff(
     orders: Annotated[Path | None, typer.Argument(
         help="Order book (.yaml/.json transactions, or .csv/.parquet/.jsonl).")] = None,
     format: Annotated[Format, typer.Option("--format", help="json or text")] = Format.text,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="With ORDERS: write the orders that change to this table (.csv, "
+        ".parquet or .jsonl), one row each, and report only how many each rule change "
+        "moves.")] = None,
 ) -> None:
     """What changed in the rules between two dates; with ORDERS, which orders it moves."""
     from chokepoint.diff import order_impact, render_changes, render_impact, rule_changes
@@ -411,6 +415,9 @@ def diff(
     assert d1 is not None and d2 is not None
     if d2 < d1:
         raise _fail("--to must not be before --from", 2)
+    if out is not None and (orders is None or out.suffix.lower() not in (
+            ".csv", ".parquet", ".jsonl")):
+        raise _fail("--out takes ORDERS and a .csv, .parquet or .jsonl file", 2)
     rules = default_rules()
     if orders is None:
         changes = rule_changes(rules, d1, d2)
@@ -446,6 +453,23 @@ def diff(
         except InputError as exc:
             raise _fail(str(exc), 2) from exc
         report = order_impact(transactions, rules, d1, d2)
+    if out is not None:
+        from chokepoint.batch.impact import write_changed_rows
+        from chokepoint.diff import render_impact_summary
+
+        try:
+            write_changed_rows(report, out, sorted(rules.regimes))
+        except OSError as exc:
+            raise _fail(f"cannot write {out}: {exc}", 1) from exc
+        if format is Format.text:
+            sys.stdout.write(render_impact_summary(report, str(out)))
+            return
+        summary = {k: v for k, v in report.items() if k not in ("changed_rows", "by_cause")}
+        summary |= {"changed_row_count": len(report["changed_rows"]),
+                    "changed_rows_file": str(out),
+                    "by_cause_count": {k: len(v) for k, v in report["by_cause"].items()}}
+        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        return
     sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n"
                      if format is Format.json else render_impact(report))
 
