@@ -205,6 +205,13 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     assert spark.read_text() == local.read_text()
     assert (tmp_path / "spark.csv.rejects.csv").read_text() == (
         tmp_path / "local.csv.rejects.csv").read_text()
+    # an ERP export with its own column names, mapped as `batch --columns` maps them
+    erp = tmp_path / "erp.csv"
+    erp.write_text(src.read_text().replace("id,date,from_country,to_country,",
+                                           "Order,Date,Origin,Dest,", 1))
+    mapping = {"Order": "id", "Date": "date", "Origin": "from_country", "Dest": "to_country"}
+    run_spark_batch(erp, tmp_path / "mapped.csv", mapping=mapping)
+    assert (tmp_path / "mapped.csv").read_text() == local.read_text()
 
 
 def test_spark_matches_the_local_path_on_a_fixed_10000_row_book(tmp_path: Path,

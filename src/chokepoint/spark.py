@@ -104,8 +104,9 @@ def determine_dataframe(df: Any, override: date | None = None,
     return df.mapInArrow(run, from_arrow_schema(RESULT_SCHEMA))
 
 
-def read_book(spark: Any, inp: Any) -> Any:
-    """The book as a Spark DataFrame of strings in the flat layout, read by Spark itself (no
+def read_book(spark: Any, inp: Any, mapping: dict[str, str] | None = None) -> Any:
+    """The book as a Spark DataFrame of strings in the flat layout (columns renamed by
+    ``mapping``, a column map as ``batch --columns`` reads it), read by Spark itself (no
     row passes through the driver), with ``row`` numbered in file order from 1."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import ArrayType
@@ -122,6 +123,7 @@ def read_book(spark: Any, inp: Any) -> Any:
     cells = []
     for f in df.schema.fields:
         name = f.name.lstrip("\ufeff")
+        name = (mapping or {}).get(name, name)
         col = F.col(f"`{f.name}`")
         cells.append((F.concat_ws(";", col.cast("array<string>"))
                       if isinstance(f.dataType, ArrayType) else col.cast("string")).alias(name))
@@ -142,7 +144,8 @@ def read_book(spark: Any, inp: Any) -> Any:
 
 
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,
-                    master: str = "local[2]") -> tuple[int, int]:
+                    master: str = "local[2]", mapping: dict[str, str] | None = None
+                    ) -> tuple[int, int]:
     """``chokepoint batch --engine spark``: Spark reads the book and evaluates it; the results
     stream back in input order into the same files as the local path writes (same columns,
     rejects file, OUT written only when complete). Returns (written, rejected)."""
@@ -182,7 +185,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     try:
         # Range partitions sorted inside keep the input order without sorting the results
         # (a sort after mapInArrow would evaluate the book twice), and use every core.
-        book = read_book(spark, inp)
+        book = read_book(spark, inp, mapping)
         book = book.repartitionByRange(max(1, spark.sparkContext.defaultParallelism), "row"
                                        ).sortWithinPartitions("row")
         results = determine_dataframe(book, override)

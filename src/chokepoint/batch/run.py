@@ -50,7 +50,7 @@ class Summary:
     outcomes: dict[str, int] | None = None
 
 
-def _mapping(path: Path | None) -> dict[str, str]:
+def read_column_map(path: Path | None) -> dict[str, str]:
     """A column map file as {their column: the layout's}; every target must be a column of
     the flat layout (a misspelt one would leave its fact unknown on every row)."""
     if path is None:
@@ -83,7 +83,7 @@ def layout_warnings(inp: Path, columns: Path | None = None) -> list[str]:
     layout once mapped (their facts are read as unknown, and no determination relies on
     them), and column-map entries for columns the book does not have. Errors in the map
     itself raise :class:`BatchError`."""
-    mapping = _mapping(columns)
+    mapping = read_column_map(columns)
     header = _header(inp)
     if header is None:
         return []
@@ -453,7 +453,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
                              "scalar engine")
         if inp.suffix.lower() not in (".csv", ".parquet"):
             raise BatchError(f"{inp}: the columnar engine reads .csv or .parquet books")
-    mapping = _mapping(columns)
+    mapping = read_column_map(columns)
     cols = OUT_COLUMNS + (["trace"] if with_trace else [])
     checkpoint = out.with_name(out.name + ".checkpoint")
     rejects_path = out.with_name(out.name + ".rejects.csv")

@@ -281,7 +281,13 @@ def batch(
         TimeRemainingColumn,
     )
 
-    from chokepoint.batch.run import BatchError, count_rows, layout_warnings, run_batch
+    from chokepoint.batch.run import (
+        BatchError,
+        count_rows,
+        layout_warnings,
+        read_column_map,
+        run_batch,
+    )
 
     override = _parse_date(on)
     if inp.exists():
@@ -293,11 +299,11 @@ def batch(
     if engine == "spark":
         from chokepoint.spark import run_spark_batch
 
-        if columns or trace or resume:
-            raise _fail("--engine spark takes the flat layout without --columns, --trace "
-                        "or --resume", 2)
+        if trace or resume:
+            raise _fail("--engine spark takes neither --trace nor --resume", 2)
         try:
-            written, rejected = run_spark_batch(inp, out, override)
+            written, rejected = run_spark_batch(inp, out, override,
+                                                mapping=read_column_map(columns))
         except (ValueError, OSError) as exc:
             raise _fail(str(exc), 2) from exc
         typer.echo(f"spark: {written} determined, {rejected} rejected", err=True)
