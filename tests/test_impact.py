@@ -6,9 +6,11 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -40,6 +42,12 @@ def test_a_book_with_a_bad_row_is_reported_by_the_diff_command(tmp_path: Path) -
                           "--to", "2024-12-02", str(src)], capture_output=True, text=True,
                          check=False)
     assert out.returncode == 2 and "row 2" in out.stderr and "chip_tpp" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from", "2024-12-01",
+                          "--to", "2024-12-02", str(src), "--out",
+                          str(tmp_path / "moved.parquet")], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 2 and "row 2" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book.csv"]  # nothing written
 
 
 def test_book_impact_from_answers_kept_by_an_earlier_run_is_the_same_report(
@@ -126,6 +134,11 @@ def test_diff_writes_the_moved_orders_as_a_table(tmp_path: Path, rules: RuleSet)
     assert summary["changed_row_count"] == len(table) and "changed_rows" not in summary
     assert summary["by_cause_count"] == {k: len(v) for k, v in report["by_cause"].items()}
     assert pq.read_table(tmp_path / "moved.parquet").num_rows == len(table)
+    none = tmp_path / "none.csv"  # no rule changes between the dates: the columns only
+    subprocess.run([*args[:4], "--from", str(d2), "--to", str(d2), str(src), "--out",
+                    str(none)], capture_output=True, text=True, check=True)
+    assert none.read_text().splitlines() == [",".join(changed_row_columns(
+        sorted(rules.regimes)))]
     refused = subprocess.run([*args[:-1], str(tmp_path / "moved.txt")], capture_output=True,
                              text=True, check=False)
     assert refused.returncode == 2 and "--out takes ORDERS" in refused.stderr
@@ -133,21 +146,19 @@ def test_diff_writes_the_moved_orders_as_a_table(tmp_path: Path, rules: RuleSet)
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_table_of_moved_orders_that_fails_midway_leaves_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+        tmp_path: Path, suffix: str) -> None:
     from chokepoint.batch import impact
 
     entry = {"row": 1, "id": "a", "outcome": {"from": "x", "to": "y"}, "regimes": {},
              "caused_by": ["r"]}
-    calls = []
+    made = []
 
-    def failing(moved: dict[str, object], regimes: list[str]) -> dict[str, object]:
-        calls.append(moved)
-        if len(calls) > 1:
-            raise OSError("disk full")
-        return {c: "" for c in impact.changed_row_columns(regimes)} | {"row": 1}
+    def tables() -> Iterator[pa.Table]:
+        made.append(1)
+        yield impact.changed_rows_table([entry], ["US"])
+        made.append(2)
+        raise OSError("disk full")
 
-    monkeypatch.setattr(impact, "changed_row_cells", failing)
     with pytest.raises(OSError, match="disk full"):
-        impact.write_changed_rows({"changed_rows": [entry, entry]}, tmp_path / f"m{suffix}",
-                                  ["US"])
-    assert len(calls) == 2 and not list(tmp_path.iterdir())
+        impact.write_changed_rows(tables(), tmp_path / f"m{suffix}", ["US"])
+    assert made == [1, 2] and not list(tmp_path.iterdir())

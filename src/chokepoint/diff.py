@@ -134,14 +134,24 @@ def render_impact(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_impact_summary(report: dict[str, Any], out: str) -> str:
-    """The rule changes and how many orders each moves, the orders themselves being in the
-    file ``out`` (:func:`changed_row_cells`)."""
-    lines = [render_changes(report["rule_changes"], date.fromisoformat(report["from"]),
-                            date.fromisoformat(report["to"])).rstrip(),
-             "", f"Orders that change: {len(report['changed_rows'])} (one row each in {out})"]
-    for cause, ids in report["by_cause"].items():
-        lines.append(f"  caused by {cause}: {len(ids)} order(s)")
+def impact_summary(rules: RuleSet, d1: date, d2: date, counts: dict[str, int],
+                   out: Any) -> dict[str, Any]:
+    """An impact report whose moved orders are in the table ``out``: the rule changes and
+    how many orders each cause moves (``counts``, in the report's order of causes)."""
+    return {"from": d1.isoformat(), "to": d2.isoformat(), "rules_version": rules.content_hash,
+            "rule_changes": rule_changes(rules, d1, d2),
+            "changed_row_count": sum(counts.values()), "changed_rows_file": str(out),
+            "by_cause_count": counts}
+
+
+def render_impact_summary(summary: dict[str, Any]) -> str:
+    """:func:`impact_summary` as text."""
+    lines = [render_changes(summary["rule_changes"], date.fromisoformat(summary["from"]),
+                            date.fromisoformat(summary["to"])).rstrip(),
+             "", f"Orders that change: {summary['changed_row_count']} (one row each in "
+                 f"{summary['changed_rows_file']})"]
+    for cause, n in summary["by_cause_count"].items():
+        lines.append(f"  caused by {cause}: {n} order(s)")
     return "\n".join(lines) + "\n"
 
 

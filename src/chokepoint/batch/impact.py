@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,13 @@ import pyarrow.compute as pc
 from chokepoint.batch.columnar import CELLS, cache, evaluate_table
 from chokepoint.batch.columnar.codes import group
 from chokepoint.batch.columnar_run import BLOCK, blocks
-from chokepoint.batch.run import ResultWriter
+from chokepoint.batch.run import ResultWriter, result_schema
 from chokepoint.diff import (
     Deciding,
     changed_row_cells,
     changed_row_columns,
     impact_report,
+    impact_summary,
     moved_row,
     rule_changes,
 )
@@ -62,11 +63,12 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return array.indices.to_numpy(zero_copy_only=False), array.dictionary
 
 
-def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-           changed_ids: set[str]) -> list[dict[str, Any]]:
+def _grouped(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
+             changed_ids: set[str]) -> tuple[list[dict[str, Any] | None], np.ndarray]:
     """:func:`moved_row` for rows answered ``before`` and ``after`` (row, id, outcome and
-    the regimes' cells): once per distinct combination of their cells, which most moved
-    rows share (their entries share its nested values too: the report is for reading)."""
+    the regimes' cells), once per distinct combination of their cells, which most moved
+    rows share: each combination's entry (with no row or id; None where the cells differ
+    in text but not in what decides), and each row's combination."""
     names = [n for n in before.column_names if n not in ("row", "id")]
     coded = [_codes(t.column(n)) for t in (before, after) for n in names]
     g = group([(codes, len(texts)) for codes, texts in coded], before.num_rows)
@@ -77,27 +79,62 @@ def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
                 for half in (coded[:len(names)], coded[len(names):]))
         entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
                                  deciding_of(a, regimes), deciding_of(b, regimes), changed_ids))
+    return entries, g.ids
+
+
+def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
+           changed_ids: set[str]) -> list[dict[str, Any]]:
+    """The moved orders among rows answered ``before`` and ``after`` (:func:`_grouped`;
+    entries share their nested values: the report is for reading)."""
+    entries, ids = _grouped(before, after, regimes, changed_ids)
     out = []
     for row, ident, k in zip(before.column("row").to_pylist(),
-                             before.column("id").to_pylist(), g.ids.tolist(), strict=True):
+                             before.column("id").to_pylist(), ids.tolist(), strict=True):
         entry = entries[k]
-        if entry is not None:  # (cells that differ in text, not in what they decide: none)
+        if entry is not None:
             out.append({**entry, "row": row, "id": ident or None})
     return out
 
 
-def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
-                mapping: dict[str, str] | None = None,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any] | None:
-    """The impact report (as ``order_impact`` gives it) for a flat book, or None when the
-    book has a row that cannot be read - the caller then reads it row by row and reports
-    that row. ``progress`` is told the rows answered so far, after each block."""
+def _moved_table(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
+                 changed_ids: set[str], counts: dict[str, int]) -> pa.Table:
+    """:func:`_moved` as a table (:func:`chokepoint.diff.changed_row_cells`), built per
+    combination and spread to the rows by Arrow; ``counts`` gains each cause's orders."""
+    entries, ids = _grouped(before, after, regimes, changed_ids)
+    per_entry = np.bincount(ids, minlength=len(entries))
+    for entry, n in zip(entries, per_entry.tolist(), strict=True):
+        if entry is not None:
+            cause = ", ".join(entry["caused_by"])
+            counts[cause] = counts.get(cause, 0) + n
+    live = np.array([e is not None for e in entries], dtype=np.bool_)
+    keep = np.flatnonzero(live[ids])
+    cells = [changed_row_cells(e, list(regimes)) for e in entries if e is not None]
+    slots = np.cumsum(live, dtype=np.int64) - 1  # an entry's place among the live ones
+    at = pa.array(slots[ids[keep]])
+    keep = pa.array(keep)
+    columns = changed_row_columns(list(regimes))
+    data: dict[str, Any] = {"row": before.column("row").take(keep),
+                            "id": before.column("id").take(keep)}
+    for name in columns[2:]:
+        data[name] = pa.array([c[name] for c in cells], pa.string()).take(at)
+    return pa.table(data)
+
+
+class Unreadable(Exception):
+    """The book has a row the columnar engine cannot read (the row-by-row path names it)."""
+
+
+def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
+                    mapping: dict[str, str] | None = None,
+                    progress: Callable[[int], None] | None = None
+                    ) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """A flat book's rows whose regimes' cells differ between ``d1`` and ``d2``, a block
+    at a time, in book order: their answers on each date (row, id, outcome and the cells
+    of :data:`chokepoint.batch.columnar.CELLS`). Raises :class:`Unreadable` at the first
+    block with a row that cannot be read. ``progress`` is told the rows answered so far."""
     regimes = tuple(sorted(rules.regimes))
     cells = [f"{code}_{cell}" for code in regimes for cell in CELLS]
     columns = ["row", "id", "outcome", *cells]
-    changes = rule_changes(rules, d1, d2)
-    changed_ids = {c["id"] for c in changes}
-    rows: list[dict[str, Any]] = []
     first = 1
     # answers an earlier run kept (cache.py), kept again at the end; out of the garbage
     # collector's passes while the book is evaluated
@@ -106,33 +143,74 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
         for table in blocks(path, mapping or {}, BLOCK):
             before, left = evaluate_table(table, rules, d1, d1, first, regimes, columns)
             if len(left):
-                return None
+                raise Unreadable(path)
             after, _ = evaluate_table(table, rules, d2, d2, first, regimes, columns)
             differs = pa.array(np.zeros(table.num_rows, dtype=np.bool_))
             for name in cells:
                 differs = pc.or_(differs, pc.not_equal(before.column(name), after.column(name)))
             picked = pa.array(np.flatnonzero(differs.to_numpy(zero_copy_only=False)))
-            rows += _moved(before.take(picked), after.take(picked), regimes, changed_ids)
+            yield before.take(picked), after.take(picked)
             first += table.num_rows
             if progress is not None:
                 progress(first - 1)
         cache.save(rules)
     finally:
         gc.unfreeze()
+
+
+def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
+                mapping: dict[str, str] | None = None,
+                progress: Callable[[int], None] | None = None) -> dict[str, Any] | None:
+    """The impact report (as ``order_impact`` gives it) for a flat book, or None when the
+    book has a row that cannot be read - the caller then reads it row by row and reports
+    that row."""
+    regimes = tuple(sorted(rules.regimes))
+    changes = rule_changes(rules, d1, d2)
+    changed_ids = {c["id"] for c in changes}
+    rows: list[dict[str, Any]] = []
+    try:
+        for before, after in answered_blocks(path, rules, d1, d2, mapping, progress):
+            rows += _moved(before, after, regimes, changed_ids)
+    except Unreadable:
+        return None
     return impact_report(rules, d1, d2, changes, rows)
 
 
-def write_changed_rows(report: dict[str, Any], path: Path, regimes: list[str]) -> None:
-    """The report's moved orders as a table (CSV, Parquet or JSON Lines by ``path``'s
-    suffix; :func:`chokepoint.diff.changed_row_cells`), written aside and renamed into
-    place when whole."""
-    columns = changed_row_columns(regimes)
-    writer = ResultWriter(path, columns, append=False, checkpoints=False)
+def book_impact_to(out: Path, path: Path, rules: RuleSet, d1: date, d2: date,
+                   mapping: dict[str, str] | None = None,
+                   progress: Callable[[int], None] | None = None) -> dict[str, Any] | None:
+    """:func:`book_impact` with the moved orders written to the table ``out`` a block at a
+    time (:func:`write_changed_rows`), and its summary returned
+    (:func:`chokepoint.diff.impact_summary`); None, with nothing written, when the book has
+    a row that cannot be read."""
+    regimes = tuple(sorted(rules.regimes))
+    changed_ids = {c["id"] for c in rule_changes(rules, d1, d2)}
+    counts: dict[str, int] = {}
+    tables = (_moved_table(before, after, regimes, changed_ids, counts)
+              for before, after in answered_blocks(path, rules, d1, d2, mapping, progress))
     try:
-        for moved in report["changed_rows"]:
-            writer.write(changed_row_cells(moved, regimes))
+        write_changed_rows(tables, out, list(regimes))
+    except Unreadable:
+        return None
+    return impact_summary(rules, d1, d2, counts, out)
+
+
+def changed_rows_table(rows: list[dict[str, Any]], regimes: list[str]) -> pa.Table:
+    """Moved orders (:func:`chokepoint.diff.moved_row`) as a table."""
+    return pa.Table.from_pylist([changed_row_cells(m, regimes) for m in rows],
+                                schema=result_schema(changed_row_columns(regimes)))
+
+
+def write_changed_rows(tables: Iterable[pa.Table], path: Path, regimes: list[str]) -> None:
+    """Tables of moved orders (:func:`changed_rows_table`) written one after the other as
+    one table (CSV, Parquet or JSON Lines by ``path``'s suffix), aside and renamed into
+    place when whole; nothing is left behind if it fails."""
+    writer = ResultWriter(path, changed_row_columns(regimes), append=False, checkpoints=False)
+    try:
+        for table in tables:
+            writer.write_table(table)
         writer.close()
-    except BaseException:  # (nothing to resume: nothing is left behind)
+    except BaseException:
         writer.abandon()
         writer.partial.unlink(missing_ok=True)
         shutil.rmtree(path.with_name(path.name + ".parts"), ignore_errors=True)

@@ -415,7 +415,12 @@ def diff(
         "moves.")] = None,
 ) -> None:
     """What changed in the rules between two dates; with ORDERS, which orders it moves."""
-    from chokepoint.diff import order_impact, render_changes, render_impact, rule_changes
+    from chokepoint.diff import (
+        render_changes,
+        render_impact,
+        render_impact_summary,
+        rule_changes,
+    )
 
     d1, d2 = _parse_date(date_from), _parse_date(date_to)
     assert d1 is not None and d2 is not None
@@ -430,7 +435,29 @@ def diff(
         sys.stdout.write(json.dumps(changes, indent=2, ensure_ascii=False) + "\n"
                          if format is Format.json else render_changes(changes, d1, d2))
         return
-    report = None
+    try:
+        result = _book_impact(orders, rules, d1, d2, out)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc}", 1) from exc
+    if format is Format.json:
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_impact(result) if out is None else render_impact_summary(result))
+
+
+def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | None
+                 ) -> dict[str, Any]:
+    """The impact report of a book; with ``out``, the moved orders written there and the
+    report's summary (diff.impact_summary). A flat book is answered by the columnar engine
+    (with a progress bar); one it cannot read, row by row (which names the bad row)."""
+    from chokepoint.batch.impact import (
+        book_impact,
+        book_impact_to,
+        changed_rows_table,
+        write_changed_rows,
+    )
+    from chokepoint.diff import impact_summary, order_impact
+
     if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
         from rich.progress import (
             BarColumn,
@@ -441,7 +468,6 @@ def diff(
         )
 
         from chokepoint.batch.columnar import Unsupported
-        from chokepoint.batch.impact import book_impact
         from chokepoint.batch.run import BatchError, count_rows
 
         try:  # the columnar engine answers every row on both dates
@@ -449,35 +475,27 @@ def diff(
                           MofNCompleteColumn(), TimeElapsedColumn(),
                           console=Console(stderr=True)) as bar:
                 task = bar.add_task("orders answered on both dates", total=count_rows(orders))
-                report = book_impact(orders, rules, d1, d2,
-                                     progress=lambda n: bar.update(task, completed=n))
-        except (Unsupported, BatchError):
-            report = None
-    if report is None:
-        try:
-            transactions = _read_book(orders)
-        except InputError as exc:
-            raise _fail(str(exc), 2) from exc
-        report = order_impact(transactions, rules, d1, d2)
-    if out is not None:
-        from chokepoint.batch.impact import write_changed_rows
-        from chokepoint.diff import render_impact_summary
 
-        try:
-            write_changed_rows(report, out, sorted(rules.regimes))
-        except OSError as exc:
-            raise _fail(f"cannot write {out}: {exc}", 1) from exc
-        if format is Format.text:
-            sys.stdout.write(render_impact_summary(report, str(out)))
-            return
-        summary = {k: v for k, v in report.items() if k not in ("changed_rows", "by_cause")}
-        summary |= {"changed_row_count": len(report["changed_rows"]),
-                    "changed_rows_file": str(out),
-                    "by_cause_count": {k: len(v) for k, v in report["by_cause"].items()}}
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        return
-    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-                     if format is Format.json else render_impact(report))
+                def tick(n: int) -> None:
+                    bar.update(task, completed=n)
+
+                found = (book_impact(orders, rules, d1, d2, progress=tick) if out is None
+                         else book_impact_to(out, orders, rules, d1, d2, progress=tick))
+            if found is not None:
+                return found
+        except (Unsupported, BatchError):
+            pass
+    try:
+        transactions = _read_book(orders)
+    except InputError as exc:
+        raise _fail(str(exc), 2) from exc
+    report = order_impact(transactions, rules, d1, d2)
+    if out is None:
+        return report
+    regimes = sorted(rules.regimes)
+    write_changed_rows([changed_rows_table(report["changed_rows"], regimes)], out, regimes)
+    return impact_summary(rules, d1, d2, {k: len(v) for k, v in report["by_cause"].items()},
+                          out)
 
 
 def _read_book(path: Path) -> list[dict[str, object]]:
