@@ -9,7 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from chokepoint.contract import read_transactions
-from chokepoint.diff import order_impact, rule_changes
+from chokepoint.diff import UNEXPLAINED, causes, order_impact, rule_changes
+from chokepoint.rules.predicate import data_reads
 from chokepoint.rules.ruleset import RuleSet
 
 BOOK = Path(__file__).parent / "fixtures" / "books" / "december_2024.yaml"
@@ -31,6 +32,29 @@ def test_the_korean_sme_order_changes_and_the_unrelated_one_does_not(rules: Rule
     assert row["outcome"] == {"from": "undetermined", "to": "license_required"}
     assert "734.9(k)" in row["caused_by"]
     assert "734.9(k)" in row["regimes"]["US"]["rules_added"]
+
+
+def test_a_move_is_explained_by_the_changed_rule_or_a_changed_exclusion_of_it(
+        rules: RuleSet) -> None:
+    d1, d2 = date(2024, 12, 1), date(2024, 12, 2)
+    explain = causes(rules, rule_changes(rules, d1, d2))
+    # a deciding rule that changed names itself, whatever else decides
+    assert explain({"742.4(a)(4)", "744.11(a)"}) == ["742.4(a)(4)"]
+    # an unchanged rule qualified by an exclusion that took effect: the exclusion
+    assert explain({"744.23(a)(2)(i)"}) == ["744.23(a)(2)(iv)"]
+    # provisions a rule merely refers to are not named (an Entity List requirement refers
+    # to the footnote 5 FDP rules, which changed that day): nothing is, rather than those
+    assert explain({"744.11(a)"}) == [UNEXPLAINED]
+    assert explain(set()) == [UNEXPLAINED]
+    # a changed parameter a deciding rule reads, when no rule or exclusion changed: the
+    # footnote 1 FDP rule's technology list was amended that day, the rule itself was not
+    assert "us.ear.734.9.e.1.technology" in data_reads(
+        rules.provisions["734.9(e)(1)"].versions[-1].predicate)
+    assert explain({"734.9(e)(1)"}) == ["us.ear.734.9.e.1.technology"]
+    # every predicate of the rule data says what rule data it reads
+    read = set().union(*(data_reads(v.predicate) for p in rules.provisions.values()
+                         for v in p.versions if v.predicate is not None))
+    assert read <= set(rules.provisions) | set(rules.parameters) | set(rules.groups)
 
 
 def test_diff_cli(tmp_path: Path) -> None:

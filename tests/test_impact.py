@@ -33,6 +33,10 @@ def test_book_impact_equals_the_row_by_row_report(tmp_path: Path, rules: RuleSet
     slow = order_impact(transactions, rules, d1, d2)
     assert fast == slow
     assert slow["changed_rows"], "the dates must move some orders for this to mean anything"
+    if d2 == date(2024, 12, 2):  # (orders moved by an exclusion that took effect that day)
+        assert any(r["caused_by"] == ["744.23(a)(2)(iv)"]
+                   and "744.23(a)(2)(i)" in r["regimes"]["US"]["rules_removed"]
+                   for r in slow["changed_rows"])
 
 
 def test_a_book_with_a_bad_row_is_reported_by_the_diff_command(tmp_path: Path) -> None:

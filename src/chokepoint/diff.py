@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from chokepoint.rules.predicate import data_reads
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import determine_screened as determine
 
@@ -57,11 +59,58 @@ def deciding(d: dict[str, Any]) -> Deciding:
     return out
 
 
+UNEXPLAINED = "(a change in rule data the row reads)"
+Explain = Callable[[set[str]], list[str]]
+"""The causes of a move, from the rules that decide the moved regimes (:func:`causes`)."""
+
+
+def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
+    """What explains a moved order, from the rules that decide its regimes' answers on
+    either date (``touched``), in this order, the first that names a rule change: the
+    changes among those rules; among the exclusions that qualify them (all the way down);
+    among the parameters and country groups they and their exclusions read. Failing all,
+    :data:`UNEXPLAINED`. (Not the provisions they refer to: those bring in whole other
+    branches of the rules - an Entity List requirement refers to the foreign direct
+    product rules - and would name changes that did not move the order.)"""
+    changed = {c["id"] for c in changes}
+    memo: dict[str, list[frozenset[str]]] = {}
+
+    def levels(pid: str) -> list[frozenset[str]]:
+        if pid not in memo:
+            qualified, todo = {pid}, [pid]
+            while todo:  # the rule and its exclusions, theirs too
+                found = [e.id for e in rules.exclusions_of(todo.pop())]
+                todo += [e for e in found if e not in qualified]
+                qualified.update(found)
+            reads: set[str] = set()
+            for q in qualified:
+                prov = rules.provisions.get(q)
+                for v in prov.versions if prov is not None else ():
+                    if v.predicate is not None:
+                        reads |= data_reads(v.predicate)
+                    for cp in v.review_policies:
+                        reads |= data_reads(cp.when)
+            data = {r for r in reads if r not in rules.provisions}
+            memo[pid] = [frozenset({pid} & changed), frozenset(qualified & changed),
+                         frozenset(data & changed)]
+        return memo[pid]
+
+    def explain(touched: set[str]) -> list[str]:
+        found = [levels(r) for r in sorted(touched)]
+        for level in range(3):
+            hits = set().union(*(f[level] for f in found)) if found else set()
+            if hits:
+                return sorted(hits)
+        return [UNEXPLAINED]
+
+    return explain
+
+
 def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding,
-              b: Deciding, changed_ids: set[str]) -> dict[str, Any] | None:
+              b: Deciding, explain: Explain) -> dict[str, Any] | None:
     """A report's entry for an order whose deciding answers are ``a`` on the earlier date
-    and ``b`` on the later (None when they are the same), with the rule changes among its
-    deciding rules as its cause."""
+    and ``b`` on the later (None when they are the same), its cause as ``explain`` (from
+    :func:`causes`) finds it from the deciding rules of the regimes that moved."""
     if a == b:
         return None
     moved: dict[str, Any] = {"row": row, "id": ident,
@@ -77,8 +126,7 @@ def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding
             "rules_added": sorted(new[1] - old[1]), "rules_removed": sorted(old[1] - new[1]),
             "review_policy": {"from": sorted(old[2]), "to": sorted(new[2])}}
         touched |= old[1] | new[1]
-    moved["caused_by"] = sorted(touched & changed_ids) or [
-        "(a change in rule data the row reads)"]
+    moved["caused_by"] = explain(touched)
     return moved
 
 
@@ -100,13 +148,13 @@ def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d
     grouped by the rule change that explains it. ``numbers`` are the transactions' row
     numbers (by default 1, 2, ...) when they are a selection from a larger book."""
     changes = rule_changes(rules, d1, d2)
-    changed_ids = {c["id"] for c in changes}
+    explain = causes(rules, changes)
     rows = []
     for i, txn in enumerate(transactions):
         before, after = determine(txn, rules, d1), determine(txn, rules, d2)
         moved = moved_row(numbers[i] if numbers else i + 1, txn.get("id"),
                           (before["outcome"], after["outcome"]), deciding(before),
-                          deciding(after), changed_ids)
+                          deciding(after), explain)
         if moved is not None:
             rows.append(moved)
     return impact_report(rules, d1, d2, changes, rows)

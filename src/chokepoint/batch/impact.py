@@ -28,6 +28,8 @@ from chokepoint.batch.columnar_run import BLOCK, blocks
 from chokepoint.batch.run import ResultWriter, result_schema
 from chokepoint.diff import (
     Deciding,
+    Explain,
+    causes,
     changed_row_cells,
     changed_row_columns,
     impact_report,
@@ -64,7 +66,7 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
 
 
 def _grouped(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-             changed_ids: set[str]) -> tuple[list[dict[str, Any] | None], np.ndarray]:
+             explain: Explain) -> tuple[list[dict[str, Any] | None], np.ndarray]:
     """:func:`moved_row` for rows answered ``before`` and ``after`` (row, id, outcome and
     the regimes' cells), once per distinct combination of their cells, which most moved
     rows share: each combination's entry (with no row or id; None where the cells differ
@@ -78,15 +80,15 @@ def _grouped(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
                                                                           strict=True)}
                 for half in (coded[:len(names)], coded[len(names):]))
         entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
-                                 deciding_of(a, regimes), deciding_of(b, regimes), changed_ids))
+                                 deciding_of(a, regimes), deciding_of(b, regimes), explain))
     return entries, g.ids
 
 
 def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-           changed_ids: set[str]) -> list[dict[str, Any]]:
+           explain: Explain) -> list[dict[str, Any]]:
     """The moved orders among rows answered ``before`` and ``after`` (:func:`_grouped`;
     entries share their nested values: the report is for reading)."""
-    entries, ids = _grouped(before, after, regimes, changed_ids)
+    entries, ids = _grouped(before, after, regimes, explain)
     out = []
     for row, ident, k in zip(before.column("row").to_pylist(),
                              before.column("id").to_pylist(), ids.tolist(), strict=True):
@@ -97,10 +99,10 @@ def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
 
 
 def _moved_table(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-                 changed_ids: set[str], counts: dict[str, int]) -> pa.Table:
+                 explain: Explain, counts: dict[str, int]) -> pa.Table:
     """:func:`_moved` as a table (:func:`chokepoint.diff.changed_row_cells`), built per
     combination and spread to the rows by Arrow; ``counts`` gains each cause's orders."""
-    entries, ids = _grouped(before, after, regimes, changed_ids)
+    entries, ids = _grouped(before, after, regimes, explain)
     per_entry = np.bincount(ids, minlength=len(entries))
     for entry, n in zip(entries, per_entry.tolist(), strict=True):
         if entry is not None:
@@ -166,11 +168,11 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
     that row."""
     regimes = tuple(sorted(rules.regimes))
     changes = rule_changes(rules, d1, d2)
-    changed_ids = {c["id"] for c in changes}
+    explain = causes(rules, changes)
     rows: list[dict[str, Any]] = []
     try:
         for before, after in answered_blocks(path, rules, d1, d2, mapping, progress):
-            rows += _moved(before, after, regimes, changed_ids)
+            rows += _moved(before, after, regimes, explain)
     except Unreadable:
         return None
     return impact_report(rules, d1, d2, changes, rows)
@@ -184,9 +186,9 @@ def book_impact_to(out: Path, path: Path, rules: RuleSet, d1: date, d2: date,
     (:func:`chokepoint.diff.impact_summary`); None, with nothing written, when the book has
     a row that cannot be read."""
     regimes = tuple(sorted(rules.regimes))
-    changed_ids = {c["id"] for c in rule_changes(rules, d1, d2)}
+    explain = causes(rules, rule_changes(rules, d1, d2))
     counts: dict[str, int] = {}
-    tables = (_moved_table(before, after, regimes, changed_ids, counts)
+    tables = (_moved_table(before, after, regimes, explain, counts)
               for before, after in answered_blocks(path, rules, d1, d2, mapping, progress))
     try:
         write_changed_rows(tables, out, list(regimes))
