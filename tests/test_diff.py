@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -37,11 +38,32 @@ def test_the_korean_sme_order_changes_and_the_unrelated_one_does_not(rules: Rule
 def test_a_move_is_explained_by_the_changed_rule_or_a_changed_exclusion_of_it(
         rules: RuleSet) -> None:
     d1, d2 = date(2024, 12, 1), date(2024, 12, 2)
-    explain = causes(rules, rule_changes(rules, d1, d2))
-    # a deciding rule that changed names itself, whatever else decides
-    assert explain({"742.4(a)(4)", "744.11(a)"}) == ["742.4(a)(4)"]
+    changes = rule_changes(rules, d1, d2)
+    found = causes(rules, changes)
+    asked: list[str] = []
+
+    def entries(*listed: str) -> Callable[[], frozenset[str]]:
+        def look() -> frozenset[str]:
+            asked.append("looked")
+            return frozenset(listed)
+        return look
+
+    def explain(touched: set[str], regimes: frozenset[str] = frozenset({"US"}),
+                listed: tuple[str, ...] = ()) -> list[str]:
+        return found(touched, set(regimes), entries(*listed))
+
+    # a deciding rule that changed names itself, whatever else decides (the parties' list
+    # entries are not even looked up)
+    assert explain({"742.4(a)(4)", "744.11(a)"}, listed=("US:xmc",)) == ["742.4(a)(4)"]
+    assert not asked
     # an unchanged rule qualified by an exclusion that took effect: the exclusion
     assert explain({"744.23(a)(2)(i)"}) == ["744.23(a)(2)(iv)"]
+    # a party whose Entity List entry changed that day (Wuhan Xinxin was added): the entry
+    assert {"US:xmc", "US:smic"} <= {c["id"] for c in changes}
+    assert explain({"744.11(a)"}, listed=("US:xmc",)) == ["US:xmc"]
+    assert explain(set(), listed=("US:xmc", "US:not-changed")) == ["US:xmc"]
+    # ... in a regime that moved only
+    assert explain(set(), regimes=frozenset({"NL"}), listed=("US:xmc",)) == [UNEXPLAINED]
     # provisions a rule merely refers to are not named (an Entity List requirement refers
     # to the footnote 5 FDP rules, which changed that day): nothing is, rather than those
     assert explain({"744.11(a)"}) == [UNEXPLAINED]

@@ -37,6 +37,8 @@ def test_book_impact_equals_the_row_by_row_report(tmp_path: Path, rules: RuleSet
         assert any(r["caused_by"] == ["744.23(a)(2)(iv)"]
                    and "744.23(a)(2)(i)" in r["regimes"]["US"]["rules_removed"]
                    for r in slow["changed_rows"])
+        # and orders moved by their party's new Entity List entry, named by it
+        assert any(c.startswith("US:") for c in slow["by_cause"])
 
 
 def test_a_book_with_a_bad_row_is_reported_by_the_diff_command(tmp_path: Path) -> None:

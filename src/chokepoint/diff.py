@@ -7,9 +7,11 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from chokepoint.engine.determine import apply_aliases, resolve_parties
 from chokepoint.rules.predicate import data_reads
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import determine_screened as determine
+from chokepoint.screening.service import screen_parties, screener_for
 
 
 def _changes(kind: str, ident: str, title: str, versions: list[Any], d1: date,
@@ -60,15 +62,36 @@ def deciding(d: dict[str, Any]) -> Deciding:
 
 
 UNEXPLAINED = "(a change in rule data the row reads)"
-Explain = Callable[[set[str]], list[str]]
-"""The causes of a move, from the rules that decide the moved regimes (:func:`causes`)."""
+Entries = Callable[[], frozenset[str]]
+"""An order's parties' Entity List entries on either date (:func:`party_entries`), found
+only when asked."""
+Explain = Callable[[set[str], set[str], Entries], list[str]]
+"""The causes of a move, from the rules that decide the moved regimes, the regimes that
+moved and the order's Entity List entries (:func:`causes`)."""
+
+
+def party_entries(parties: list[dict[str, Any]], rules: RuleSet, on: date) -> frozenset[str]:
+    """The Entity List entries ("REGIME:id", as :func:`rule_changes` names them) the
+    parties are found under on ``on``, as a determination finds them: screened when their
+    designations are unknown, then looked up per regime (engine.determine)."""
+    txn: dict[str, Any] = {"parties": parties}
+    if any(p.get("designations") is None for p in parties):
+        txn, _, _ = screen_parties(txn, screener_for(rules, on), on)
+    snap = rules.at(on)
+    found: set[str] = set()
+    for code in rules.regimes:
+        facts, _ = apply_aliases(txn, snap, code)
+        _, entries, _ = resolve_parties(facts, snap, code)
+        found |= {f"{code}:{e['entry_id']}" for e in entries.values()}
+    return frozenset(found)
 
 
 def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
     """What explains a moved order, from the rules that decide its regimes' answers on
     either date (``touched``), in this order, the first that names a rule change: the
     changes among those rules; among the exclusions that qualify them (all the way down);
-    among the parameters and country groups they and their exclusions read. Failing all,
+    among the parameters and country groups they and their exclusions read, and the Entity
+    List entries of the order's parties in the regimes that moved. Failing all,
     :data:`UNEXPLAINED`. (Not the provisions they refer to: those bring in whole other
     branches of the rules - an Entity List requirement refers to the foreign direct
     product rules - and would name changes that did not move the order.)"""
@@ -95,10 +118,12 @@ def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
                          frozenset(data & changed)]
         return memo[pid]
 
-    def explain(touched: set[str]) -> list[str]:
+    def explain(touched: set[str], regimes: set[str], entries: Entries) -> list[str]:
         found = [levels(r) for r in sorted(touched)]
         for level in range(3):
             hits = set().union(*(f[level] for f in found)) if found else set()
+            if level == 2:  # (the order's own list entries: asked for only now)
+                hits |= {e for e in entries() & changed if e.split(":")[0] in regimes}
             if hits:
                 return sorted(hits)
         return [UNEXPLAINED]
@@ -107,10 +132,11 @@ def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
 
 
 def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding,
-              b: Deciding, explain: Explain) -> dict[str, Any] | None:
+              b: Deciding, explain: Explain, entries: Entries) -> dict[str, Any] | None:
     """A report's entry for an order whose deciding answers are ``a`` on the earlier date
     and ``b`` on the later (None when they are the same), its cause as ``explain`` (from
-    :func:`causes`) finds it from the deciding rules of the regimes that moved."""
+    :func:`causes`) finds it from the deciding rules of the regimes that moved and the
+    order's Entity List entries (``entries``)."""
     if a == b:
         return None
     moved: dict[str, Any] = {"row": row, "id": ident,
@@ -126,7 +152,7 @@ def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding
             "rules_added": sorted(new[1] - old[1]), "rules_removed": sorted(old[1] - new[1]),
             "review_policy": {"from": sorted(old[2]), "to": sorted(new[2])}}
         touched |= old[1] | new[1]
-    moved["caused_by"] = explain(touched)
+    moved["caused_by"] = explain(touched, set(moved["regimes"]), entries)
     return moved
 
 
@@ -152,9 +178,14 @@ def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d
     rows = []
     for i, txn in enumerate(transactions):
         before, after = determine(txn, rules, d1), determine(txn, rules, d2)
+        parties = txn.get("parties") or []
+
+        def entries(parties: list[dict[str, Any]] = parties) -> frozenset[str]:
+            return party_entries(parties, rules, d1) | party_entries(parties, rules, d2)
+
         moved = moved_row(numbers[i] if numbers else i + 1, txn.get("id"),
                           (before["outcome"], after["outcome"]), deciding(before),
-                          deciding(after), explain)
+                          deciding(after), explain, entries)
         if moved is not None:
             rows.append(moved)
     return impact_report(rules, d1, d2, changes, rows)

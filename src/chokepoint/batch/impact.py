@@ -15,6 +15,7 @@ import gc
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 from chokepoint.batch.columnar import CELLS, cache, evaluate_table
 from chokepoint.batch.columnar.codes import group
 from chokepoint.batch.columnar_run import BLOCK, blocks
+from chokepoint.batch.flat import COLUMNS, LAYOUT, row_to_transaction
 from chokepoint.batch.run import ResultWriter, result_schema
 from chokepoint.diff import (
     Deciding,
@@ -35,6 +37,7 @@ from chokepoint.diff import (
     impact_report,
     impact_summary,
     moved_row,
+    party_entries,
     rule_changes,
 )
 from chokepoint.rules.ruleset import RuleSet
@@ -65,30 +68,81 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return array.indices.to_numpy(zero_copy_only=False), array.dictionary
 
 
-def _grouped(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-             explain: Explain) -> tuple[list[dict[str, Any] | None], np.ndarray]:
+def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tuple[str, ...],
+             explain: Explain, entries_of: Callable[[dict[str, Any]], frozenset[str]]
+             ) -> tuple[list[dict[str, Any] | None], np.ndarray]:
     """:func:`moved_row` for rows answered ``before`` and ``after`` (row, id, outcome and
-    the regimes' cells), once per distinct combination of their cells, which most moved
-    rows share: each combination's entry (with no row or id; None where the cells differ
-    in text but not in what decides), and each row's combination."""
+    the regimes' cells; ``parties``: their party cells), once per distinct combination of
+    their cells, which most moved rows share - and, where the cause is to be found among
+    the parties' Entity List entries, once per combination and parties. Returns the
+    entries (with no row or id; None where the cells differ in text but not in what
+    decides), and each row's entry."""
     names = [n for n in before.column_names if n not in ("row", "id")]
     coded = [_codes(t.column(n)) for t in (before, after) for n in names]
     g = group([(codes, len(texts)) for codes, texts in coded], before.num_rows)
-    entries = []
-    for r in g.rep.tolist():
+    entries: list[dict[str, Any] | None] = []
+    answers = []
+    of_group = np.empty(g.count, dtype=np.int64)
+    asked: list[bool] = []
+
+    def probe() -> frozenset[str]:
+        asked.append(True)  # (the cause depends on the row's parties: found per row)
+        return frozenset()
+
+    for k, r in enumerate(g.rep.tolist()):
         a, b = ({n: texts[codes[r]].as_py() for n, (codes, texts) in zip(names, half,
                                                                           strict=True)}
                 for half in (coded[:len(names)], coded[len(names):]))
-        entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
-                                 deciding_of(a, regimes), deciding_of(b, regimes), explain))
-    return entries, g.ids
+        answers.append((a, b))
+        asked.clear()
+        entry = moved_row(0, None, (a["outcome"], b["outcome"]), deciding_of(a, regimes),
+                          deciding_of(b, regimes), explain, probe)
+        of_group[k] = -1 if asked else len(entries)
+        if not asked:
+            entries.append(entry)
+    per_row: np.ndarray = np.take(of_group, g.ids)
+    needing = np.flatnonzero(per_row < 0)
+    if len(needing):
+        found: dict[tuple[int, tuple[Any, ...]], int] = {}
+        for i, cells in zip(needing.tolist(), parties.take(pa.array(needing)).to_pylist(),
+                            strict=True):
+            k = int(g.ids[i])
+            key = (k, tuple(cells.values()))
+            at = found.get(key)
+            if at is None:
+                a, b = answers[k]
+                at = found[key] = len(entries)
+                entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
+                                         deciding_of(a, regimes), deciding_of(b, regimes),
+                                         explain, partial(entries_of, cells)))
+            per_row[i] = at
+    return entries, per_row
 
 
-def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-           explain: Explain) -> list[dict[str, Any]]:
+def _party_entries(rules: RuleSet, d1: date, d2: date
+                   ) -> Callable[[dict[str, Any]], frozenset[str]]:
+    """A row's parties' Entity List entries on either date, from its party cells (once
+    per distinct cells)."""
+    memo: dict[tuple[Any, ...], frozenset[str]] = {}
+
+    def entries(cells: dict[str, Any]) -> frozenset[str]:
+        flat = {k: ";".join(map(str, v)) if isinstance(v, list) else v
+                for k, v in cells.items()}
+        key = tuple(flat.items())
+        if key not in memo:
+            parties = row_to_transaction(flat).get("parties") or []
+            memo[key] = party_entries(parties, rules, d1) | party_entries(parties, rules, d2)
+        return memo[key]
+
+    return entries
+
+
+def _moved(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tuple[str, ...],
+           explain: Explain, entries_of: Callable[[dict[str, Any]], frozenset[str]]
+           ) -> list[dict[str, Any]]:
     """The moved orders among rows answered ``before`` and ``after`` (:func:`_grouped`;
     entries share their nested values: the report is for reading)."""
-    entries, ids = _grouped(before, after, regimes, explain)
+    entries, ids = _grouped(before, after, parties, regimes, explain, entries_of)
     out = []
     for row, ident, k in zip(before.column("row").to_pylist(),
                              before.column("id").to_pylist(), ids.tolist(), strict=True):
@@ -98,11 +152,13 @@ def _moved(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
     return out
 
 
-def _moved_table(before: pa.Table, after: pa.Table, regimes: tuple[str, ...],
-                 explain: Explain, counts: dict[str, int]) -> pa.Table:
+def _moved_table(before: pa.Table, after: pa.Table, parties: pa.Table,
+                 regimes: tuple[str, ...], explain: Explain,
+                 entries_of: Callable[[dict[str, Any]], frozenset[str]],
+                 counts: dict[str, int]) -> pa.Table:
     """:func:`_moved` as a table (:func:`chokepoint.diff.changed_row_cells`), built per
     combination and spread to the rows by Arrow; ``counts`` gains each cause's orders."""
-    entries, ids = _grouped(before, after, regimes, explain)
+    entries, ids = _grouped(before, after, parties, regimes, explain, entries_of)
     per_entry = np.bincount(ids, minlength=len(entries))
     for entry, n in zip(entries, per_entry.tolist(), strict=True):
         if entry is not None:
@@ -129,11 +185,12 @@ class Unreadable(Exception):
 def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
                     mapping: dict[str, str] | None = None,
                     progress: Callable[[int], None] | None = None
-                    ) -> Iterator[tuple[pa.Table, pa.Table]]:
+                    ) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
     """A flat book's rows whose regimes' cells differ between ``d1`` and ``d2``, a block
     at a time, in book order: their answers on each date (row, id, outcome and the cells
-    of :data:`chokepoint.batch.columnar.CELLS`). Raises :class:`Unreadable` at the first
-    block with a row that cannot be read. ``progress`` is told the rows answered so far."""
+    of :data:`chokepoint.batch.columnar.CELLS`) and their party cells. Raises
+    :class:`Unreadable` at the first block with a row that cannot be read. ``progress`` is
+    told the rows answered so far."""
     regimes = tuple(sorted(rules.regimes))
     cells = [f"{code}_{cell}" for code in regimes for cell in CELLS]
     columns = ["row", "id", "outcome", *cells]
@@ -151,7 +208,8 @@ def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
             for name in cells:
                 differs = pc.or_(differs, pc.not_equal(before.column(name), after.column(name)))
             picked = pa.array(np.flatnonzero(differs.to_numpy(zero_copy_only=False)))
-            yield before.take(picked), after.take(picked)
+            party = [c for c in table.column_names if c in LAYOUT and c not in COLUMNS]
+            yield before.take(picked), after.take(picked), table.select(party).take(picked)
             first += table.num_rows
             if progress is not None:
                 progress(first - 1)
@@ -170,9 +228,11 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
     changes = rule_changes(rules, d1, d2)
     explain = causes(rules, changes)
     rows: list[dict[str, Any]] = []
+    entries_of = _party_entries(rules, d1, d2)
     try:
-        for before, after in answered_blocks(path, rules, d1, d2, mapping, progress):
-            rows += _moved(before, after, regimes, explain)
+        for before, after, parties in answered_blocks(path, rules, d1, d2, mapping,
+                                                      progress):
+            rows += _moved(before, after, parties, regimes, explain, entries_of)
     except Unreadable:
         return None
     return impact_report(rules, d1, d2, changes, rows)
@@ -188,8 +248,10 @@ def book_impact_to(out: Path, path: Path, rules: RuleSet, d1: date, d2: date,
     regimes = tuple(sorted(rules.regimes))
     explain = causes(rules, rule_changes(rules, d1, d2))
     counts: dict[str, int] = {}
-    tables = (_moved_table(before, after, regimes, explain, counts)
-              for before, after in answered_blocks(path, rules, d1, d2, mapping, progress))
+    entries_of = _party_entries(rules, d1, d2)
+    tables = (_moved_table(before, after, parties, regimes, explain, entries_of, counts)
+              for before, after, parties in answered_blocks(path, rules, d1, d2, mapping,
+                                                            progress))
     try:
         write_changed_rows(tables, out, list(regimes))
     except Unreadable:
