@@ -304,3 +304,32 @@ def test_a_writer_without_checkpoints_writes_no_part_files(tmp_path: Path,
     writer.partial.replace(out)
     assert pq.read_table(out).equals(rows)
     assert not writer.parts_dir.exists()
+
+
+def test_parquet_list_cells_read_as_the_text_layout(tmp_path: Path, rules: RuleSet) -> None:
+    """A Parquet book may hold list-valued facts as lists: an empty list is "known: none"
+    (as `none` in text), a null cell unknown - in the local engine and in Spark."""
+    text = tmp_path / "text.parquet"
+    rows = [dict(zip(HEADER.split(","), r.split(","), strict=True)) for r in ROWS]
+    pq.write_table(pa.Table.from_pylist(rows), text)
+
+    def as_list(cell: str) -> list[str] | None:
+        return None if cell == "" else [] if cell == "none" else cell.split(";")
+
+    lists = tmp_path / "lists.parquet"
+    listed = ("end_uses", "party_designations", "us_direct_product_of",
+              "us_plant_direct_product_of")
+    pq.write_table(pa.Table.from_pylist([
+        {k: as_list(v) if k in listed else v for k, v in r.items()} for r in rows],
+        schema=pa.schema([(c, pa.list_(pa.string()) if c in listed else pa.string())
+                          for c in HEADER.split(",")])), lists)
+    assert any(r["party_designations"] == "none" for r in rows)  # (both kinds are there)
+    assert any(r["us_direct_product_of"] == "" for r in rows)
+    run_batch(text, tmp_path / "text.csv", rules)
+    run_batch(lists, tmp_path / "lists.csv", rules)
+    assert (tmp_path / "lists.csv").read_text() == (tmp_path / "text.csv").read_text()
+    pytest.importorskip("pyspark")
+    from chokepoint.spark import run_spark_batch
+
+    run_spark_batch(lists, tmp_path / "spark.csv")
+    assert (tmp_path / "spark.csv").read_text() == (tmp_path / "text.csv").read_text()

@@ -125,8 +125,12 @@ def read_book(spark: Any, inp: Any, mapping: dict[str, str] | None = None) -> An
         name = f.name.lstrip("\ufeff")
         name = (mapping or {}).get(name, name)
         col = F.col(f"`{f.name}`")
-        cells.append((F.concat_ws(";", col.cast("array<string>"))
-                      if isinstance(f.dataType, ArrayType) else col.cast("string")).alias(name))
+        if isinstance(f.dataType, ArrayType):  # (as flat.list_cell: [] is "known: none")
+            items = col.cast("array<string>")
+            cell = F.when(F.size(items) == 0, F.lit("[]")).otherwise(F.concat_ws(";", items))
+        else:
+            cell = col.cast("string")
+        cells.append(cell.alias(name))
     # Row numbers without a global sort: monotonically_increasing_id holds the partition in
     # its upper bits and the position inside it in the lower 33; partitions follow the file.
     tagged = df.select(*cells, F.spark_partition_id().alias("_part"),

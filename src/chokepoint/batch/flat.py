@@ -58,6 +58,12 @@ PARTY_COLUMNS = {
 MAX_PARTIES = 3
 
 
+def list_cell(values: list[Any]) -> str:
+    """A Parquet list cell as the flat layout's text: ``;``-separated, and an empty list
+    "known: none" (a null cell, unknown, is no list)."""
+    return ";".join(map(str, values)) if values else NONE_MARKERS[1]
+
+
 def party_prefix(slot: int) -> str:
     """The columns of the ``slot``-th party (from 1) start with this."""
     return "party_" if slot == 1 else f"party{slot}_"

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from chokepoint.batch.columnar import CELLS, cache, evaluate_table
 from chokepoint.batch.columnar.codes import group
 from chokepoint.batch.columnar_run import BLOCK, blocks
-from chokepoint.batch.flat import COLUMNS, LAYOUT, row_to_transaction
+from chokepoint.batch.flat import COLUMNS, LAYOUT, list_cell, row_to_transaction
 from chokepoint.batch.run import ResultWriter, result_schema
 from chokepoint.diff import (
     Deciding,
@@ -104,9 +104,11 @@ def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tupl
     needing = np.flatnonzero(per_row < 0)
     if len(needing):
         found: dict[tuple[int, tuple[Any, ...]], int] = {}
-        for i, cells in zip(needing.tolist(), parties.take(pa.array(needing)).to_pylist(),
-                            strict=True):
+        for i, row in zip(needing.tolist(), parties.take(pa.array(needing)).to_pylist(),
+                          strict=True):
             k = int(g.ids[i])
+            # (list cells of a Parquet book as the flat layout reads them: run.read_rows)
+            cells = {c: list_cell(v) if isinstance(v, list) else v for c, v in row.items()}
             key = (k, tuple(cells.values()))
             at = found.get(key)
             if at is None:
@@ -126,11 +128,9 @@ def _party_entries(rules: RuleSet, d1: date, d2: date
     memo: dict[tuple[Any, ...], frozenset[str]] = {}
 
     def entries(cells: dict[str, Any]) -> frozenset[str]:
-        flat = {k: ";".join(map(str, v)) if isinstance(v, list) else v
-                for k, v in cells.items()}
-        key = tuple(flat.items())
+        key = tuple(cells.items())
         if key not in memo:
-            parties = row_to_transaction(flat).get("parties") or []
+            parties = row_to_transaction(cells).get("parties") or []
             memo[key] = party_entries(parties, rules, d1) | party_entries(parties, rules, d2)
         return memo[key]
 

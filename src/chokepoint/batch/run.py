@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from chokepoint.batch.flat import LAYOUT, RowError, row_to_transaction
+from chokepoint.batch.flat import LAYOUT, RowError, list_cell, row_to_transaction
 from chokepoint.contract import InputError, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.ruleset import RuleSet
@@ -119,7 +119,7 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
         for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
             for row in batch.to_pylist():
                 n += 1
-                yield n, {mapping.get(k, k): (";".join(map(str, v)) if isinstance(v, list)
+                yield n, {mapping.get(k, k): (list_cell(v) if isinstance(v, list)
                                               else v) for k, v in row.items()}
     else:
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
