@@ -236,14 +236,15 @@ def render_impact_summary(summary: dict[str, Any]) -> str:
 
 NO_POLICY = "(none)"
 """A licence requirement without a review policy, in a table's policy cells."""
+REGIME_CELLS = ("outcome_from", "outcome_to", "rules_added", "rules_removed",
+                "review_policy_from", "review_policy_to")
+"""A regime's cells in a table of moved orders, each as ``<REGIME>_<cell>``."""
 
 
 def changed_row_columns(regimes: list[str]) -> list[str]:
     """The columns of a table of moved orders (:func:`changed_row_cells`)."""
     return ["row", "id", "outcome_from", "outcome_to", "caused_by",
-            *(f"{code}_{cell}" for code in regimes
-              for cell in ("outcome_from", "outcome_to", "rules_added", "rules_removed",
-                           "review_policy_from", "review_policy_to"))]
+            *(f"{code}_{cell}" for code in regimes for cell in REGIME_CELLS)]
 
 
 def changed_row_cells(moved: dict[str, Any], regimes: list[str]) -> dict[str, Any]:
@@ -260,7 +261,6 @@ def changed_row_cells(moved: dict[str, Any], regimes: list[str]) -> dict[str, An
             ";".join(ch["rules_removed"]),
             *(";".join(p or NO_POLICY for p in ch["review_policy"][end])
               for end in ("from", "to")))
-        for name, value in zip(("outcome_from", "outcome_to", "rules_added", "rules_removed",
-                                "review_policy_from", "review_policy_to"), cells, strict=True):
+        for name, value in zip(REGIME_CELLS, cells, strict=True):
             row[f"{code}_{name}"] = value
     return row
