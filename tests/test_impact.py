@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -168,3 +169,27 @@ def test_a_table_of_moved_orders_that_fails_midway_leaves_nothing(
     with pytest.raises(OSError, match="disk full"):
         impact.write_changed_rows(tables(), tmp_path / f"m{suffix}", ["US"])
     assert made == [1, 2] and not list(tmp_path.iterdir())
+
+
+def test_diff_reads_a_book_with_its_own_column_names(tmp_path: Path) -> None:
+    import pyarrow.csv as pacsv
+
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 600, seed=4)
+    table = pq.read_table(src)
+    theirs = {"to_country": "Dest", "party_name": "Customer", "item_model": "Part"}
+    erp = tmp_path / "erp.csv"
+    pacsv.write_csv(table.rename_columns([theirs.get(c, c) for c in table.column_names]), erp)
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("".join(f"{v}: {k}\n" for k, v in theirs.items()))
+
+    def diff(*args: str) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from",
+                               "2024-12-01", "--to", "2024-12-02", *args, "--format", "json"],
+                              capture_output=True, text=True, check=True)
+        return dict(json.loads(done.stdout))
+
+    mapped, plain = diff(str(erp), "--columns", str(cmap)), diff(str(src))
+    assert mapped["changed_rows"] and mapped == plain

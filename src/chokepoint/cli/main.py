@@ -413,6 +413,9 @@ def diff(
         "--out", help="With ORDERS: write the orders that change to this table (.csv, "
         ".parquet or .jsonl), one row each, and report only how many each rule change "
         "moves.")] = None,
+    columns: Annotated[Path | None, typer.Option(
+        "--columns", help="YAML map of your column names to the flat layout's (as for "
+        "batch).")] = None,
 ) -> None:
     """What changed in the rules between two dates; with ORDERS, which orders it moves."""
     from chokepoint.diff import (
@@ -435,8 +438,17 @@ def diff(
         sys.stdout.write(json.dumps(changes, indent=2, ensure_ascii=False) + "\n"
                          if format is Format.json else render_changes(changes, d1, d2))
         return
+    from chokepoint.batch.run import BatchError, layout_warnings, read_column_map
+
     try:
-        result = _book_impact(orders, rules, d1, d2, out)
+        mapping = read_column_map(columns)
+        if orders.exists():
+            for warning in layout_warnings(orders, columns):
+                typer.echo(f"warning: {warning}", err=True)
+    except BatchError as exc:
+        raise _fail(str(exc), 2) from exc
+    try:
+        result = _book_impact(orders, rules, d1, d2, out, mapping)
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc}", 1) from exc
     if format is Format.json:
@@ -445,8 +457,8 @@ def diff(
         sys.stdout.write(render_impact(result) if out is None else render_impact_summary(result))
 
 
-def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | None
-                 ) -> dict[str, Any]:
+def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | None,
+                 mapping: dict[str, str]) -> dict[str, Any]:
     """The impact report of a book; with ``out``, the moved orders written there and the
     report's summary (diff.impact_summary). A flat book is answered by the columnar engine
     (with a progress bar); one it cannot read, row by row (which names the bad row)."""
@@ -479,14 +491,14 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
                 def tick(n: int) -> None:
                     bar.update(task, completed=n)
 
-                found = (book_impact(orders, rules, d1, d2, progress=tick) if out is None
-                         else book_impact_to(out, orders, rules, d1, d2, progress=tick))
+                found = (book_impact(orders, rules, d1, d2, mapping, tick) if out is None
+                         else book_impact_to(out, orders, rules, d1, d2, mapping, tick))
             if found is not None:
                 return found
         except (Unsupported, BatchError):
             pass
     try:
-        transactions = _read_book(orders)
+        transactions = _read_book(orders, mapping)
     except InputError as exc:
         raise _fail(str(exc), 2) from exc
     report = order_impact(transactions, rules, d1, d2)
@@ -498,13 +510,13 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
                           out)
 
 
-def _read_book(path: Path) -> list[dict[str, object]]:
+def _read_book(path: Path, mapping: dict[str, str] | None = None) -> list[dict[str, object]]:
     if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
         from chokepoint.batch.run import parse_row, read_rows
 
         out = []
-        for n, raw in read_rows(path, {}):
+        for n, raw in read_rows(path, mapping or {}):
             try:
                 out.append(parse_row(raw, n))
             except RowError as exc:
