@@ -482,28 +482,22 @@ def data_reads(pred: Pred) -> set[str]:
     """The rule data a predicate reads besides the facts: the parameters (by id), country
     groups (by name) and provisions (by id) it names."""
     out: set[str] = set()
-    _data(pred, out)
+    for node in walk(pred):
+        if isinstance(node, Ref):
+            out.add(node.rule)
+        elif isinstance(node, InGroup):
+            out.add(node.group)
+        else:
+            out.update(params_of(node))
     return out
 
 
-def _data(pred: Pred, out: set[str]) -> None:
-    if isinstance(pred, (All, AnyOf)):
-        for p in pred.items:
-            _data(p, out)
-    elif isinstance(pred, Not):
-        _data(pred.item, out)
-    elif isinstance(pred, Exists):
-        _data(pred.where, out)
-    elif isinstance(pred, Ref):
-        out.add(pred.rule)
-    elif isinstance(pred, ParamTrue):
-        out.add(pred.param)
-    elif isinstance(pred, InGroup):
-        out.add(pred.group)
-    elif isinstance(pred, Compare) and isinstance(pred.value, ParamRef):
-        out.add(pred.value.param)
-    elif isinstance(pred, (EccnIn, AnyEccnIn)) and isinstance(pred.eccns, ParamRef):
-        out.add(pred.eccns.param)
-    elif not isinstance(pred, (*_FACT_TESTS, Assertion, ListedBy, ListedIn, UnknownLeaf,
-                               Const)):
-        raise TypeError(f"data_reads does not know what {type(pred).__name__} reads")
+def params_of(node: Pred) -> list[str]:
+    """The parameters one node names (not its parts': :func:`data_reads` has those)."""
+    if isinstance(node, ParamTrue):
+        return [node.param]
+    if isinstance(node, Compare) and isinstance(node.value, ParamRef):
+        return [node.value.param]
+    if isinstance(node, (EccnIn, AnyEccnIn)) and isinstance(node.eccns, ParamRef):
+        return [node.eccns.param]
+    return []

@@ -34,16 +34,7 @@ from chokepoint.rules.model import (
     in_force,
 )
 from chokepoint.rules.names import normalise_name
-from chokepoint.rules.predicate import (
-    AnyEccnIn,
-    Compare,
-    EccnIn,
-    InGroup,
-    ParamRef,
-    ParamTrue,
-    Ref,
-    walk,
-)
+from chokepoint.rules.predicate import InGroup, Ref, params_of, walk
 
 
 def natural_key(rule_id: str) -> list[Any]:
@@ -172,18 +163,11 @@ class RuleSet:
         self._check_exclusion_cycles()
 
     def _check_node(self, node: Any, where: str) -> None:
-        params: list[str] = []
         if isinstance(node, Ref) and node.rule not in self.provisions:
             raise RuleSetError(f"{where}: ref to unknown rule '{node.rule}'")
         if isinstance(node, InGroup) and node.group not in self.groups:
             raise RuleSetError(f"{where}: unknown country group '{node.group}'")
-        if isinstance(node, ParamTrue):
-            params.append(node.param)
-        if isinstance(node, Compare) and isinstance(node.value, ParamRef):
-            params.append(node.value.param)
-        if isinstance(node, (EccnIn, AnyEccnIn)) and isinstance(node.eccns, ParamRef):
-            params.append(node.eccns.param)
-        for p in params:
+        for p in params_of(node):
             if p not in self.parameters:
                 raise RuleSetError(f"{where}: unknown parameter '{p}'")
 
