@@ -68,6 +68,20 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return array.indices.to_numpy(zero_copy_only=False), array.dictionary
 
 
+def _cell_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """A book column's codes per row, equal where the cells are (a null its own code),
+    and how many there are."""
+    array = column.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        # (lists, numbers, booleans: as text, which tells them apart as well)
+        array = pa.array([None if v is None else str(v) for v in array.to_pylist()],
+                         pa.string())
+    encoded = pc.dictionary_encode(array, null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False), len(encoded.dictionary)
+
+
 def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tuple[str, ...],
              explain: Explain, entries_of: Callable[[dict[str, Any]], frozenset[str]]
              ) -> tuple[list[dict[str, Any] | None], np.ndarray]:
@@ -102,22 +116,24 @@ def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tupl
             entries.append(entry)
     per_row: np.ndarray = np.take(of_group, g.ids)
     needing = np.flatnonzero(per_row < 0)
-    if len(needing):
-        found: dict[tuple[int, tuple[Any, ...]], int] = {}
-        for i, row in zip(needing.tolist(), parties.take(pa.array(needing)).to_pylist(),
-                          strict=True):
-            k = int(g.ids[i])
-            # (list cells of a Parquet book as the flat layout reads them: run.read_rows)
-            cells = {c: list_cell(v) if isinstance(v, list) else v for c, v in row.items()}
-            key = (k, tuple(cells.values()))
-            at = found.get(key)
-            if at is None:
-                a, b = answers[k]
-                at = found[key] = len(entries)
-                entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
-                                         deciding_of(a, regimes), deciding_of(b, regimes),
-                                         explain, partial(entries_of, cells)))
-            per_row[i] = at
+    if not len(needing):
+        return entries, per_row
+    # those rows grouped by their answers' combination and their party cells: one row of
+    # each group read (the party cells as the flat layout reads them: run.read_rows)
+    taken = parties.take(pa.array(needing))
+    parts = [(g.ids[needing], g.count)]
+    parts += [_cell_codes(taken.column(name)) for name in taken.column_names]
+    sub = group(parts, len(needing))
+    at = np.empty(sub.count, dtype=np.int64)
+    rows = taken.take(pa.array(sub.rep)).to_pylist()
+    for j, (r, row) in enumerate(zip(sub.rep.tolist(), rows, strict=True)):
+        cells = {c: list_cell(v) if isinstance(v, list) else v for c, v in row.items()}
+        a, b = answers[int(g.ids[needing[r]])]
+        at[j] = len(entries)
+        entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
+                                 deciding_of(a, regimes), deciding_of(b, regimes), explain,
+                                 partial(entries_of, cells)))
+    per_row[needing] = at[sub.ids]
     return entries, per_row
 
 
