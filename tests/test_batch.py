@@ -18,7 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from chokepoint.batch.flat import RowError, row_to_transaction
-from chokepoint.batch.run import BatchError, layout_warnings, run_batch
+from chokepoint.batch.run import (
+    BatchError,
+    layout_warnings,
+    resumed_day,
+    run_batch,
+    run_identity,
+)
 from chokepoint.rules.ruleset import RuleSet
 
 HEADER = ("id,date,from_country,to_country,item_eccn,item_made_in,item_kind,chip_tpp,"
@@ -265,6 +271,35 @@ def test_an_interrupted_parquet_run_resumes_to_the_same_rows(tmp_path: Path,
     assert parts, "parts written before the interruption"
     summary = run_batch(src, out, rules, today=date(2026, 1, 1), resume=True)
     assert summary.rows == 4000 and not (tmp_path / "out.parquet.parts").exists()
+    assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
+
+
+def test_a_resume_with_other_settings_or_another_book_is_refused(
+        tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch,
+        interrupt: Any) -> None:
+    """Rows answered with one --date (or book, column map, rules, lists) must not be
+    continued with another: the output would be neither run's. The day taken as "today"
+    (for rows without a date) is the interrupted run's."""
+    src, clean, out, _ = _interrupted_parquet_run(tmp_path, rules, monkeypatch, interrupt,
+                                                  2000, 4, 1600)
+    run_file = tmp_path / "out.parquet.checkpoint.run"
+    assert json.loads(run_file.read_text())["today"] == "2026-01-01"
+    with pytest.raises(BatchError, match="cannot resume: --date differ"):
+        run_batch(src, out, rules, override=date(2025, 1, 1), resume=True)
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("Dest: to_country\n")
+    with pytest.raises(BatchError, match="cannot resume: --columns differ"):
+        run_batch(src, out, rules, columns=cmap, resume=True)
+    stat = src.stat()
+    os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(BatchError, match=r"cannot resume: the book \(its size"):
+        run_batch(src, out, rules, resume=True)
+    os.utime(src, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # the same run, resumed on another day: the interrupted run's day is kept
+    identity = run_identity(src, None, {}, False, rules)
+    assert resumed_day(run_file, identity, date(2026, 6, 1)) == date(2026, 1, 1)
+    summary = run_batch(src, out, rules, today=date(2026, 6, 1), resume=True)
+    assert summary.rows == 2000 and not run_file.exists()
     assert pq.read_table(out).to_pylist() == pq.read_table(clean).to_pylist()
 
 

@@ -16,6 +16,7 @@ import csv
 import json
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -28,7 +29,7 @@ from chokepoint.batch.flat import LAYOUT, RowError, list_cell, row_to_transactio
 from chokepoint.contract import InputError, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.ruleset import RuleSet
-from chokepoint.screening.service import determine_screened
+from chokepoint.screening.service import determine_screened, imported_state
 
 CHUNK = 1000
 REGIMES = ("US", "NL", "JP")
@@ -459,9 +460,13 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     rejects_path = out.with_name(out.name + ".rejects.csv")
     rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")
     done = 0
+    run_file = checkpoint.with_name(checkpoint.name + ".run")
+    today = today or date.today()
+    identity = run_identity(inp, override, mapping, with_trace, rules)
     if resume:
         if not checkpoint.exists():
             raise BatchError(f"{checkpoint}: nothing to resume")
+        today = resumed_day(run_file, identity, today)
         state = json.loads(checkpoint.read_text())
         done = int(state["rows"])
         targets = [(rejects_partial, state["reject_bytes"])]
@@ -476,9 +481,9 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     rejects = csv.DictWriter(rej_fh, fieldnames=REJECT_COLUMNS)
     if not resume:
         rejects.writeheader()
+        _write_json(run_file, {**identity, "today": today.isoformat()})
     summary = Summary(outcomes={})
     assert summary.outcomes is not None
-    today = today or date.today()
     if engine == "columnar":
         summary.rows = done
         from chokepoint.batch.columnar_run import write_columnar
@@ -519,16 +524,58 @@ def _finish(writer: ResultWriter, rej_fh: Any, rejects_partial: Path, rejects_pa
     writer.partial.replace(out)
     rejects_partial.replace(rejects_path)
     checkpoint.unlink(missing_ok=True)
+    checkpoint.with_name(checkpoint.name + ".run").unlink(missing_ok=True)
     return summary
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """A small JSON file, written aside and renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
 
 
 def checkpoint_after(checkpoint: Path, rows: int, offset: int, rej_fh: Any) -> None:
     """Record that rows up to ``rows`` are durably written (results and rejects)."""
     rej_fh.flush()
     os.fsync(rej_fh.fileno())
-    tmp = checkpoint.with_name(checkpoint.name + ".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "bytes": offset, "reject_bytes": rej_fh.tell()}))
-    tmp.replace(checkpoint)
+    _write_json(checkpoint, {"rows": rows, "bytes": offset, "reject_bytes": rej_fh.tell()})
+
+
+_SETTINGS = {"book": "the book (its size or modification time)", "date": "--date",
+             "columns": "--columns", "trace": "--trace",
+             "rules_version": "the rules (rules_version)",
+             "lists": "the imported screening lists"}
+"""What a resumed run must share with the interrupted one, as the user knows each."""
+
+
+def run_identity(inp: Path, override: date | None, mapping: dict[str, str],
+                 with_trace: bool, rules: RuleSet) -> dict[str, Any]:
+    """What decides a run's rows besides the engine and the worker count (which give the
+    same rows): the book, the settings, the rules and the imported lists."""
+    stat = inp.stat()
+    return {"book": [inp.name, stat.st_size, stat.st_mtime_ns],
+            "date": override.isoformat() if override else None, "columns": mapping,
+            "trace": with_trace, "rules_version": rules.content_hash,
+            "lists": json.loads(json.dumps(imported_state(), default=str))}
+
+
+def resumed_day(run_file: Path, identity: dict[str, Any], today: date) -> date:
+    """The day the interrupted run took as "today" (rows without a date are answered as of
+    it), after checking that this run would give the rows that one gave; BatchError naming
+    what differs otherwise. A checkpoint left by a version that did not record its run is
+    resumed as it is (a warning on stderr)."""
+    if not run_file.exists():
+        print(f"warning: {run_file.name} is missing: cannot check that --resume continues "
+              "the same run (book, --date, --columns, rules)", file=sys.stderr)
+        return today
+    recorded = json.loads(run_file.read_text())
+    differs = [_SETTINGS[k] for k in _SETTINGS if recorded.get(k) != identity[k]]
+    if differs:
+        raise BatchError("cannot resume: " + ", ".join(differs) + " differ(s) from the "
+                         "interrupted run, whose rows would not match; run again without "
+                         "--resume")
+    return date.fromisoformat(recorded["today"])
 
 
 def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWriter,
