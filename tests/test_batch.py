@@ -111,6 +111,15 @@ def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: R
     assert row["id"] == "A-1" and row["US_outcome"] == "undetermined"
 
 
+def test_the_results_never_replace_the_book(tmp_path: Path, rules: RuleSet) -> None:
+    src = book(tmp_path / "in.csv", ROWS)
+    before = src.read_bytes()
+    with pytest.raises(BatchError, match="would replace the book"):
+        run_batch(src, tmp_path / "." / "in.csv", rules)
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.csv"]
+
+
 def test_columns_the_run_will_not_read_are_named_and_a_bad_map_stops_it(
         tmp_path: Path, rules: RuleSet) -> None:
     erp = tmp_path / "erp.csv"

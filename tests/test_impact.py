@@ -149,6 +149,9 @@ def test_diff_writes_the_moved_orders_as_a_table(tmp_path: Path, rules: RuleSet)
     refused = subprocess.run([*args[:-1], str(tmp_path / "moved.txt")], capture_output=True,
                              text=True, check=False)
     assert refused.returncode == 2 and "--out takes ORDERS" in refused.stderr
+    refused = subprocess.run([*args[:-1], str(src)], capture_output=True, text=True,
+                             check=False)
+    assert refused.returncode == 2 and "would replace the book" in refused.stderr
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -170,6 +170,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         raise ValueError("--engine spark reads the flat layout (.csv or .parquet)")
     if not inp.exists():
         raise ValueError(f"{inp}: no such file")
+    if out.resolve() == inp.resolve():
+        raise ValueError(f"{out}: the results would replace the book; name another file")
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     package_root = str(Path(chokepoint.__file__).resolve().parents[1])

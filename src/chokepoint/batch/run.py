@@ -446,6 +446,8 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     (default ``columnar_run.BLOCK``)."""
     if not inp.exists():
         raise BatchError(f"{inp}: no such file")
+    if out.resolve() == inp.resolve():
+        raise BatchError(f"{out}: the results would replace the book; name another file")
     if engine not in ("scalar", "columnar"):
         raise BatchError(f"engine must be scalar or columnar, not {engine!r}")
     if engine == "columnar":

@@ -432,6 +432,8 @@ def diff(
     if out is not None and (orders is None or out.suffix.lower() not in (
             ".csv", ".parquet", ".jsonl")):
         raise _fail("--out takes ORDERS and a .csv, .parquet or .jsonl file", 2)
+    if out is not None and orders is not None and out.resolve() == orders.resolve():
+        raise _fail(f"{out}: the table would replace the book; name another file", 2)
     rules = default_rules()
     if orders is None:
         changes = rule_changes(rules, d1, d2)
