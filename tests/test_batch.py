@@ -118,6 +118,8 @@ def test_the_results_never_replace_the_book(tmp_path: Path, rules: RuleSet) -> N
         run_batch(src, tmp_path / "." / "in.csv", rules)
     assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "in.csv"]
+    with pytest.raises(BatchError, match="no such directory"):
+        run_batch(src, tmp_path / "missing" / "out.csv", rules)
 
 
 def test_columns_the_run_will_not_read_are_named_and_a_bad_map_stops_it(

@@ -448,6 +448,8 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
         raise BatchError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
         raise BatchError(f"{out}: the results would replace the book; name another file")
+    if not out.parent.is_dir():
+        raise BatchError(f"{out.parent}: no such directory for the results")
     if engine not in ("scalar", "columnar"):
         raise BatchError(f"engine must be scalar or columnar, not {engine!r}")
     if engine == "columnar":

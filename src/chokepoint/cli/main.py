@@ -333,6 +333,8 @@ def batch(
                                 block=block)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
+    except OSError as exc:  # (the disk, permissions: nothing half-written is left as OUT)
+        raise _fail(f"cannot run the batch: {exc}", 1) from exc
     typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
                f"rejected (see {out.name}.rejects.csv); outcomes {summary.outcomes}", err=True)
 
