@@ -169,10 +169,12 @@ def impact_report(rules: RuleSet, d1: date, d2: date, changes: list[dict[str, An
 
 
 def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d2: date,
-                 numbers: list[int] | None = None) -> dict[str, Any]:
+                 numbers: list[int] | None = None,
+                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Rows whose outcome, deciding rules or review policy change from ``d1`` to ``d2``,
     grouped by the rule change that explains it. ``numbers`` are the transactions' row
-    numbers (by default 1, 2, ...) when they are a selection from a larger book."""
+    numbers (by default 1, 2, ...) when they are a selection from a larger book;
+    ``progress`` is told how many transactions are done, now and then."""
     changes = rule_changes(rules, d1, d2)
     explain = causes(rules, changes)
     rows = []
@@ -188,6 +190,10 @@ def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d
                           deciding(after), explain, entries)
         if moved is not None:
             rows.append(moved)
+        if progress is not None and (i + 1) % 100 == 0:
+            progress(i + 1)
+    if progress is not None:
+        progress(len(transactions))
     return impact_report(rules, d1, d2, changes, rows)
 
 

@@ -466,6 +466,14 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
     """The impact report of a book; with ``out``, the moved orders written there and the
     report's summary (diff.impact_summary). A flat book is answered by the columnar engine
     (with a progress bar); one it cannot read, row by row (which names the bad row)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from chokepoint.batch.impact import (
         book_impact,
         book_impact_to,
@@ -475,14 +483,6 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
     from chokepoint.diff import impact_summary, order_impact
 
     if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
         from chokepoint.batch.columnar import Unsupported
         from chokepoint.batch.run import BatchError, count_rows
 
@@ -505,7 +505,11 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         transactions = _read_book(orders, mapping)
     except InputError as exc:
         raise _fail(str(exc), 2) from exc
-    report = order_impact(transactions, rules, d1, d2)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task("orders determined on both dates", total=len(transactions))
+        report = order_impact(transactions, rules, d1, d2,
+                              progress=lambda n: bar.update(task, completed=n))
     if out is None:
         return report
     regimes = sorted(rules.regimes)
