@@ -10,8 +10,8 @@ from datetime import date
 from pathlib import Path
 
 from chokepoint.contract import read_transactions
-from chokepoint.diff import UNEXPLAINED, causes, order_impact, rule_changes
-from chokepoint.rules.predicate import data_reads
+from chokepoint.diff import UNEXPLAINED, causes, order_impact, reads_field, rule_changes
+from chokepoint.rules.predicate import data_reads, fact_reads
 from chokepoint.rules.ruleset import RuleSet
 
 BOOK = Path(__file__).parent / "fixtures" / "books" / "december_2024.yaml"
@@ -49,8 +49,9 @@ def test_a_move_is_explained_by_the_changed_rule_or_a_changed_exclusion_of_it(
         return look
 
     def explain(touched: set[str], regimes: frozenset[str] = frozenset({"US"}),
-                listed: tuple[str, ...] = ()) -> list[str]:
-        return found(touched, set(regimes), entries(*listed))
+                listed: tuple[str, ...] = (), asked_once: frozenset[str] = frozenset()
+                ) -> list[str]:
+        return found(touched, set(regimes), entries(*listed), set(asked_once))
 
     # a deciding rule that changed names itself, whatever else decides (the parties' list
     # entries are not even looked up)
@@ -73,6 +74,21 @@ def test_a_move_is_explained_by_the_changed_rule_or_a_changed_exclusion_of_it(
     assert "us.ear.734.9.e.1.technology" in data_reads(
         rules.provisions["734.9(e)(1)"].versions[-1].predicate)
     assert explain({"734.9(e)(1)"}) == ["us.ear.734.9.e.1.technology"]
+    # a new rule that asks a fact of an order with no deciding rule: the changed
+    # provisions of the regime that read it (the SME FDP rule of 2024-12-02 reads whether
+    # the item contains an IC made by a plant that is a US direct product)
+    field = "item.us_technology.contains_ic_made_by_plant_direct_product_of"
+    named = explain(set(), asked_once=frozenset({f"US:{field}"}))
+    assert "734.9(k)" in named and named == sorted(
+        pid for pid in {c["id"] for c in changes} & set(rules.provisions)
+        if rules.provisions[pid].regime == "US"
+        and rules.provisions[pid].role != "licence_exception" and any(
+            v.predicate is not None and reads_field(fact_reads(v.predicate), field)
+            for v in rules.provisions[pid].versions))
+    assert explain(set(), regimes=frozenset({"NL"}),
+                   asked_once=frozenset({f"US:{field}"})) == [UNEXPLAINED]
+    assert reads_field(fact_reads(rules.provisions["744.11(a)"].versions[-1].predicate),
+                       "parties[0].designations")
     # every predicate of the rule data says what rule data it reads
     read = set().union(*(data_reads(v.predicate) for p in rules.provisions.values()
                          for v in p.versions if v.predicate is not None))

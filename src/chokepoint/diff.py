@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from chokepoint.engine.determine import apply_aliases, resolve_parties
-from chokepoint.rules.predicate import data_reads
+from chokepoint.rules.predicate import FactReads, data_reads, fact_reads
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import determine_screened as determine
 from chokepoint.screening.service import screen_parties, screener_for
@@ -61,13 +61,20 @@ def deciding(d: dict[str, Any]) -> Deciding:
     return out
 
 
+def missing_fields(d: dict[str, Any]) -> set[str]:
+    """The facts a determination asks for, as "REGIME:field"."""
+    return {f"{code}:{m['field']}" for code, j in d["jurisdictions"].items()
+            for m in j["missing_facts"]}
+
+
 UNEXPLAINED = "(a change in rule data the row reads)"
 Entries = Callable[[], frozenset[str]]
 """An order's parties' Entity List entries on either date (:func:`party_entries`), found
 only when asked."""
-Explain = Callable[[set[str], set[str], Entries], list[str]]
+Explain = Callable[[set[str], set[str], Entries, set[str]], list[str]]
 """The causes of a move, from the rules that decide the moved regimes, the regimes that
-moved and the order's Entity List entries (:func:`causes`)."""
+moved, the order's Entity List entries and the facts asked of it on one date only
+("REGIME:field") (:func:`causes`)."""
 
 
 def party_entries(parties: list[dict[str, Any]], rules: RuleSet, on: date) -> frozenset[str]:
@@ -91,10 +98,12 @@ def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
     either date (``touched``), in this order, the first that names a rule change: the
     changes among those rules; among the exclusions that qualify them (all the way down);
     among the parameters and country groups they and their exclusions read, and the Entity
-    List entries of the order's parties in the regimes that moved. Failing all,
-    :data:`UNEXPLAINED`. (Not the provisions they refer to: those bring in whole other
-    branches of the rules - an Entity List requirement refers to the foreign direct
-    product rules - and would name changes that did not move the order.)"""
+    List entries of the order's parties in the regimes that moved; among the provisions of
+    those regimes that changed and read a fact asked of the order on one date and not the
+    other (a new rule that asks what the order does not say). Failing all,
+    :data:`UNEXPLAINED`. (Not the provisions the deciding rules refer to: those bring in
+    whole other branches of the rules - an Entity List requirement refers to the foreign
+    direct product rules - and would name changes that did not move the order.)"""
     changed = {c["id"] for c in changes}
     memo: dict[str, list[frozenset[str]]] = {}
 
@@ -118,7 +127,21 @@ def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
                          frozenset(data & changed)]
         return memo[pid]
 
-    def explain(touched: set[str], regimes: set[str], entries: Entries) -> list[str]:
+    # per regime, its changed provisions that can ask a fact (a licence exception's
+    # conditions are reported with it, never asked: determinations say so)
+    readers: dict[str, list[tuple[str, FactReads]]] = {}
+    for pid in sorted(changed & set(rules.provisions)):
+        prov = rules.provisions[pid]
+        if prov.role == "licence_exception":
+            continue
+        reads = FactReads(set(), {}, False, set())
+        for v in prov.versions:
+            if v.predicate is not None:
+                reads.merge(fact_reads(v.predicate))
+        readers.setdefault(prov.regime, []).append((pid, reads))
+
+    def explain(touched: set[str], regimes: set[str], entries: Entries,
+                asked: set[str]) -> list[str]:
         found = [levels(r) for r in sorted(touched)]
         for level in range(3):
             hits = set().union(*(f[level] for f in found)) if found else set()
@@ -126,17 +149,32 @@ def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
                 hits |= {e for e in entries() & changed if e.split(":")[0] in regimes}
             if hits:
                 return sorted(hits)
-        return [UNEXPLAINED]
+        hits = {pid for field in asked for code in regimes if field.startswith(code + ":")
+                for pid, reads in readers.get(code, ()) if reads_field(reads, field[3:])}
+        return sorted(hits) or [UNEXPLAINED]
 
     return explain
 
 
+def reads_field(reads: FactReads, field: str) -> bool:
+    """Whether a provision reading ``reads`` reads the fact a missing-fact ``field`` names
+    ("item.eccn", "parties[0].designations")."""
+    if "[" in field:  # a list element's key: "parties[0].designations"
+        name, _, rest = field.partition("[")
+        key = rest.partition("].")[2].split(".")[0]
+        return key in reads.lists.get(name, set()) or name in reads.paths
+    return any(field == p or field.startswith(p + ".") or p.startswith(field + ".")
+               for p in reads.paths)
+
+
 def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding,
-              b: Deciding, explain: Explain, entries: Entries) -> dict[str, Any] | None:
+              b: Deciding, explain: Explain, entries: Entries,
+              asked: set[str]) -> dict[str, Any] | None:
     """A report's entry for an order whose deciding answers are ``a`` on the earlier date
     and ``b`` on the later (None when they are the same), its cause as ``explain`` (from
-    :func:`causes`) finds it from the deciding rules of the regimes that moved and the
-    order's Entity List entries (``entries``)."""
+    :func:`causes`) finds it from the deciding rules of the regimes that moved, the
+    order's Entity List entries (``entries``) and the facts asked of it on one date only
+    (``asked``, "REGIME:field")."""
     if a == b:
         return None
     moved: dict[str, Any] = {"row": row, "id": ident,
@@ -152,7 +190,7 @@ def moved_row(row: int, ident: str | None, outcome: tuple[str, str], a: Deciding
             "rules_added": sorted(new[1] - old[1]), "rules_removed": sorted(old[1] - new[1]),
             "review_policy": {"from": sorted(old[2]), "to": sorted(new[2])}}
         touched |= old[1] | new[1]
-    moved["caused_by"] = explain(touched, set(moved["regimes"]), entries)
+    moved["caused_by"] = explain(touched, set(moved["regimes"]), entries, asked)
     return moved
 
 
@@ -187,7 +225,8 @@ def order_impact(transactions: list[dict[str, Any]], rules: RuleSet, d1: date, d
 
         moved = moved_row(numbers[i] if numbers else i + 1, txn.get("id"),
                           (before["outcome"], after["outcome"]), deciding(before),
-                          deciding(after), explain, entries)
+                          deciding(after), explain, entries,
+                          missing_fields(before) ^ missing_fields(after))
         if moved is not None:
             rows.append(moved)
         if progress is not None and (i + 1) % 100 == 0:

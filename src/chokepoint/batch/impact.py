@@ -92,6 +92,11 @@ def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tupl
     entries (with no row or id; None where the cells differ in text but not in what
     decides), and each row's entry."""
     names = [n for n in before.column_names if n not in ("row", "id")]
+
+    def one_date(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
+        """The facts asked on one of the dates only."""
+        return (set(a["missing_facts"].split(";")) ^ set(b["missing_facts"].split(";"))) - {""}
+
     coded = [_codes(t.column(n)) for t in (before, after) for n in names]
     g = group([(codes, len(texts)) for codes, texts in coded], before.num_rows)
     entries: list[dict[str, Any] | None] = []
@@ -110,7 +115,7 @@ def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tupl
         answers.append((a, b))
         asked.clear()
         entry = moved_row(0, None, (a["outcome"], b["outcome"]), deciding_of(a, regimes),
-                          deciding_of(b, regimes), explain, probe)
+                          deciding_of(b, regimes), explain, probe, one_date(a, b))
         of_group[k] = -1 if asked else len(entries)
         if not asked:
             entries.append(entry)
@@ -132,7 +137,7 @@ def _grouped(before: pa.Table, after: pa.Table, parties: pa.Table, regimes: tupl
         at[j] = len(entries)
         entries.append(moved_row(0, None, (a["outcome"], b["outcome"]),
                                  deciding_of(a, regimes), deciding_of(b, regimes), explain,
-                                 partial(entries_of, cells)))
+                                 partial(entries_of, cells), one_date(a, b)))
     per_row[needing] = at[sub.ids]
     return entries, per_row
 
@@ -209,7 +214,7 @@ def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
     told the rows answered so far."""
     regimes = tuple(sorted(rules.regimes))
     cells = [f"{code}_{cell}" for code in regimes for cell in CELLS]
-    columns = ["row", "id", "outcome", *cells]
+    columns = ["row", "id", "outcome", "missing_facts", *cells]
     first = 1
     # answers an earlier run kept (cache.py), kept again at the end; out of the garbage
     # collector's passes while the book is evaluated
