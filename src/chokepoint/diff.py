@@ -143,15 +143,28 @@ def causes(rules: RuleSet, changes: list[dict[str, Any]]) -> Explain:
     def explain(touched: set[str], regimes: set[str], entries: Entries,
                 asked: set[str]) -> list[str]:
         found = [levels(r) for r in sorted(touched)]
+        hits: set[str] = set()
         for level in range(3):
             hits = set().union(*(f[level] for f in found)) if found else set()
             if level == 2:  # (the order's own list entries: asked for only now)
                 hits |= {e for e in entries() & changed if e.split(":")[0] in regimes}
             if hits:
                 return sorted(hits)
-        hits = {pid for field in asked for code in regimes if field.startswith(code + ":")
-                for pid, reads in readers.get(code, ()) if reads_field(reads, field[3:])}
+        for field in asked:
+            code = field.split(":")[0]
+            if code in regimes:
+                hits |= asking(code, field[len(code) + 1:])
         return sorted(hits) or [UNEXPLAINED]
+
+    asks: dict[tuple[str, str], frozenset[str]] = {}
+
+    def asking(code: str, field: str) -> frozenset[str]:
+        """The regime's changed provisions that read ``field`` (once per field)."""
+        found = asks.get((code, field))
+        if found is None:
+            found = asks[(code, field)] = frozenset(
+                pid for pid, reads in readers.get(code, ()) if reads_field(reads, field))
+        return found
 
     return explain
 
