@@ -120,6 +120,11 @@ def test_the_results_never_replace_the_book(tmp_path: Path, rules: RuleSet) -> N
         "in.csv"]
     with pytest.raises(BatchError, match="no such directory"):
         run_batch(src, tmp_path / "missing" / "out.csv", rules)
+    # the command refuses before it draws a progress bar: the refusal is all it prints
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src), str(src)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"chokepoint: {src}: the results would replace the book; name another file")
 
 
 def test_columns_the_run_will_not_read_are_named_and_a_bad_map_stops_it(

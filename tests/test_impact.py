@@ -196,3 +196,7 @@ def test_diff_reads_a_book_with_its_own_column_names(tmp_path: Path) -> None:
 
     mapped, plain = diff(str(erp), "--columns", str(cmap)), diff(str(src))
     assert mapped["changed_rows"] and mapped == plain
+    refused = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from",
+                              "2024-12-01", "--to", "2024-12-02", "--columns", str(cmap)],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "name the book" in refused.stderr

@@ -433,17 +433,11 @@ class ResultWriter:
         self.parts_dir.rmdir()
 
 
-def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
-              columns: Path | None = None, with_trace: bool = False, resume: bool = False,
-              today: date | None = None, workers: int = 1,
-              progress: Callable[[int], None] | None = None,
-              engine: str = "scalar", block: int | None = None) -> Summary:
-    """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``).
-
-    ``engine`` "scalar" determines row by row; "columnar" evaluates each rule once per
-    distinct set of the facts it reads (:mod:`chokepoint.batch.columnar`), with the same
-    answers, for CSV and Parquet books without ``with_trace``, ``block`` rows at a time
-    (default ``columnar_run.BLOCK``)."""
+def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
+                columns: Path | None = None, with_trace: bool = False, resume: bool = False,
+                engine: str = "scalar") -> dict[str, str]:
+    """What :func:`run_batch` checks before it writes anything (BatchError naming the
+    problem), for a caller that wants it before showing progress; the column map."""
     if not inp.exists():
         raise BatchError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
@@ -459,6 +453,30 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
         if inp.suffix.lower() not in (".csv", ".parquet"):
             raise BatchError(f"{inp}: the columnar engine reads .csv or .parquet books")
     mapping = read_column_map(columns)
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    if resume:
+        if not checkpoint.exists():
+            raise BatchError(f"{checkpoint}: nothing to resume")
+        run_file = checkpoint.with_name(checkpoint.name + ".run")
+        if run_file.exists():  # (the same run? run_batch warns when it cannot tell)
+            resumed_day(run_file, run_identity(inp, override, mapping, with_trace, rules),
+                        date.today())
+    return mapping
+
+
+def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
+              columns: Path | None = None, with_trace: bool = False, resume: bool = False,
+              today: date | None = None, workers: int = 1,
+              progress: Callable[[int], None] | None = None,
+              engine: str = "scalar", block: int | None = None) -> Summary:
+    """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``).
+
+    ``engine`` "scalar" determines row by row; "columnar" evaluates each rule once per
+    distinct set of the facts it reads (:mod:`chokepoint.batch.columnar`), with the same
+    answers, for CSV and Parquet books without ``with_trace``, ``block`` rows at a time
+    (default ``columnar_run.BLOCK``)."""
+    mapping = check_batch(inp, out, rules, override=override, columns=columns,
+                          with_trace=with_trace, resume=resume, engine=engine)
     cols = OUT_COLUMNS + (["trace"] if with_trace else [])
     checkpoint = out.with_name(out.name + ".checkpoint")
     rejects_path = out.with_name(out.name + ".rejects.csv")

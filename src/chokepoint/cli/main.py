@@ -283,6 +283,7 @@ def batch(
 
     from chokepoint.batch.run import (
         BatchError,
+        check_batch,
         count_rows,
         layout_warnings,
         read_column_map,
@@ -310,6 +311,13 @@ def batch(
         return
     if engine not in ("local", "columnar"):
         raise _fail("--engine must be local, columnar or spark", 2)
+    rules = default_rules()
+    kind = "columnar" if engine == "columnar" else "scalar"
+    try:  # (before the progress bar: a refusal is the only thing printed)
+        check_batch(inp, out, rules, override=override, columns=columns, with_trace=trace,
+                    resume=resume, engine=kind)
+    except BatchError as exc:
+        raise _fail(str(exc), 2) from exc
     try:
         total = count_rows(inp) if inp.exists() else None
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -326,11 +334,9 @@ def batch(
                     rate = n / max(now - started[0], 1e-9)
                     bar.update(task, completed=n, rate=f"{rate:,.0f}")
 
-            summary = run_batch(inp, out, default_rules(), override=override, columns=columns,
+            summary = run_batch(inp, out, rules, override=override, columns=columns,
                                 with_trace=trace, resume=resume, workers=workers,
-                                progress=tick,
-                                engine="columnar" if engine == "columnar" else "scalar",
-                                block=block)
+                                progress=tick, engine=kind, block=block)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
     except OSError as exc:  # (the disk, permissions: nothing half-written is left as OUT)
@@ -434,6 +440,8 @@ def diff(
     if out is not None and (orders is None or out.suffix.lower() not in (
             ".csv", ".parquet", ".jsonl")):
         raise _fail("--out takes ORDERS and a .csv, .parquet or .jsonl file", 2)
+    if columns is not None and orders is None:
+        raise _fail("--columns maps the columns of ORDERS: name the book", 2)
     if out is not None and orders is not None and out.resolve() == orders.resolve():
         raise _fail(f"{out}: the table would replace the book; name another file", 2)
     rules = default_rules()
