@@ -485,9 +485,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     run_file = checkpoint.with_name(checkpoint.name + ".run")
     today = today or date.today()
     identity = run_identity(inp, override, mapping, with_trace, rules)
-    if resume:
-        if not checkpoint.exists():
-            raise BatchError(f"{checkpoint}: nothing to resume")
+    if resume:  # (check_batch found the checkpoint)
         today = resumed_day(run_file, identity, today)
         state = json.loads(checkpoint.read_text())
         done = int(state["rows"])
