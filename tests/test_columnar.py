@@ -248,6 +248,69 @@ def test_fact_reads_name_what_a_predicate_can_look_at() -> None:
     assert reads.refs == {"734.3(a)(1)"} and reads.assertions
 
 
+def test_day_data_reads_name_the_parameters_and_groups_and_know_every_node() -> None:
+    from typing import get_args
+
+    from chokepoint.rules import predicate
+
+    pred = parse_predicate({"all": [
+        {"fact": "item.eccn", "eccn_in": {"param": "us.ear.734.9.h.products"}},
+        {"exists": {"over": "parties", "where": {"fact": "$.to_country", "in_group": "D:5"}}},
+        {"not": {"fact": "item.us_content", "gt": {"param": "us.ear.734.4.d.threshold"}}},
+        {"ref": "734.3(a)(1)"}]})
+    assert predicate.day_data_reads(pred) == (
+        ("us.ear.734.4.d.threshold", "us.ear.734.9.h.products"), ("D:5",))
+    # every kind of node is placed: one that reads rule data some other way must say so
+    assert set(get_args(predicate.Pred)) == {*predicate._DAY_BLIND, predicate.InGroup}
+
+    class Novel:
+        pass
+
+    with pytest.raises(TypeError, match="Novel"):
+        predicate.day_data_reads(Novel())  # type: ignore[arg-type]
+
+
+def test_rule_intervals_are_told_apart_only_by_the_rule_data_a_node_reads() -> None:
+    """A node's answers are kept by its facts and by which intervals of unchanged rules
+    differ in the parameters and groups it reads: rows of one order on many days are
+    evaluated by the engine's code once per interval that can change the answer."""
+    import numpy as np
+
+    from chokepoint.batch.columnar.book import Book
+    from chokepoint.batch.columnar.evaluator import Evaluator
+    from chokepoint.rules.loader import load_rules
+    from chokepoint.rules.predicate import ParamRef, parse_predicate
+
+    rules = load_rules()
+    days = ["2022-11-01", "2023-06-01", "2023-11-16", "2023-11-17", "2024-06-01",
+            "2025-01-15", "2026-01-01"]
+    base = {"to_country": "CN", "item_kind": "chip", "item_eccn": "4A090.a",
+            "party_name": "Buyer 7 Electronics Co., Ltd.", "party_role": "end_user"}
+    rows = [{**base, "id": f"o{i}", "date": d} for i, d in enumerate(days)]
+    book = Book(_table(rows), rules, None, TODAY)
+    assert len(set(book.epoch.tolist())) >= 4  # the days fall in several intervals
+    ev = Evaluator(book, rules)
+    live = np.ones(book.epoch_size, dtype=np.bool_)
+    blind, size = ev.data_epoch(parse_predicate({"fact": "to_country", "eq": "CN"}), live)
+    assert len(set(blind.tolist())) == 1
+    products = parse_predicate({"fact": "item.eccn",
+                                "eccn_in": {"param": "us.ear.734.9.h.products"}})
+    assert ParamRef("us.ear.734.9.h.products") == products.eccns  # type: ignore[union-attr]
+    codes = ev.data_epoch(products, live)[0].tolist()
+    # its list grew on 2023-11-17 (rule data): told apart there and nowhere else
+    assert codes[:3] == [codes[0]] * 3 and codes[3:] == [codes[3]] * 4
+    assert codes[0] != codes[3]
+    # a version not in force in one interval: that interval apart too
+    off = live.copy()
+    off[book.epoch[5]] = False
+    cut = ev.data_epoch(products, off)[0].tolist()
+    assert cut[5] not in (cut[4], cut[6]) and cut[4] == cut[6]
+    # and the answers are the scalar engine's, day by day
+    result, _ = evaluate_block(_table(rows), 1, rules, None, TODAY, OUT_COLUMNS)
+    ok, _ = _scalar(rows, None)
+    assert result.to_pylist() == ok
+
+
 def test_change_dates_include_the_december_2024_rule() -> None:
     days = RULES.change_dates()
     assert date(2024, 12, 2) in days and days == sorted(days)

@@ -492,6 +492,27 @@ def data_reads(pred: Pred) -> set[str]:
     return out
 
 
+def day_data_reads(pred: Pred) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The parameters and the country groups a predicate reads (sorted): with its facts
+    and the effects of the provisions it refers to, all its answer can differ by from day
+    to day (a new kind of node must be placed here before anything relies on this)."""
+    params: set[str] = set()
+    groups: set[str] = set()
+    for node in walk(pred):
+        if isinstance(node, InGroup):
+            groups.add(node.group)
+        elif not isinstance(node, _DAY_BLIND):
+            raise TypeError(f"day_data_reads does not know what {type(node).__name__} reads")
+        params.update(params_of(node))
+    return tuple(sorted(params)), tuple(sorted(groups))
+
+
+# the nodes that read no country group: the parameters any of them reads are params_of's
+_DAY_BLIND = (All, AnyOf, Not, Compare, IsBool, IsGiven, NameIn, EccnIn, AnyEccnIn,
+              ContainsAny, IsEmpty, Exists, Ref, Assertion, ParamTrue, ListedBy, ListedIn,
+              UnknownLeaf, Const)
+
+
 def params_of(node: Pred) -> list[str]:
     """The parameters one node names (not its parts': :func:`data_reads` has those)."""
     if isinstance(node, ParamTrue):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,7 @@ from chokepoint.rules.predicate import (
     Not,
     Pred,
     Ref,
+    day_data_reads,
     fact_reads,
 )
 from chokepoint.rules.ruleset import RuleSet
@@ -100,6 +102,25 @@ class Evaluator(Prepared):
         if found is None:  # the same code for the same value in every block
             codes, size, keys = self.sites.fact(key, *self._part(stage, what, arg))
             self._keys[id(codes)] = (codes, keys)
+            found = self._parts[key] = (codes, size)
+        return found
+
+    def data_epoch(self, pred: Pred, live: np.ndarray) -> tuple[np.ndarray, int]:
+        """Per row, which intervals of unchanged rules a node can tell apart: the same code
+        for intervals in which its version is in force alike (``live``) and the parameters
+        and country groups it reads have the same values. Its answer is a function of this
+        code, its facts and the effects it refers to."""
+        params, groups = day_data_reads(pred)
+        key = ("data-epoch", params, groups, tuple(live.tolist()))
+        found = self._parts.get(key)
+        if found is None:
+            rules = self.rules
+            keys = [canonical([bool(live[e]),
+                               [_value_on(rules.parameters[p], day) for p in params],
+                               [_members_on(rules.groups[g], day) for g in groups]])
+                    for e, day in enumerate(self.epoch_starts)]
+            codes, size, stable = self.sites.fact(key, self.book.epoch, keys)
+            self._keys[id(codes)] = (codes, stable)
             found = self._parts[key] = (codes, size)
         return found
 
@@ -247,7 +268,9 @@ class Evaluator(Prepared):
             return Coded(inner.codes, negated.derived("negated", inner.table, negate),
                          negated.id)
         reads = fact_reads(pred)
-        parts = self.read_parts(stage, reads)
+        # (the intervals of unchanged rules told apart only where the rule data this node
+        # reads differs: the engine's code runs once for rows alike in intervals alike)
+        parts = [self.data_epoch(pred, live), *self.read_parts(stage, reads)[1:]]
         refs = sorted(reads.refs or ())
         ref_effects = {r: self.effect(stage, r) for r in refs}
         parts += [(e.codes, len(e.table)) for e in ref_effects.values()]
@@ -600,6 +623,22 @@ def _pred_key(rules: RuleSet, pred: Pred) -> str:
         found = memo[id(pred)] = (pred, repr(pred))  # (the predicate kept: its id stays its)
     key: str = found[1]
     return key
+
+
+def _value_on(param: Any, day: date) -> Any:
+    """A parameter's value on a day, as its rule file gives it (None: none in force)."""
+    version = param.version_on(day)
+    return None if version is None else version.value
+
+
+def _members_on(group: Any, day: date) -> Any:
+    """What a country group's version on a day answers by: its members and the countries
+    known not to be (None: no version in force)."""
+    version = group.version_on(day)
+    if version is None:
+        return None
+    return [sorted(version.members), None if version.known_non_members is None
+            else sorted(version.known_non_members)]
 
 
 def _eccn_open(core: Any) -> bool:
