@@ -19,10 +19,10 @@ demo: venv
 
 test: $(PY)
 	$(PIP) install --quiet -e '.[test]'
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
 	CHOKEPOINT_TEST_PG_URL="$$(bash scripts/test-services.sh)" $(VENV)/bin/pytest
 
 lint: $(PY)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy

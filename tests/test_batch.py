@@ -27,6 +27,7 @@ from chokepoint.batch.run import (
 )
 from chokepoint.rules.ruleset import RuleSet
 
+ROOT = Path(__file__).resolve().parents[1]
 HEADER = ("id,date,from_country,to_country,item_eccn,item_made_in,item_kind,chip_tpp,"
           "chip_die_area_mm2,chip_datacenter,us_controlled_share,us_incorporated_items,"
           "us_direct_product_of,us_plant_direct_product_of,"
@@ -234,6 +235,98 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     mapping = {"Order": "id", "Date": "date", "Origin": "from_country", "Dest": "to_country"}
     run_spark_batch(erp, tmp_path / "mapped.csv", mapping=mapping)
     assert (tmp_path / "mapped.csv").read_text() == local.read_text()
+
+
+def test_spark_reads_books_named_by_uri_or_by_format() -> None:
+    from chokepoint.spark import book_format
+
+    assert book_format("s3a://bucket/books/orders.parquet/") == "parquet"
+    assert book_format(Path("/data/Orders.CSV")) == "csv"
+    assert book_format("hdfs://nn:8020/erp/export", "csv") == "csv"
+    with pytest.raises(ValueError, match="name the format"):
+        book_format("hdfs://nn:8020/erp/export")
+    with pytest.raises(ValueError, match="json"):
+        book_format("orders.parquet", "json")
+
+
+def test_the_cluster_job_answers_a_directory_of_parts_as_the_local_path(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """examples/spark_job.py run by spark-submit, as on a cluster: a directory of CSV parts
+    (named without a suffix, so --format says what it holds) gives, row for row, the local
+    path's answers and rejects for the parts one after another in the order of their
+    names - Spark reads the larger part first."""
+    pytest.importorskip("pyspark")
+    rows = [f"{r.replace(',', f'-{k},', 1)}" for k in range(3) for r in ROWS]  # ids apart
+    parts = tmp_path / "export"
+    parts.mkdir()
+    book(parts / "a.csv", rows[:5])
+    book(parts / "b.csv", rows[5:])
+    whole = book(tmp_path / "whole.csv", rows)
+    run_batch(whole, tmp_path / "local.csv", rules)
+    got = _spark_job(tmp_path, [str(parts), "--format", "csv"])
+    assert [r["row"] for r in got] == list(range(1, len(rows) + 1))
+    answered, rejected = _answered_and_rejected(got)
+    assert answered == read_csv(tmp_path / "local.csv")
+    assert rejected == read_csv(tmp_path / "local.csv.rejects.csv")
+    assert len(answered) == 9 and len(rejected) == 6
+
+
+CSL_HEADER = ("_id,source,entity_number,type,programs,name,title,addresses,"
+              "federal_register_notice,start_date,end_date,standard_order,license_requirement,"
+              "license_policy,call_sign,vessel_type,gross_tonnage,gross_registered_tonnage,"
+              "vessel_flag,vessel_owner,remarks,source_list_url,alt_names,citizenships,"
+              "dates_of_birth,nationalities,places_of_birth,source_information_url,ids")
+
+
+def test_the_cluster_job_screens_against_the_lists_imported_on_the_driver(
+        tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A complete list imported on the driver's machine clears a party it does not name.
+    The executors' machines hold other lists (here: none, in a data directory of their
+    own); they screen against the driver's, so the job gives the local path's rows."""
+    pytest.importorskip("pyspark")
+    from chokepoint.screening import service
+
+    csl = tmp_path / "csl.csv"
+    csl.write_text(CSL_HEADER + "\n" + '"1","Entity List (EL) - Bureau of Industry and '
+                   'Security","","","","Unrelated Trading Co","","Moscow, RU"' + ',""' * 21
+                   + "\n")
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "driver"))
+    service.import_list(csl, today=date(2025, 6, 30))
+    src = book(tmp_path / "in.csv", [r.replace(",none,", ",,", 1) for r in ROWS])  # screened
+    run_batch(src, tmp_path / "local.csv", rules)
+    local = read_csv(tmp_path / "local.csv")
+    # (the control: the party of po-5 is cleared by the driver's list alone)
+    assert [r["outcome"] for r in local if r["id"] == "po-5"] == ["no_license_required"]
+    got = _spark_job(tmp_path, [str(src)], executor_data=tmp_path / "executors")
+    assert _answered_and_rejected(got)[0] == local
+
+
+def _spark_job(tmp_path: Path, args: list[str], executor_data: Path | None = None
+               ) -> list[dict[str, Any]]:
+    """examples/spark_job.py through spark-submit in local mode: the result rows by row
+    (``executor_data``: the executors' own data directory, as another machine's)."""
+    out = tmp_path / "results"
+    conf = ["--conf", "spark.ui.enabled=false"]
+    if executor_data is not None:
+        executor_data.mkdir()
+        conf += ["--conf", f"spark.executorEnv.CHOKEPOINT_DATA_DIR={executor_data}"]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", *conf,
+         str(ROOT / "examples" / "spark_job.py"), args[0], str(out), *args[1:]],
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable}, capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sorted(pq.read_table(out).to_pylist(), key=lambda r: r["row"])
+
+
+def _answered_and_rejected(got: list[dict[str, Any]]
+                           ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The job's rows as the local path's output and rejects files read back."""
+    answered = [{k: str(v) if k == "row" else v for k, v in r.items()
+                 if not k.startswith("reject_")} for r in got if not r["reject_message"]]
+    rejected = [{"row": str(r["row"]), "id": r["id"], "field": r["reject_field"],
+                 "message": r["reject_message"]} for r in got if r["reject_message"]]
+    return answered, rejected
 
 
 def test_spark_matches_the_local_path_on_a_fixed_10000_row_book(tmp_path: Path,

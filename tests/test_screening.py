@@ -459,3 +459,31 @@ def test_a_list_imported_in_this_process_is_seen_at_once(
     after = service.screener_for(rules, on)
     assert after is not before
     assert any(h.score >= MATCH for h in after.screen("Example Trading Corp"))
+
+
+def test_lists_shipped_to_another_machine_are_the_only_ones_screened_against(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spark's executors screen against the lists imported on the driver's machine
+    (imported_files -> use_imported_files), not their own machines' lists."""
+    import os
+    import tempfile
+
+    from chokepoint.screening import service
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "driver"))
+    service.import_list(FIX / "watch.csv")
+    shipped = service.imported_files()
+    assert list(shipped) == ["watch_list-watch.json"]
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "executor"))  # none of its own
+    service._LISTS_STATE.clear()
+    assert service.imported_files() == {} and not service.imported_lists()
+    base = service.use_imported_files(shipped)
+    assert os.environ["CHOKEPOINT_DATA_DIR"] == str(base)
+    assert service.imported_files() == shipped
+    assert len(service.imported_lists()[0]["entries"]) == len(load_list(FIX / "watch.csv"))
+    assert service.use_imported_files(shipped) == base  # written once per content
+    assert service.use_imported_files({}) != base and service.imported_lists() == []
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == sorted(
+        [base.name, service.use_imported_files({}).name])  # (nothing half-made left)

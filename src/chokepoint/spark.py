@@ -4,18 +4,19 @@
 columns, plus a ``row`` number) to result rows with ``mapInArrow``; each Arrow batch is
 evaluated by the columnar engine (``chokepoint.batch.columnar``). The rule files are
 shipped to the executors once, by broadcast, and rebuilt there (cached per process by their
-content hash), so every executor answers with the same ``rules_version`` as the driver.
+content hash), so every executor answers with the same ``rules_version`` as the driver; so
+are the screening lists imported on the driver's machine, which the executors screen
+against in place of any of their own.
 Rows that cannot be read come back with ``reject_field``/``reject_message`` set.
 
-Cluster use::
-
-    spark-submit --py-files chokepoint.whl my_job.py   # my_job calls determine_dataframe
+Cluster use: ``examples/spark_job.py`` (docs/batch.md, "Spark on a cluster").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from pathlib import PurePath
 from typing import Any
 
 import pyarrow as pa
@@ -90,12 +91,17 @@ def evaluate_batch(batch: pa.RecordBatch, rules: RuleSet, override: date | None,
 def determine_dataframe(df: Any, override: date | None = None,
                         today: date | None = None) -> Any:
     """Results for every row of a Spark DataFrame in the flat layout (with a ``row`` column)."""
+    from chokepoint.screening.service import imported_files, use_imported_files
+
     spark = df.sparkSession
     shipped = spark.sparkContext.broadcast(rule_files())
+    # the lists imported on this machine: the executors screen against these alone
+    lists = spark.sparkContext.broadcast(imported_files())
     day = today or date.today()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         rules = rules_from_files(shipped.value)
+        use_imported_files(lists.value)
         for batch in batches:
             yield evaluate_batch(batch, rules, override, day)
 
@@ -104,22 +110,38 @@ def determine_dataframe(df: Any, override: date | None = None,
     return df.mapInArrow(run, from_arrow_schema(RESULT_SCHEMA))
 
 
-def read_book(spark: Any, inp: Any, mapping: dict[str, str] | None = None) -> Any:
+def book_format(inp: str | PurePath, given: str | None = None) -> str:
+    """"parquet" or "csv": ``given``, or the book's suffix (a file's or a directory's of
+    part files, a local path or any URI Spark reads, e.g. ``s3a://bucket/book.parquet``)."""
+    if given is not None:
+        if given not in ("parquet", "csv"):
+            raise ValueError(f"format {given!r}: the flat layout is read from parquet or csv")
+        return given
+    # (the text itself: a PurePath would fold the "//" of a URI)
+    name = str(inp).rstrip("/").rsplit("/", 1)[-1].lower()
+    for fmt in ("parquet", "csv"):
+        if name.endswith("." + fmt):
+            return fmt
+    raise ValueError(f"{inp}: Spark reads the flat layout from .csv or .parquet; name "
+                     "the format of a book whose name has neither")
+
+
+def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = None,
+              fmt: str | None = None) -> Any:
     """The book as a Spark DataFrame of strings in the flat layout (columns renamed by
     ``mapping``, a column map as ``batch --columns`` reads it), read by Spark itself (no
-    row passes through the driver), with ``row`` numbered in file order from 1."""
+    row passes through the driver), with ``row`` numbered in file order from 1. ``inp``
+    is a file or a directory of part files, local or any URI Spark reads; ``fmt``
+    ("parquet" or "csv") is needed when its name does not end in either."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import ArrayType
 
-    suffix = inp.suffix.lower()
-    if suffix == ".parquet":
+    if book_format(inp, fmt) == "parquet":
         df = spark.read.parquet(str(inp))
-    elif suffix == ".csv":
+    else:
         # RFC 4180 quoting, as Python's csv module reads it; empty cells are nulls (unknown)
         df = (spark.read.option("header", True).option("escape", '"')
               .option("multiLine", True).option("encoding", "UTF-8").csv(str(inp)))
-    else:
-        raise ValueError("--engine spark reads the flat layout (.csv or .parquet)")
     cells = []
     for f in df.schema.fields:
         name = f.name.lstrip("\ufeff")
@@ -131,20 +153,25 @@ def read_book(spark: Any, inp: Any, mapping: dict[str, str] | None = None) -> An
         else:
             cell = col.cast("string")
         cells.append(cell.alias(name))
-    # Row numbers without a global sort: monotonically_increasing_id holds the partition in
-    # its upper bits and the position inside it in the lower 33; partitions follow the file.
-    tagged = df.select(*cells, F.spark_partition_id().alias("_part"),
+    # Row numbers without a global sort: monotonically_increasing_id is ordered inside a
+    # partition, and a file's rows are in order across the partitions holding its parts;
+    # Spark packs files into partitions by size, so the runs of rows (a file's in a
+    # partition) are counted and numbered in the order of the files' names, then of
+    # the partitions.
+    tagged = df.select(*cells, F.input_file_name().alias("_file"),
+                       F.spark_partition_id().alias("_part"),
                        F.monotonically_increasing_id().alias("_mid"))
-    counts = dict(tagged.groupBy("_part").count().collect())
-    offsets, total = {}, 0
-    for part in sorted(counts):
-        offsets[part] = total
-        total += counts[part]
-    base = F.create_map(*[x for part, off in offsets.items() for x in (F.lit(part), F.lit(off))]
-                        ) if offsets else F.create_map(F.lit(0), F.lit(0))
-    row = (base[F.col("_part")] + (F.col("_mid") - F.shiftleft(F.col("_part").cast("long"), 33))
-           + 1).cast("long")
-    return tagged.withColumn("row", row).drop("_part", "_mid")
+    runs = tagged.groupBy("_file", "_part").agg(F.count(F.lit(1)).alias("n"),
+                                                 F.min("_mid").alias("first")).collect()
+    starts, total = [], 0
+    for run in sorted(runs, key=lambda r: (r["_file"], r["_part"])):
+        # (each run's rows are numbered from its first id: row = id + its start)
+        starts += [F.lit(f"{run['_file']}\0{run['_part']}"), F.lit(total - run["first"])]
+        total += run["n"]
+    run_of = F.concat_ws("\0", F.col("_file"), F.col("_part").cast("string"))
+    base = F.create_map(*starts) if starts else F.create_map(F.lit(""), F.lit(0))
+    row = (base[run_of] + F.col("_mid") + 1).cast("long")
+    return tagged.withColumn("row", row).drop("_file", "_part", "_mid")
 
 
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,

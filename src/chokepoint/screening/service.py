@@ -102,6 +102,41 @@ def imported_lists() -> list[dict[str, Any]]:
     return records
 
 
+def imported_files() -> dict[str, bytes]:
+    """The imported list files as they are stored (name: bytes), to ship to other machines
+    (Spark's executors: :func:`use_imported_files`)."""
+    folder = data_dir() / "lists"
+    if not folder.is_dir():
+        return {}
+    return {f.name: f.read_bytes() for f in sorted(folder.glob("*.json"))}
+
+
+def use_imported_files(files: dict[str, bytes]) -> Path:
+    """Screen, in this process, against these imported list files and no others (another
+    machine's, from :func:`imported_files`): they are written once per content to a
+    folder of their own, which becomes this process's data directory. A machine's own
+    lists, older or newer, would otherwise clear or flag parties differently."""
+    import shutil
+    import tempfile
+
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    base = Path(tempfile.gettempdir()) / f"chokepoint-lists-{digest.hexdigest()[:24]}"
+    if not (base / "lists").is_dir():
+        made = Path(tempfile.mkdtemp(prefix=base.name + ".", dir=base.parent))
+        (made / "lists").mkdir()
+        for name, body in files.items():
+            (made / "lists" / Path(name).name).write_bytes(body)
+        try:
+            made.rename(base)  # (whole or not at all: another process may read it)
+        except OSError:  # another process of this machine wrote it first
+            shutil.rmtree(made, ignore_errors=True)
+    os.environ["CHOKEPOINT_DATA_DIR"] = str(base)
+    _LISTS_STATE.clear()  # (seen at once, not after LISTS_CHECKED_EVERY)
+    return base
+
+
 class Screener:
     """An index over the lists to screen against, and whether it can clear a party."""
 
