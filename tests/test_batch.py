@@ -164,7 +164,8 @@ def test_kill_9_leaves_no_output_and_resume_matches_a_clean_run(tmp_path: Path,
     rows = [r.replace("po-", f"r{i}-", 1) for i in range(900) for r in ROWS]
     src = book(tmp_path / "big.csv", rows)
     out = tmp_path / "out.csv"
-    proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "batch", str(src), str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "chokepoint", "batch", str(src), str(out),
+                             "--engine", "local"],  # (the row-by-row checkpoints)
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "out.csv.checkpoint"
     deadline = time.time() + 60

@@ -408,6 +408,44 @@ def test_the_batch_command_runs_the_columnar_engine(tmp_path: Path, rules: RuleS
     assert refused.returncode == 2 and "--trace" in refused.stderr
 
 
+def test_the_batch_command_takes_the_columnar_engine_where_it_can(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """By default (--engine auto) a CSV or Parquet book goes to the columnar engine; a run
+    it cannot take goes row by row, and the command says why."""
+    from chokepoint.batch.run import pick_engine
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 1200, seed=4)
+
+    def batch(inp: Path, out: Path, *more: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(inp),
+                               str(out), *more], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "engine: columnar\n" in batch(src, tmp_path / "auto.parquet")
+    run_batch(src, tmp_path / "scalar.parquet", rules)  # today, as the command
+    assert pq.read_table(tmp_path / "auto.parquet").to_pylist() == pq.read_table(
+        tmp_path / "scalar.parquet").to_pylist()
+    # an explicit engine is not announced
+    assert "engine:" not in batch(src, tmp_path / "local.csv", "--engine", "local")
+    traced = batch(src, tmp_path / "traced.jsonl", "--trace")
+    assert "engine: local, row by row (the columnar engine: --trace needs" in traced
+    # a Parquet book with list columns, and JSON Lines, go row by row too
+    lists = tmp_path / "lists.parquet"
+    pq.write_table(pa.table({"id": ["a"], "to_country": ["CN"],
+                             "end_uses": pa.array([["ai_model_training"]])}), lists)
+    assert pick_engine("auto", lists, False, rules) == (
+        "scalar", "column 'end_uses' is of type list<element: string> (lists: write them "
+        "as text)")
+    jsonl = tmp_path / "book.jsonl"
+    jsonl.write_text('{"id": "a", "to_country": "CN"}\n')
+    assert pick_engine("auto", jsonl, False, rules)[0] == "scalar"
+    assert pick_engine("auto", src, False, rules) == ("columnar", None)
+    assert pick_engine("scalar", src, False, rules) == ("scalar", None)
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_freed_arrays_are_reused_once_the_allocator_is_told(keep: bool) -> None:
     """Row-length arrays made and dropped 150 times: without the allocator settings each

@@ -21,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
+from chokepoint.batch.columnar.codes import readable
+from chokepoint.batch.columnar.items import check_supported
 from chokepoint.batch.run import (
     REGIMES,
     BatchError,
@@ -58,6 +60,28 @@ def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table
     except pa.ArrowInvalid as exc:
         raise BatchError(f"{path}: the columnar engine cannot read this CSV ({exc}); run it "
                          "with the scalar engine, which reports each bad row") from exc
+
+
+def cannot_take(inp: Path, with_trace: bool, rules: RuleSet) -> str | None:
+    """Why the columnar engine cannot take a run (None: it can), asked before one starts
+    (``batch --engine auto``): it gives the scalar engine's rows, but not a trace, nor JSON
+    Lines, nor list columns, nor rule sets whose classification reads beyond the item."""
+    if with_trace:
+        return "--trace needs each row's full determination"
+    suffix = inp.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        return f"it reads .csv or .parquet books, not {suffix or 'this file'}"
+    try:
+        check_supported(rules)
+    except Unsupported as exc:
+        return str(exc)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for f in pq.read_schema(inp):
+            if not readable(f.type):
+                return f"column {f.name!r} is of type {f.type} (lists: write them as text)"
+    return None
 
 
 def _parquet(path: Path, mapping: dict[str, str]) -> Any:

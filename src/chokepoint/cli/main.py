@@ -260,9 +260,9 @@ def batch(
     trace: Annotated[bool, typer.Option("--trace", help="Add the full determination.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     engine: Annotated[str, typer.Option(
-        "--engine", help="local (row by row), columnar (each rule once per distinct set of "
-        "the facts it reads; same answers, for CSV/Parquet without --trace) or spark "
-        "(local[2])")] = "local",
+        "--engine", help="auto (columnar where it can take the run, else local), local "
+        "(row by row), columnar (each rule once per distinct set of the facts it reads; "
+        "the same rows, for CSV/Parquet without --trace) or spark (local[2])")] = "auto",
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=64, help="Processes evaluating rows (local and columnar "
         "engines); output order and crash safety are the same.")] = 1,
@@ -286,6 +286,7 @@ def batch(
         check_batch,
         count_rows,
         layout_warnings,
+        pick_engine,
         read_column_map,
         run_batch,
     )
@@ -309,15 +310,19 @@ def batch(
             raise _fail(str(exc), 2) from exc
         typer.echo(f"spark: {written} determined, {rejected} rejected", err=True)
         return
-    if engine not in ("local", "columnar"):
-        raise _fail("--engine must be local, columnar or spark", 2)
+    if engine not in ("auto", "local", "columnar"):
+        raise _fail("--engine must be auto, local, columnar or spark", 2)
     rules = default_rules()
-    kind = "columnar" if engine == "columnar" else "scalar"
+    kind = {"local": "scalar"}.get(engine, engine)
     try:  # (before the progress bar: a refusal is the only thing printed)
         check_batch(inp, out, rules, override=override, columns=columns, with_trace=trace,
                     resume=resume, engine=kind)
+        kind, why_not = pick_engine(kind, inp, trace, rules)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
+    if engine == "auto":  # (which one, and why not the faster one)
+        typer.echo("engine: columnar" if kind == "columnar" else
+                   f"engine: local, row by row (the columnar engine: {why_not})", err=True)
     try:
         total = count_rows(inp) if inp.exists() else None
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -330,7 +335,7 @@ def batch(
 
             def tick(n: int) -> None:
                 now = time.perf_counter()
-                if n % 200 == 0 or n == total or engine == "columnar":
+                if n % 200 == 0 or n == total or kind == "columnar":
                     rate = n / max(now - started[0], 1e-9)
                     bar.update(task, completed=n, rate=f"{rate:,.0f}")
 

@@ -179,6 +179,16 @@ class Column:
         return len(self.values)
 
 
+def readable(kind: pa.DataType) -> bool:
+    """Whether :func:`encode` reads a column of this type (text, scalars, or text read
+    dictionary-encoded; not lists)."""
+    if pa.types.is_dictionary(kind):
+        return readable(kind.value_type)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_boolean(kind) or pa.types.is_integer(kind)
+                or pa.types.is_floating(kind) or pa.types.is_null(kind))
+
+
 def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
     if array is None:
         return Column(np.zeros(rows, dtype=np.int8), [None])
@@ -187,9 +197,7 @@ def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
                  else array).combine_chunks()
     if pa.types.is_dictionary(array.type):  # read dictionary-encoded (columnar_run.blocks)
         return _encoded(array.dictionary, array.indices, rows)
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
-            or pa.types.is_boolean(array.type) or pa.types.is_integer(array.type)
-            or pa.types.is_floating(array.type) or pa.types.is_null(array.type)):
+    if not readable(array.type):
         raise Unsupported(f"a column of type {array.type} (lists: write them as text)")
     if pa.types.is_null(array.type):
         return Column(np.zeros(rows, dtype=np.int8), [None])
