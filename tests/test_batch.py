@@ -238,6 +238,45 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     assert (tmp_path / "mapped.csv").read_text() == local.read_text()
 
 
+def test_csv_rows_of_more_or_fewer_cells_than_the_header_are_rejected_by_every_engine(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """A comma out of place (an unquoted "Foo, Inc.") moves every later cell under another
+    column: such a row is rejected whole, never read with its cells shifted. A quoted cell
+    with a comma or a line break is one cell. The row-by-row engine names the row; auto
+    does the same (the columnar engine cannot parse the file, the rest goes row by row);
+    Spark keeps the row whole and rejects it the same way."""
+    pytest.importorskip("pyspark")
+    from chokepoint.spark import run_spark_batch
+
+    shifted = ROWS[0].replace("Example Cloud", "Example Cloud, Inc.").replace("po-1", "po-6")
+    short = ",".join(ROWS[4].replace("po-5", "po-7").split(",")[:-3])
+    quoted = ROWS[4].replace("Example Paris", '"Example\nParis, SA"').replace("po-5", "po-8")
+    with_header_column = tmp_path / "own.csv"  # (a book's own column of that name is no mark)
+    src = book(tmp_path / "in.csv", [ROWS[0], shifted, ROWS[1], short, quoted])
+    with_header_column.write_text(HEADER + ",__ragged__\n" + ROWS[4] + ",3 9\n")
+    run_batch(src, tmp_path / "local.csv", rules)
+    rejects = read_csv(tmp_path / "local.csv.rejects.csv")
+    assert [(r["row"], r["id"], r["field"]) for r in rejects] == [
+        ("2", "po-6", "(the row)"), ("4", "po-7", "(the row)")]
+    assert rejects[0]["message"].startswith("row 2: (the row): 24 cells where the header "
+                                            "names 23; a comma or quote out of place")
+    assert "20 cells where the header names 23" in rejects[1]["message"]
+    assert [r["id"] for r in read_csv(tmp_path / "local.csv")] == ["po-1", "po-2", "po-8"]
+    summary = run_batch(src, tmp_path / "auto.csv", rules, engine="auto")
+    assert summary.notes and "cannot read this CSV" in summary.notes[0]
+    run_spark_batch(src, tmp_path / "spark.csv")
+    for other in ("auto", "spark"):
+        assert (tmp_path / f"{other}.csv").read_text() == (
+            tmp_path / "local.csv").read_text(), other
+        assert (tmp_path / f"{other}.csv.rejects.csv").read_text() == (
+            tmp_path / "local.csv.rejects.csv").read_text(), other
+    with pytest.raises(BatchError, match="--engine local or auto"):
+        run_batch(src, tmp_path / "columnar.csv", rules, engine="columnar")
+    assert run_batch(with_header_column, tmp_path / "own_out.csv", rules).rejected == 0
+    run_spark_batch(with_header_column, tmp_path / "own_spark.csv")
+    assert (tmp_path / "own_spark.csv").read_text() == (tmp_path / "own_out.csv").read_text()
+
+
 def test_spark_reads_books_named_by_uri_or_by_format() -> None:
     from chokepoint.spark import book_format
 

@@ -446,6 +446,34 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
     assert pick_engine("scalar", src, False, rules) == ("scalar", None)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_csv_the_columnar_engine_cannot_parse_goes_on_row_by_row(
+        tmp_path: Path, rules: RuleSet, workers: int) -> None:
+    """--engine auto: the blocks before the row Arrow cannot parse stand as the columnar
+    engine wrote them; the rest goes row by row (a ragged row is rejected there): the
+    rows and rejects of a row-by-row run."""
+    from chokepoint.batch.synthetic import write_book
+
+    whole = tmp_path / "book.csv"
+    write_book(whole, 8000, seed=8)  # (2 MB: Arrow reads 1 MB ahead)
+    lines = whole.read_text().splitlines(keepends=True)
+    lines[6000] = lines[6000].rstrip("\n") + ",a cell too many\n"  # (row 6000)
+    whole.write_text("".join(lines))
+    clean = tmp_path / "clean.csv"
+    run_batch(whole, clean, rules, today=TODAY)
+    out = tmp_path / "out.csv"
+    summary = run_batch(whole, out, rules, today=TODAY, engine="auto", block=1000,
+                        workers=workers)
+    assert len(summary.notes) == 1, summary.notes
+    first = int(summary.notes[0].removeprefix("from row ").split()[0])
+    assert first > 1 and (first - 1) % 1000 == 0  # (whole columnar blocks before it)
+    assert "the rows went row by row" in summary.notes[0]
+    assert out.read_bytes() == clean.read_bytes()
+    assert (tmp_path / "out.csv.rejects.csv").read_bytes() == (
+        tmp_path / "clean.csv.rejects.csv").read_bytes()
+    assert summary.rejected == 1 and not (tmp_path / "out.csv.checkpoint").exists()
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_freed_arrays_are_reused_once_the_allocator_is_told(keep: bool) -> None:
     """Row-length arrays made and dropped 150 times: without the allocator settings each

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from chokepoint.batch.flat import RAGGED, ragged
 from chokepoint.batch.run import OUT_COLUMNS, evaluate_row
 from chokepoint.rules.loader import DATA_DIR, content_hash, read_rule_tree, rules_from_bytes
 from chokepoint.rules.ruleset import RuleSet
@@ -68,24 +69,55 @@ def evaluate_batch(batch: pa.RecordBatch, rules: RuleSet, override: date | None,
     from chokepoint.batch.run import REGIMES
 
     table = pa.Table.from_batches([batch])
+    ragged_rows: list[dict[str, Any]] = []  # (rows read whole: the scalar engine rejects them)
+    if RAGGED in table.column_names:
+        import pyarrow.compute as pc
+
+        read = pc.is_null(table.column(RAGGED))
+        if not pc.all(read).as_py():
+            ragged_rows = evaluate_rows([{**row, RAGGED: _counted(row[RAGGED])} for row in
+                                         table.filter(pc.invert(read)).to_pylist()],
+                                        rules, override, today)
+            table = table.filter(read)
+        table = table.drop_columns([RAGGED])
+        if not table.num_rows:
+            return pa.RecordBatch.from_pylist(ragged_rows, schema=RESULT_SCHEMA)
     numbers = table.column("row").to_numpy(zero_copy_only=False)
     try:
         result, left = evaluate_table(table.drop_columns(["row"]), rules, override, today, 1,
                                       REGIMES, OUT_COLUMNS)
     except Unsupported:
-        return pa.RecordBatch.from_pylist(evaluate_rows(batch.to_pylist(), rules, override,
-                                                        today), schema=RESULT_SCHEMA)
+        rows = evaluate_rows(table.to_pylist(), rules, override, today) + ragged_rows
+        return pa.RecordBatch.from_pylist(sorted(rows, key=lambda r: int(r["row"])),
+                                          schema=RESULT_SCHEMA)
     index = result.column("row").to_numpy() - 1
     result = result.set_column(0, "row", pa.array(numbers[index], type=pa.int64()))
     blank = pa.array([""] * result.num_rows, type=pa.string())
     result = result.append_column("reject_field", blank).append_column("reject_message", blank)
+    scalar = ragged_rows
     if len(left):
-        scalar = evaluate_rows(table.take(pa.array(left)).to_pylist(), rules, override, today)
+        scalar = scalar + evaluate_rows(table.take(pa.array(left)).to_pylist(), rules,
+                                        override, today)
+    if scalar:
         result = pa.concat_tables([result.cast(RESULT_SCHEMA),
                                    pa.Table.from_pylist(scalar, schema=RESULT_SCHEMA)])
     ordered = result.cast(RESULT_SCHEMA).sort_by("row").combine_chunks()
     return ordered.to_batches()[0] if ordered.num_rows else pa.RecordBatch.from_pylist(
         [], schema=RESULT_SCHEMA)
+
+
+_WHOLE = "_chokepoint_whole_row"  # a CSV row Spark could not split as its header says
+
+
+def _counted(mark: str) -> str:
+    """A ragged row's :data:`~chokepoint.batch.flat.RAGGED` cell from what
+    :func:`read_book` keeps of it: the header's length, a line break, the row's text."""
+    import csv
+    import io
+
+    header, text = mark.split("\n", 1)
+    cells = next(csv.reader(io.StringIO(text)), [])
+    return ragged(len(cells), int(header))[RAGGED]
 
 
 def determine_dataframe(df: Any, override: date | None = None,
@@ -136,14 +168,31 @@ def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = 
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import ArrayType
 
+    whole = None
     if book_format(inp, fmt) == "parquet":
         df = spark.read.parquet(str(inp))
     else:
+        from pyspark.sql.types import StringType, StructField, StructType
+
         # RFC 4180 quoting, as Python's csv module reads it; empty cells are nulls (unknown)
-        df = (spark.read.option("header", True).option("escape", '"')
-              .option("multiLine", True).option("encoding", "UTF-8").csv(str(inp)))
+        reader = (spark.read.option("header", True).option("escape", '"')
+                  .option("multiLine", True).option("encoding", "UTF-8"))
+        names = reader.csv(str(inp)).columns  # (the header)
+        # A row of more or fewer cells than the header is kept whole in a column of its
+        # own, to be rejected as the row-by-row engine rejects it (flat.RAGGED); Spark
+        # would otherwise drop or pad its cells.
+        whole = _WHOLE
+        schema = StructType([StructField(n, StringType()) for n in names]
+                            + [StructField(whole, StringType())])
+        df = (reader.schema(schema).option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", whole).csv(str(inp)))
     cells = []
+    if whole is not None:
+        cells.append(F.when(F.col(whole).isNotNull(), F.concat(
+            F.lit(f"{len(df.columns) - 1}\n"), F.col(whole))).alias(RAGGED))
     for f in df.schema.fields:
+        if f.name in (whole, RAGGED):  # (a book cannot set the row's own cell)
+            continue
         name = f.name.lstrip("\ufeff")
         name = (mapping or {}).get(name, name)
         col = F.col(f"`{f.name}`")

@@ -25,7 +25,7 @@ from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
 from chokepoint.batch.run import (
     REGIMES,
-    BatchError,
+    ColumnarRefused,
     ResultWriter,
     Summary,
     checkpoint_after,
@@ -58,8 +58,8 @@ def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table
     try:
         yield from _rebatched(pacsv.open_csv(path, convert_options=convert), block, mapping)
     except pa.ArrowInvalid as exc:
-        raise BatchError(f"{path}: the columnar engine cannot read this CSV ({exc}); run it "
-                         "with the scalar engine, which reports each bad row") from exc
+        raise ColumnarRefused(f"{path}: the columnar engine cannot read this CSV "
+                              f"({exc})") from exc
 
 
 def cannot_take(inp: Path, with_trace: bool, rules: RuleSet) -> str | None:
@@ -268,8 +268,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         else:
             cache.save(rules)
     except Unsupported as exc:
-        raise BatchError(f"the columnar engine cannot take this book: {exc}; run it with "
-                         "the scalar engine") from exc
+        raise ColumnarRefused(f"the columnar engine cannot take this book: {exc}") from exc
     finally:
         if pool is not None:
             pool.terminate()

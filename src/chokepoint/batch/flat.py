@@ -82,6 +82,26 @@ class RowError(ValueError):
         self.column = column
 
 
+RAGGED = "__ragged__"
+"""A row's own cell, not a column of a book: set (to "CELLS HEADER", two counts) on a CSV
+row whose cells are more or fewer than its header names. A comma or quote out of place
+moves cells under other columns, so no cell of such a row is read: it is rejected."""
+
+
+def ragged(cells: int, header: int) -> dict[str, str]:
+    """The :data:`RAGGED` cell of a row of ``cells`` cells under a ``header`` of so many."""
+    return {RAGGED: f"{cells} {header}"}
+
+
+def _check_whole(row: dict[str, Any]) -> None:
+    mark = row.get(RAGGED)
+    if mark:
+        cells, header = str(mark).split()
+        raise RowError("(the row)", f"{cells} cells where the header names {header}; a "
+                       "comma or quote out of place would put cells under other columns, "
+                       "so none is read")
+
+
 def _cell(raw: Any) -> str | None:
     if raw is None:
         return None
@@ -152,6 +172,7 @@ def _put(txn: dict[str, Any], path: str, value: Any) -> None:
 
 def row_to_transaction(row: dict[str, Any]) -> dict[str, Any]:
     """A flat row as a contract transaction (validation follows in the caller)."""
+    _check_whole(row)
     txn: dict[str, Any] = {}
     for column, (path, kind) in COLUMNS.items():
         if column in row:

@@ -18,14 +18,21 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from chokepoint.batch.flat import LAYOUT, RowError, list_cell, row_to_transaction
+from chokepoint.batch.flat import (
+    LAYOUT,
+    RAGGED,
+    RowError,
+    list_cell,
+    ragged,
+    row_to_transaction,
+)
 from chokepoint.contract import InputError, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.ruleset import RuleSet
@@ -43,12 +50,23 @@ class BatchError(ValueError):
     """The batch cannot run (bad file, unsupported format, nothing to resume)."""
 
 
+class ColumnarRefused(BatchError):
+    """The columnar engine cannot go on with a book (a CSV it cannot parse, a column type
+    it does not read); the row-by-row engine can, and reports each bad row."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}; the row-by-row engine (--engine local or auto) "
+                         "rejects each row it cannot read")
+        self.reason = reason
+
+
 @dataclass
 class Summary:
     rows: int = 0
     written: int = 0
     rejected: int = 0
     outcomes: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)  # what the user should know of the run
 
 
 def read_column_map(path: Path | None) -> dict[str, str]:
@@ -111,8 +129,17 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
                     yield n, {"__json__": line}
     elif suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            for n, row in enumerate(csv.DictReader(fh), 1):
-                yield n, {mapping.get(k, k): v for k, v in row.items() if k is not None}
+            reader = csv.DictReader(fh)
+            for n, row in enumerate(reader, 1):
+                cells = {mapping.get(k, k): v for k, v in row.items()
+                         if k is not None and k != RAGGED}  # (a book cannot set it)
+                # (more cells than the header: the rest under None; fewer: None values)
+                if None in row or None in cells.values():
+                    header = len(reader.fieldnames or ())
+                    count = header + len(row[None]) if None in row else sum(
+                        v is not None for v in row.values())
+                    cells.update(ragged(count, header))
+                yield n, cells
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -121,7 +148,7 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
             for row in batch.to_pylist():
                 n += 1
                 yield n, {mapping.get(k, k): (list_cell(v) if isinstance(v, list)
-                                              else v) for k, v in row.items()}
+                                              else v) for k, v in row.items() if k != RAGGED}
     else:
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
 
@@ -492,6 +519,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     (:func:`pick_engine`)."""
     mapping = check_batch(inp, out, rules, override=override, columns=columns,
                           with_trace=with_trace, resume=resume, engine=engine)
+    chosen = engine == "auto"  # (then a refusal of the columnar engine is not the user's)
     engine = pick_engine(engine, inp, with_trace, rules)[0]
     cols = OUT_COLUMNS + (["trace"] if with_trace else [])
     checkpoint = out.with_name(out.name + ".checkpoint")
@@ -527,12 +555,23 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
         try:
             write_columnar(inp, mapping, done, rules, override, today, workers, cols,
                            writer, rejects, rej_fh, checkpoint, summary, progress, block)
+        except ColumnarRefused as exc:
+            if not chosen:
+                writer.abandon()
+                rej_fh.close()
+                raise
+            # the rows written so far stand (each block whole, as a resume takes them); the
+            # rest goes row by row, as a resume by the other engine would
+            summary.notes.append(f"from row {summary.rows + 1} on, the rows went row by row: "
+                                 f"{exc.reason}")
+            done = summary.rows
         except BaseException:
             writer.abandon()
             rej_fh.close()
             raise
-        return _finish(writer, rej_fh, rejects_partial, rejects_path, out, checkpoint,
-                       summary)
+        else:
+            return _finish(writer, rej_fh, rejects_partial, rejects_path, out, checkpoint,
+                           summary)
     todo = ((n, raw) for n, raw in read_rows(inp, mapping) if n > done)
     pool = None
     if workers > 1:

@@ -341,11 +341,14 @@ def batch(
 
             summary = run_batch(inp, out, rules, override=override, columns=columns,
                                 with_trace=trace, resume=resume, workers=workers,
-                                progress=tick, engine=kind, block=block)
+                                progress=tick, block=block,
+                                engine="auto" if engine == "auto" else kind)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
     except OSError as exc:  # (the disk, permissions: nothing half-written is left as OUT)
         raise _fail(f"cannot run the batch: {exc}", 1) from exc
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
                f"rejected (see {out.name}.rejects.csv); outcomes {summary.outcomes}", err=True)
 
