@@ -277,6 +277,61 @@ def test_csv_rows_of_more_or_fewer_cells_than_the_header_are_rejected_by_every_e
     assert (tmp_path / "own_spark.csv").read_text() == (tmp_path / "own_out.csv").read_text()
 
 
+def _gbk_book(tmp_path: Path) -> Path:
+    """A CSV book saved in GBK, as Chinese ERP exports often are: SMIC by its Chinese name
+    (screened: on the Entity List), and a row in plain ASCII."""
+    names = HEADER.split(",")
+    cells = ROWS[1].split(",")
+    cells[names.index("party_name")] = "中芯国际集成电路制造有限公司"
+    cells[names.index("party_designations")] = ""  # (unknown: screened)
+    src = tmp_path / "gbk.csv"
+    src.write_bytes((HEADER + "\n" + ",".join(cells) + "\n" + ROWS[4] + "\n").encode("gbk"))
+    return src
+
+
+def test_csv_books_in_another_encoding_are_read_in_it_or_refused(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """--encoding reads a GBK book in every engine, with the same rows; without it the
+    book is refused (not UTF-8), never read with its names garbled."""
+    pytest.importorskip("pyspark")
+    from chokepoint.batch.impact import book_impact
+    from chokepoint.spark import run_spark_batch
+
+    src = _gbk_book(tmp_path)
+    for engine in ("scalar", "columnar", "auto"):
+        with pytest.raises(BatchError, match="not UTF-8 text .*--encoding"):
+            run_batch(src, tmp_path / f"refused-{engine}.csv", rules, engine=engine)
+        run_batch(src, tmp_path / f"{engine}.csv", rules, engine=engine, encoding="gbk")
+    rows = read_csv(tmp_path / "scalar.csv")
+    assert rows[0]["US_outcome"] == "license_required" and "744.11" in rows[0]["US_rules"]
+    assert "中芯国际" in rows[0]["screening_hits"]
+    run_spark_batch(src, tmp_path / "spark.csv", encoding="gbk")
+    for other in ("columnar", "auto", "spark"):
+        assert (tmp_path / f"{other}.csv").read_text() == (
+            tmp_path / "scalar.csv").read_text(), other
+    assert book_impact(src, rules, date(2024, 12, 1), date(2024, 12, 2),
+                       encoding="gbk") is not None
+    with pytest.raises(BatchError, match="not an encoding Python knows"):
+        run_batch(src, tmp_path / "x.csv", rules, encoding="no-such-thing")
+    parquet = tmp_path / "book.parquet"
+    pq.write_table(pa.table({"id": ["a"]}), parquet)
+    with pytest.raises(BatchError, match="for CSV books"):
+        run_batch(parquet, tmp_path / "y.csv", rules, encoding="gbk")
+
+
+def test_the_cluster_job_rejects_cells_it_could_not_decode(tmp_path: Path,
+                                                           rules: RuleSet) -> None:
+    """On a cluster nothing reads the book before Spark: a GBK book read as UTF-8 comes
+    with its Chinese names replaced by U+FFFD. Those rows are rejected, not screened with
+    a garbled name (with a complete list imported, that would clear the party)."""
+    pytest.importorskip("pyspark")
+    src = _gbk_book(tmp_path)
+    got = _spark_job(tmp_path, [str(src)])
+    answered, rejected = _answered_and_rejected(got)
+    assert [(r["row"], r["field"]) for r in rejected] == [("1", "party_name")]
+    assert "U+FFFD" in rejected[0]["message"] and [r["id"] for r in answered] == ["po-5"]
+
+
 def test_spark_reads_books_named_by_uri_or_by_format() -> None:
     from chokepoint.spark import book_format
 

@@ -14,6 +14,7 @@ Cluster use: ``examples/spark_job.py`` (docs/batch.md, "Spark on a cluster").
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from datetime import date
 from pathlib import PurePath
@@ -22,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from chokepoint.batch.flat import RAGGED, ragged
-from chokepoint.batch.run import OUT_COLUMNS, evaluate_row
+from chokepoint.batch.run import OUT_COLUMNS, evaluate_row, text_encoding
 from chokepoint.rules.loader import DATA_DIR, content_hash, read_rule_tree, rules_from_bytes
 from chokepoint.rules.ruleset import RuleSet
 
@@ -159,12 +160,13 @@ def book_format(inp: str | PurePath, given: str | None = None) -> str:
 
 
 def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = None,
-              fmt: str | None = None) -> Any:
+              fmt: str | None = None, encoding: str | None = None) -> Any:
     """The book as a Spark DataFrame of strings in the flat layout (columns renamed by
     ``mapping``, a column map as ``batch --columns`` reads it), read by Spark itself (no
     row passes through the driver), with ``row`` numbered in file order from 1. ``inp``
     is a file or a directory of part files, local or any URI Spark reads; ``fmt``
-    ("parquet" or "csv") is needed when its name does not end in either."""
+    ("parquet" or "csv") is needed when its name does not end in either, ``encoding`` for a
+    CSV book not in UTF-8."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import ArrayType
 
@@ -176,7 +178,9 @@ def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = 
 
         # RFC 4180 quoting, as Python's csv module reads it; empty cells are nulls (unknown)
         reader = (spark.read.option("header", True).option("escape", '"')
-                  .option("multiLine", True).option("encoding", "UTF-8"))
+                  .option("multiLine", True)
+                  # (Python's name for it, which the JDK knows too: gbk, cp1252, shift_jis)
+                  .option("encoding", codecs.lookup(encoding).name if encoding else "UTF-8"))
         names = reader.csv(str(inp)).columns  # (the header)
         # A row of more or fewer cells than the header is kept whole in a column of its
         # own, to be rejected as the row-by-row engine rejects it (flat.RAGGED); Spark
@@ -224,8 +228,8 @@ def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = 
 
 
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,
-                    master: str = "local[2]", mapping: dict[str, str] | None = None
-                    ) -> tuple[int, int]:
+                    master: str = "local[2]", mapping: dict[str, str] | None = None,
+                    encoding: str | None = None) -> tuple[int, int]:
     """``chokepoint batch --engine spark``: Spark reads the book and evaluates it; the results
     stream back in input order into the same files as the local path writes (same columns,
     rejects file, OUT written only when complete). Returns (written, rejected)."""
@@ -248,6 +252,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         raise ValueError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
         raise ValueError(f"{out}: the results would replace the book; name another file")
+    text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     package_root = str(Path(chokepoint.__file__).resolve().parents[1])
@@ -258,6 +263,9 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
              # larger Arrow batches: the columnar engine shares work within a batch
              .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
              .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
+             # the JDK's charsets for CSV books (Spark 4 reads only UTF-8/16/32 and
+             # Latin-1 without it)
+             .config("spark.sql.legacy.javaCharsets", "true")
              .getOrCreate())
     written = rejected = 0
     writer = ResultWriter(out, list(OUT_COLUMNS), append=False, checkpoints=False)
@@ -267,7 +275,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     try:
         # Range partitions sorted inside keep the input order without sorting the results
         # (a sort after mapInArrow would evaluate the book twice), and use every core.
-        book = read_book(spark, inp, mapping)
+        book = read_book(spark, inp, mapping, encoding=encoding)
         book = book.repartitionByRange(max(1, spark.sparkContext.defaultParallelism), "row"
                                        ).sortWithinPartitions("row")
         results = determine_dataframe(book, override)

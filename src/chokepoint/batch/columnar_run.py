@@ -9,7 +9,6 @@ use the scalar engine.
 
 from __future__ import annotations
 
-import csv
 import gc
 import multiprocessing
 import os
@@ -25,9 +24,11 @@ from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
 from chokepoint.batch.run import (
     REGIMES,
+    BatchError,
     ColumnarRefused,
     ResultWriter,
     Summary,
+    book_header,
     checkpoint_after,
     conformed,
     evaluate_row,
@@ -40,8 +41,10 @@ BLOCK = 500_000
 ones hold less memory - a peak of about 0.75-1 GB a process at this size (session 9)."""
 
 
-def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table]:
-    """The book in blocks of rows, columns renamed by the column map; CSV cells as text."""
+def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None = None
+           ) -> Iterator[pa.Table]:
+    """The book in blocks of rows, columns renamed by the column map; CSV cells as text,
+    read in ``encoding`` (default UTF-8)."""
     if path.suffix.lower() == ".parquet":
         # text columns as read from the file's dictionary pages: no text per row to build
         # and hash again (codes.encode); the id column is all distinct, so read as text.
@@ -51,13 +54,19 @@ def blocks(path: Path, mapping: dict[str, str], block: int) -> Iterator[pa.Table
         return
     import pyarrow.csv as pacsv
 
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        header = next(csv.reader(fh), [])
+    header = book_header(path, encoding) or []
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
                                    strings_can_be_null=False)
+    # (another encoding is transcoded to UTF-8 as the file is read)
+    read = pacsv.ReadOptions(encoding=encoding) if encoding is not None else None
     try:
-        yield from _rebatched(pacsv.open_csv(path, convert_options=convert), block, mapping)
+        yield from _rebatched(pacsv.open_csv(path, read_options=read,
+                                             convert_options=convert), block, mapping)
     except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):  # (no engine can read it in this encoding)
+            raise BatchError(f"{path}: a row is not {encoding or 'UTF-8'} text; save the "
+                             "book as UTF-8, or name its encoding with --encoding, e.g. "
+                             "gbk or cp1252") from exc
         raise ColumnarRefused(f"{path}: the columnar engine cannot read this CSV "
                               f"({exc})") from exc
 
@@ -208,7 +217,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                    override: date | None, today: date, workers: int, columns: list[str],
                    writer: ResultWriter, rejects: Any, rej_fh: Any, checkpoint: Path,
                    summary: Summary, progress: Callable[[int], None] | None,
-                   block: int | None = None) -> None:
+                   block: int | None = None, encoding: str | None = None) -> None:
     """Evaluate the rows after ``done`` block by block, writing and checkpointing each."""
     assert summary.outcomes is not None
     size = block_size(block, workers)
@@ -220,7 +229,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
 
     def todo() -> Iterator[tuple[pa.Table, int]]:
         first = 1
-        for table in blocks(inp, mapping, size):
+        for table in blocks(inp, mapping, size, encoding):
             last = first + table.num_rows - 1
             start = begin(first, last)
             if start is not None:
@@ -244,7 +253,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
     cache.load(rules, freeze=True)
     pool = None
     try:
-        pool, results = _started(inp, mapping, workers, settings, writer, size, todo, where)
+        pool, results = _started(inp, mapping, workers, settings, writer, size, todo, where,
+                                 encoding)
         for result, block_rejects, last in results:
             if isinstance(result, Path):
                 result = writer.adopt(result)
@@ -279,7 +289,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
 def _started(inp: Path, mapping: dict[str, str], workers: int, settings: dict[str, Any],
              writer: ResultWriter, size: int,
              todo: Callable[[], Iterator[tuple[pa.Table, int]]],
-             where: Callable[[], Iterator[tuple[tuple[int, int], int]]]
+             where: Callable[[], Iterator[tuple[tuple[int, int], int]]],
+             encoding: str | None = None
              ) -> tuple[Any, Iterator[tuple[Any, list[dict[str, Any]], int]]]:
     """The workers' pool (None: one process) and the blocks' results, in order."""
     if workers <= 1:
@@ -290,7 +301,7 @@ def _started(inp: Path, mapping: dict[str, str], workers: int, settings: dict[st
     # again on a shared core. Up to one a core, each builds its own at the same time:
     # a serial sample only held them all up (10^6 rows on two: 4.7-5.1 -> 3.9-4.3 s).
     if workers > (os.cpu_count() or 1):
-        sample = next(blocks(inp, mapping, 5000), None)
+        sample = next(blocks(inp, mapping, 5000, encoding), None)
         if sample is not None:
             evaluate_block(sample, 1, **settings)
     _WORKER.update(settings=settings, book=(inp, mapping),

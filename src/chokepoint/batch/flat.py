@@ -115,6 +115,9 @@ def _value(column: str, kind: str, raw: Any) -> Any:
     text = _cell(raw)
     if text is None:
         return None
+    if "\ufffd" in text:  # (bytes a reader could not decode, replaced: not the book's text)
+        raise RowError(column, "holds bytes that are not text in the encoding the book was "
+                       "read in (shown as U+FFFD); name its encoding (--encoding)")
     if kind == "str":
         return text
     if kind in ("num", "int"):

@@ -205,7 +205,8 @@ class Unreadable(Exception):
 
 def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
                     mapping: dict[str, str] | None = None,
-                    progress: Callable[[int], None] | None = None
+                    progress: Callable[[int], None] | None = None,
+                    encoding: str | None = None
                     ) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
     """A flat book's rows whose regimes' cells differ between ``d1`` and ``d2``, a block
     at a time, in book order: their answers on each date (row, id, outcome and the cells
@@ -220,7 +221,7 @@ def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
     # collector's passes while the book is evaluated
     cache.load(rules, freeze=True)
     try:
-        for table in blocks(path, mapping or {}, BLOCK):
+        for table in blocks(path, mapping or {}, BLOCK, encoding):
             before, left = evaluate_table(table, rules, d1, d1, first, regimes, columns)
             if len(left):
                 raise Unreadable(path)
@@ -241,7 +242,8 @@ def answered_blocks(path: Path, rules: RuleSet, d1: date, d2: date,
 
 def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
                 mapping: dict[str, str] | None = None,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any] | None:
+                progress: Callable[[int], None] | None = None,
+                encoding: str | None = None) -> dict[str, Any] | None:
     """The impact report (as ``order_impact`` gives it) for a flat book, or None when the
     book has a row that cannot be read - the caller then reads it row by row and reports
     that row."""
@@ -252,7 +254,7 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
     entries_of = _party_entries(rules, d1, d2)
     try:
         for before, after, parties in answered_blocks(path, rules, d1, d2, mapping,
-                                                      progress):
+                                                      progress, encoding):
             rows += _moved(before, after, parties, regimes, explain, entries_of)
     except Unreadable:
         return None
@@ -261,7 +263,8 @@ def book_impact(path: Path, rules: RuleSet, d1: date, d2: date,
 
 def book_impact_to(out: Path, path: Path, rules: RuleSet, d1: date, d2: date,
                    mapping: dict[str, str] | None = None,
-                   progress: Callable[[int], None] | None = None) -> dict[str, Any] | None:
+                   progress: Callable[[int], None] | None = None,
+                   encoding: str | None = None) -> dict[str, Any] | None:
     """:func:`book_impact` with the moved orders written to the table ``out`` a block at a
     time (:func:`write_changed_rows`), and its summary returned
     (:func:`chokepoint.diff.impact_summary`); None, with nothing written, when the book has
@@ -272,7 +275,7 @@ def book_impact_to(out: Path, path: Path, rules: RuleSet, d1: date, d2: date,
     entries_of = _party_entries(rules, d1, d2)
     tables = (_moved_table(before, after, parties, regimes, explain, entries_of, counts)
               for before, after, parties in answered_blocks(path, rules, d1, d2, mapping,
-                                                            progress))
+                                                            progress, encoding))
     try:
         write_changed_rows(tables, out, list(regimes))
     except Unreadable:

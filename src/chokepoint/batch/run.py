@@ -12,6 +12,7 @@ their results are still written here, in input order, by this process alone.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import multiprocessing
@@ -84,12 +85,43 @@ def read_column_map(path: Path | None) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
-def _header(path: Path) -> list[str] | None:
+CSV_ENCODING = "utf-8-sig"  # a CSV book's, unless --encoding names another (a BOM is skipped)
+
+
+def text_encoding(path: Path, encoding: str | None) -> str:
+    """The encoding a book's text is read in: ``encoding`` (a CSV book's only: JSON Lines
+    are UTF-8) or UTF-8; BatchError for a name Python does not know."""
+    if encoding is None:
+        return CSV_ENCODING
+    if path.suffix.lower() != ".csv":
+        raise BatchError(f"{path}: --encoding is for CSV books (JSON Lines are UTF-8, "
+                         "Parquet text is UTF-8)")
+    try:
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise BatchError(f"--encoding {encoding}: not an encoding Python knows (e.g. gbk, "
+                         "gb18030, big5, shift_jis, cp1252, latin-1)") from exc
+    return encoding
+
+
+def not_text(path: Path, encoding: str | None, exc: UnicodeDecodeError) -> BatchError:
+    """The error for a book that is not text in the encoding it is read in."""
+    bad = exc.object[exc.start:exc.start + 4].hex(" ")
+    return BatchError(f"{path}: not {encoding or 'UTF-8'} text (bytes {bad}); "
+                      + ("save the book as UTF-8, or name its encoding with --encoding, "
+                         "e.g. gbk or cp1252" if encoding is None else
+                         "name the encoding it was saved in with --encoding"))
+
+
+def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     """The column names of a CSV or Parquet book (None for JSON Lines)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            return next(csv.reader(fh), [])
+        with path.open(newline="", encoding=text_encoding(path, encoding)) as fh:
+            try:
+                return next(csv.reader(fh), [])
+            except UnicodeDecodeError as exc:
+                raise not_text(path, encoding, exc) from exc
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -97,13 +129,14 @@ def _header(path: Path) -> list[str] | None:
     return None
 
 
-def layout_warnings(inp: Path, columns: Path | None = None) -> list[str]:
+def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None = None
+                    ) -> list[str]:
     """What the book's header says the run will not read: columns that are not in the flat
     layout once mapped (their facts are read as unknown, and no determination relies on
     them), and column-map entries for columns the book does not have. Errors in the map
     itself raise :class:`BatchError`."""
     mapping = read_column_map(columns)
-    header = _header(inp)
+    header = book_header(inp, encoding)
     if header is None:
         return []
     out = []
@@ -119,8 +152,10 @@ def layout_warnings(inp: Path, columns: Path | None = None) -> list[str]:
     return out
 
 
-def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(row number, raw row) in input order; row 1 is the first data row."""
+def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
+              ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, raw row) in input order; row 1 is the first data row. A CSV book is
+    read in ``encoding`` (default UTF-8)."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         with path.open(encoding="utf-8") as fh:
@@ -128,18 +163,7 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
                 if line.strip():
                     yield n, {"__json__": line}
     elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            for n, row in enumerate(reader, 1):
-                cells = {mapping.get(k, k): v for k, v in row.items()
-                         if k is not None and k != RAGGED}  # (a book cannot set it)
-                # (more cells than the header: the rest under None; fewer: None values)
-                if None in row or None in cells.values():
-                    header = len(reader.fieldnames or ())
-                    count = header + len(row[None]) if None in row else sum(
-                        v is not None for v in row.values())
-                    cells.update(ragged(count, header))
-                yield n, cells
+        yield from _csv_rows(path, mapping, encoding)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -151,6 +175,25 @@ def read_rows(path: Path, mapping: dict[str, str]) -> Iterator[tuple[int, dict[s
                                               else v) for k, v in row.items() if k != RAGGED}
     else:
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
+
+
+def _csv_rows(path: Path, mapping: dict[str, str], encoding: str | None
+              ) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(newline="", encoding=text_encoding(path, encoding)) as fh:
+        reader = csv.DictReader(fh)
+        try:
+            for n, row in enumerate(reader, 1):
+                cells = {mapping.get(k, k): v for k, v in row.items()
+                         if k is not None and k != RAGGED}  # (a book cannot set it)
+                # (more cells than the header: the rest under None; fewer: None values)
+                if None in row or None in cells.values():
+                    header = len(reader.fieldnames or ())
+                    count = header + len(row[None]) if None in row else sum(
+                        v is not None for v in row.values())
+                    cells.update(ragged(count, header))
+                yield n, cells
+        except UnicodeDecodeError as exc:
+            raise not_text(path, encoding, exc) from exc
 
 
 def parse_row(raw: dict[str, Any], row: int) -> dict[str, Any]:
@@ -475,7 +518,7 @@ def pick_engine(engine: str, inp: Path, with_trace: bool, rules: RuleSet
 
 def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = None,
                 columns: Path | None = None, with_trace: bool = False, resume: bool = False,
-                engine: str = "scalar") -> dict[str, str]:
+                engine: str = "scalar", encoding: str | None = None) -> dict[str, str]:
     """What :func:`run_batch` checks before it writes anything (BatchError naming the
     problem), for a caller that wants it before showing progress; the column map."""
     if not inp.exists():
@@ -494,14 +537,15 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
         if inp.suffix.lower() not in (".csv", ".parquet"):
             raise BatchError(f"{inp}: the columnar engine reads .csv or .parquet books")
     mapping = read_column_map(columns)
+    text_encoding(inp, encoding)  # (a name Python knows, for a CSV book)
     checkpoint = out.with_name(out.name + ".checkpoint")
     if resume:
         if not checkpoint.exists():
             raise BatchError(f"{checkpoint}: nothing to resume")
         run_file = checkpoint.with_name(checkpoint.name + ".run")
         if run_file.exists():  # (the same run? run_batch warns when it cannot tell)
-            resumed_day(run_file, run_identity(inp, override, mapping, with_trace, rules),
-                        date.today())
+            resumed_day(run_file, run_identity(inp, override, mapping, with_trace, rules,
+                                               encoding), date.today())
     return mapping
 
 
@@ -509,7 +553,8 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
               columns: Path | None = None, with_trace: bool = False, resume: bool = False,
               today: date | None = None, workers: int = 1,
               progress: Callable[[int], None] | None = None,
-              engine: str = "scalar", block: int | None = None) -> Summary:
+              engine: str = "scalar", block: int | None = None,
+              encoding: str | None = None) -> Summary:
     """Evaluate every row of ``inp`` and write ``out`` (and ``out.rejects.csv``).
 
     ``engine`` "scalar" determines row by row; "columnar" evaluates each rule once per
@@ -518,7 +563,8 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     (default ``columnar_run.BLOCK``); "auto" the columnar one where it can
     (:func:`pick_engine`)."""
     mapping = check_batch(inp, out, rules, override=override, columns=columns,
-                          with_trace=with_trace, resume=resume, engine=engine)
+                          with_trace=with_trace, resume=resume, engine=engine,
+                          encoding=encoding)
     chosen = engine == "auto"  # (then a refusal of the columnar engine is not the user's)
     engine = pick_engine(engine, inp, with_trace, rules)[0]
     cols = OUT_COLUMNS + (["trace"] if with_trace else [])
@@ -528,7 +574,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     done = 0
     run_file = checkpoint.with_name(checkpoint.name + ".run")
     today = today or date.today()
-    identity = run_identity(inp, override, mapping, with_trace, rules)
+    identity = run_identity(inp, override, mapping, with_trace, rules, encoding)
     if resume:  # (check_batch found the checkpoint)
         today = resumed_day(run_file, identity, today)
         state = json.loads(checkpoint.read_text())
@@ -554,7 +600,8 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
 
         try:
             write_columnar(inp, mapping, done, rules, override, today, workers, cols,
-                           writer, rejects, rej_fh, checkpoint, summary, progress, block)
+                           writer, rejects, rej_fh, checkpoint, summary, progress, block,
+                           encoding)
         except ColumnarRefused as exc:
             if not chosen:
                 writer.abandon()
@@ -572,7 +619,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
         else:
             return _finish(writer, rej_fh, rejects_partial, rejects_path, out, checkpoint,
                            summary)
-    todo = ((n, raw) for n, raw in read_rows(inp, mapping) if n > done)
+    todo = ((n, raw) for n, raw in read_rows(inp, mapping, encoding) if n > done)
     pool = None
     if workers > 1:
         _WORKER.update(rules=rules, override=override, today=today, with_trace=with_trace)
@@ -620,19 +667,21 @@ def checkpoint_after(checkpoint: Path, rows: int, offset: int, rej_fh: Any) -> N
 _SETTINGS = {"book": "the book (its size or modification time)", "date": "--date",
              "columns": "--columns", "trace": "--trace",
              "rules_version": "the rules (rules_version)",
-             "lists": "the imported screening lists"}
+             "lists": "the imported screening lists", "encoding": "--encoding"}
 """What a resumed run must share with the interrupted one, as the user knows each."""
 
 
 def run_identity(inp: Path, override: date | None, mapping: dict[str, str],
-                 with_trace: bool, rules: RuleSet) -> dict[str, Any]:
+                 with_trace: bool, rules: RuleSet, encoding: str | None = None
+                 ) -> dict[str, Any]:
     """What decides a run's rows besides the engine and the worker count (which give the
     same rows): the book, the settings, the rules and the imported lists."""
     stat = inp.stat()
     return {"book": [inp.name, stat.st_size, stat.st_mtime_ns],
             "date": override.isoformat() if override else None, "columns": mapping,
             "trace": with_trace, "rules_version": rules.content_hash,
-            "lists": json.loads(json.dumps(imported_state(), default=str))}
+            "lists": json.loads(json.dumps(imported_state(), default=str)),
+            "encoding": encoding}
 
 
 def resumed_day(run_file: Path, identity: dict[str, Any], today: date) -> date:

@@ -250,6 +250,10 @@ def screen(
                    if r["unmatched_query_tokens"] else ""))
 
 
+_ENCODING_HELP = ("The encoding of a CSV book, if not UTF-8: e.g. gbk or gb18030 (Chinese "
+                  "ERP exports), big5, shift_jis, cp1252.")
+
+
 @app.command()
 def batch(
     inp: Annotated[Path, typer.Argument(metavar="IN", help="Order book: .csv, .parquet, .jsonl")],
@@ -257,6 +261,8 @@ def batch(
     on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
     columns: Annotated[Path | None, typer.Option(
         "--columns", help="YAML map of your column names to the flat layout's.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        "--encoding", help=_ENCODING_HELP)] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Add the full determination.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     engine: Annotated[str, typer.Option(
@@ -294,7 +300,7 @@ def batch(
     override = _parse_date(on)
     if inp.exists():
         try:
-            for warning in layout_warnings(inp, columns):
+            for warning in layout_warnings(inp, columns, encoding):
                 typer.echo(f"warning: {warning}", err=True)
         except BatchError as exc:
             raise _fail(str(exc), 2) from exc
@@ -305,7 +311,8 @@ def batch(
             raise _fail("--engine spark takes neither --trace nor --resume", 2)
         try:
             written, rejected = run_spark_batch(inp, out, override,
-                                                mapping=read_column_map(columns))
+                                                mapping=read_column_map(columns),
+                                                encoding=encoding)
         except (ValueError, OSError) as exc:
             raise _fail(str(exc), 2) from exc
         typer.echo(f"spark: {written} determined, {rejected} rejected", err=True)
@@ -316,7 +323,7 @@ def batch(
     kind = {"local": "scalar"}.get(engine, engine)
     try:  # (before the progress bar: a refusal is the only thing printed)
         check_batch(inp, out, rules, override=override, columns=columns, with_trace=trace,
-                    resume=resume, engine=kind)
+                    resume=resume, engine=kind, encoding=encoding)
         kind, why_not = pick_engine(kind, inp, trace, rules)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
@@ -341,7 +348,7 @@ def batch(
 
             summary = run_batch(inp, out, rules, override=override, columns=columns,
                                 with_trace=trace, resume=resume, workers=workers,
-                                progress=tick, block=block,
+                                progress=tick, block=block, encoding=encoding,
                                 engine="auto" if engine == "auto" else kind)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
@@ -432,6 +439,8 @@ def diff(
     columns: Annotated[Path | None, typer.Option(
         "--columns", help="YAML map of your column names to the flat layout's (as for "
         "batch).")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        "--encoding", help=_ENCODING_HELP)] = None,
 ) -> None:
     """What changed in the rules between two dates; with ORDERS, which orders it moves."""
     from chokepoint.diff import (
@@ -448,8 +457,8 @@ def diff(
     if out is not None and (orders is None or out.suffix.lower() not in (
             ".csv", ".parquet", ".jsonl")):
         raise _fail("--out takes ORDERS and a .csv, .parquet or .jsonl file", 2)
-    if columns is not None and orders is None:
-        raise _fail("--columns maps the columns of ORDERS: name the book", 2)
+    if (columns is not None or encoding is not None) and orders is None:
+        raise _fail("--columns and --encoding are for ORDERS: name the book", 2)
     if out is not None and orders is not None and out.resolve() == orders.resolve():
         raise _fail(f"{out}: the table would replace the book; name another file", 2)
     rules = default_rules()
@@ -463,12 +472,12 @@ def diff(
     try:
         mapping = read_column_map(columns)
         if orders.exists():
-            for warning in layout_warnings(orders, columns):
+            for warning in layout_warnings(orders, columns, encoding):
                 typer.echo(f"warning: {warning}", err=True)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
     try:
-        result = _book_impact(orders, rules, d1, d2, out, mapping)
+        result = _book_impact(orders, rules, d1, d2, out, mapping, encoding)
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc}", 1) from exc
     if format is Format.json:
@@ -478,7 +487,7 @@ def diff(
 
 
 def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | None,
-                 mapping: dict[str, str]) -> dict[str, Any]:
+                 mapping: dict[str, str], encoding: str | None = None) -> dict[str, Any]:
     """The impact report of a book; with ``out``, the moved orders written there and the
     report's summary (diff.impact_summary). A flat book is answered by the columnar engine
     (with a progress bar); one it cannot read, row by row (which names the bad row)."""
@@ -511,15 +520,18 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
                 def tick(n: int) -> None:
                     bar.update(task, completed=n)
 
-                found = (book_impact(orders, rules, d1, d2, mapping, tick) if out is None
-                         else book_impact_to(out, orders, rules, d1, d2, mapping, tick))
+                found = (book_impact(orders, rules, d1, d2, mapping, tick, encoding)
+                         if out is None else
+                         book_impact_to(out, orders, rules, d1, d2, mapping, tick, encoding))
             if found is not None:
                 return found
         except (Unsupported, BatchError):
             pass
+    from chokepoint.batch.run import BatchError
+
     try:
-        transactions = _read_book(orders, mapping)
-    except InputError as exc:
+        transactions = _read_book(orders, mapping, encoding)
+    except (InputError, BatchError) as exc:
         raise _fail(str(exc), 2) from exc
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True)) as bar:
@@ -534,13 +546,14 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
                           out)
 
 
-def _read_book(path: Path, mapping: dict[str, str] | None = None) -> list[dict[str, object]]:
+def _read_book(path: Path, mapping: dict[str, str] | None = None,
+               encoding: str | None = None) -> list[dict[str, object]]:
     if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
         from chokepoint.batch.run import parse_row, read_rows
 
         out = []
-        for n, raw in read_rows(path, mapping or {}):
+        for n, raw in read_rows(path, mapping or {}, encoding):
             try:
                 out.append(parse_row(raw, n))
             except RowError as exc:
