@@ -356,8 +356,14 @@ def batch(
         raise _fail(f"cannot run the batch: {exc}", 1) from exc
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
+    from chokepoint.engine.determine import OUTCOME_ORDER
+
+    counts = summary.outcomes or {}
+    outcomes = ", ".join(f"{counts[o]:,} {o}" for o in sorted(
+        counts, key=lambda o: OUTCOME_ORDER.index(o) if o in OUTCOME_ORDER else 99))
     typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
-               f"rejected (see {out.name}.rejects.csv); outcomes {summary.outcomes}", err=True)
+               f"rejected (see {out.name}.rejects.csv); outcomes: {outcomes or 'none'}",
+               err=True)
 
 
 @app.command()
