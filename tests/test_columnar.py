@@ -430,6 +430,11 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
         tmp_path / "scalar.parquet").to_pylist()
     # an explicit engine is not announced
     assert "engine:" not in batch(src, tmp_path / "local.csv", "--engine", "local")
+    # a run that starts again over an interrupted one's checkpoint says so
+    (tmp_path / "again.parquet.checkpoint").write_text("{}")
+    assert "this run starts again from row 1 (--resume would have continued it)" in batch(
+        src, tmp_path / "again.parquet")
+    assert not (tmp_path / "again.parquet.checkpoint").exists()
     traced = batch(src, tmp_path / "traced.jsonl", "--trace")
     assert "engine: local, row by row (the columnar engine: --trace needs" in traced
     # a Parquet book with list columns, and JSON Lines, go row by row too

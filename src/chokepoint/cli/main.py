@@ -327,6 +327,9 @@ def batch(
         kind, why_not = pick_engine(kind, inp, trace, rules)
     except BatchError as exc:
         raise _fail(str(exc), 2) from exc
+    if not resume and out.with_name(out.name + ".checkpoint").exists():
+        typer.echo(f"note: an interrupted run left {out.name}.checkpoint; this run starts "
+                   "again from row 1 (--resume would have continued it)", err=True)
     if engine == "auto":  # (which one, and why not the faster one)
         typer.echo("engine: columnar" if kind == "columnar" else
                    f"engine: local, row by row (the columnar engine: {why_not})", err=True)
