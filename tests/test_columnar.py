@@ -9,6 +9,7 @@ aliases, listed and unscreened parties) and on a fixed 10,000-row synthetic book
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from datetime import date
@@ -449,6 +450,42 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
     assert pick_engine("auto", jsonl, False, rules)[0] == "scalar"
     assert pick_engine("auto", src, False, rules) == ("columnar", None)
     assert pick_engine("scalar", src, False, rules) == ("scalar", None)
+
+
+def test_kill_9_of_the_default_command_leaves_no_output_and_resume_matches(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """The command as a user runs it (the columnar engine, two workers), killed with
+    SIGKILL once a block is checkpointed: no OUT, and --resume gives a clean run's rows."""
+    import os
+    import signal
+    import time
+
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 30_000, seed=12)
+    out = tmp_path / "out.parquet"
+    command = [sys.executable, "-m", "chokepoint", "batch", str(src), str(out), "--date",
+               "2025-06-01", "--block", "1000", "--workers", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "out.parquet.checkpoint"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)  # (its pool workers end when their parent has gone)
+    proc.wait()
+    assert not out.exists(), "an interrupted run must not leave OUT"
+    done = json.loads(checkpoint.read_text())["rows"]
+    assert 0 < done < 30_000
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True,
+                             check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    run_batch(src, tmp_path / "clean.parquet", rules, override=date(2025, 6, 1),
+              engine="columnar")
+    assert pq.read_table(out).to_pylist() == pq.read_table(
+        tmp_path / "clean.parquet").to_pylist()
+    assert not checkpoint.exists()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
