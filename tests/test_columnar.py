@@ -450,6 +450,14 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
     assert pick_engine("auto", jsonl, False, rules)[0] == "scalar"
     assert pick_engine("auto", src, False, rules) == ("columnar", None)
     assert pick_engine("scalar", src, False, rules) == ("scalar", None)
+    # an empty CSV file has no rows for either engine (no fallback, no note)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    summary = run_batch(empty, tmp_path / "empty-auto.csv", rules, engine="auto")
+    assert (summary.rows, summary.notes) == (0, [])
+    run_batch(empty, tmp_path / "empty-local.csv", rules)
+    assert (tmp_path / "empty-auto.csv").read_bytes() == (
+        tmp_path / "empty-local.csv").read_bytes()
 
 
 def test_kill_9_of_the_default_command_leaves_no_output_and_resume_matches(

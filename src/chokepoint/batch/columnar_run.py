@@ -54,7 +54,9 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
         return
     import pyarrow.csv as pacsv
 
-    header = book_header(path, encoding) or []
+    header = book_header(path, encoding)
+    if not header:  # (an empty file: no rows, as the row-by-row engine reads it)
+        return
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
                                    strings_can_be_null=False)
     # (another encoding is transcoded to UTF-8 as the file is read)
