@@ -317,6 +317,10 @@ def test_csv_books_in_another_encoding_are_read_in_it_or_refused(
     pq.write_table(pa.table({"id": ["a"]}), parquet)
     with pytest.raises(BatchError, match="for CSV books"):
         run_batch(parquet, tmp_path / "y.csv", rules, encoding="gbk")
+    lines = tmp_path / "book.jsonl"
+    lines.write_bytes('{"id": "a", "to_country": "CN"}\n{"id": "中芯"}\n'.encode("gbk"))
+    with pytest.raises(BatchError, match="JSON Lines are UTF-8"):
+        run_batch(lines, tmp_path / "z.csv", rules)
 
 
 def test_the_cluster_job_rejects_cells_it_could_not_decode(tmp_path: Path,

@@ -159,9 +159,12 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    yield n, {"__json__": line}
+            try:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        yield n, {"__json__": line}
+            except UnicodeDecodeError as exc:  # (JSON is UTF-8: no other encoding to name)
+                raise BatchError(f"{path}: not UTF-8 text (JSON Lines are UTF-8)") from exc
     elif suffix == ".csv":
         yield from _csv_rows(path, mapping, encoding)
     elif suffix == ".parquet":
