@@ -277,15 +277,16 @@ def test_csv_rows_of_more_or_fewer_cells_than_the_header_are_rejected_by_every_e
     assert (tmp_path / "own_spark.csv").read_text() == (tmp_path / "own_out.csv").read_text()
 
 
-def _gbk_book(tmp_path: Path) -> Path:
+def _gbk_book(tmp_path: Path, more: list[str] | None = None) -> Path:
     """A CSV book saved in GBK, as Chinese ERP exports often are: SMIC by its Chinese name
-    (screened: on the Entity List), and a row in plain ASCII."""
+    (screened: on the Entity List), then rows in plain ASCII (``more``, or po-5)."""
     names = HEADER.split(",")
     cells = ROWS[1].split(",")
     cells[names.index("party_name")] = "中芯国际集成电路制造有限公司"
     cells[names.index("party_designations")] = ""  # (unknown: screened)
     src = tmp_path / "gbk.csv"
-    src.write_bytes((HEADER + "\n" + ",".join(cells) + "\n" + ROWS[4] + "\n").encode("gbk"))
+    src.write_bytes("\n".join([HEADER, ",".join(cells), *(more or [ROWS[4]]), ""]
+                              ).encode("gbk"))
     return src
 
 
@@ -321,19 +322,6 @@ def test_csv_books_in_another_encoding_are_read_in_it_or_refused(
     lines.write_bytes('{"id": "a", "to_country": "CN"}\n{"id": "中芯"}\n'.encode("gbk"))
     with pytest.raises(BatchError, match="JSON Lines are UTF-8"):
         run_batch(lines, tmp_path / "z.csv", rules)
-
-
-def test_the_cluster_job_rejects_cells_it_could_not_decode(tmp_path: Path,
-                                                           rules: RuleSet) -> None:
-    """On a cluster nothing reads the book before Spark: a GBK book read as UTF-8 comes
-    with its Chinese names replaced by U+FFFD. Those rows are rejected, not screened with
-    a garbled name (with a complete list imported, that would clear the party)."""
-    pytest.importorskip("pyspark")
-    src = _gbk_book(tmp_path)
-    got = _spark_job(tmp_path, [str(src)])
-    answered, rejected = _answered_and_rejected(got)
-    assert [(r["row"], r["field"]) for r in rejected] == [("1", "party_name")]
-    assert "U+FFFD" in rejected[0]["message"] and [r["id"] for r in answered] == ["po-5"]
 
 
 def test_spark_reads_books_named_by_uri_or_by_format() -> None:
@@ -377,11 +365,14 @@ CSL_HEADER = ("_id,source,entity_number,type,programs,name,title,addresses,"
               "dates_of_birth,nationalities,places_of_birth,source_information_url,ids")
 
 
-def test_the_cluster_job_screens_against_the_lists_imported_on_the_driver(
+def test_the_cluster_job_screens_against_the_driver_s_lists_and_rejects_garbled_cells(
         tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A complete list imported on the driver's machine clears a party it does not name.
-    The executors' machines hold other lists (here: none, in a data directory of their
-    own); they screen against the driver's, so the job gives the local path's rows."""
+    """What nothing checks before Spark on a cluster:
+    - A complete list imported on the driver's machine clears a party it does not name.
+      The executors' machines hold other lists (here: none, in a data directory of their
+      own); they screen against the driver's, so the job gives the local path's rows.
+    - A GBK book read as UTF-8 comes with its Chinese name replaced by U+FFFD: that row is
+      rejected, not screened with a garbled name, which the complete list would clear."""
     pytest.importorskip("pyspark")
     from chokepoint.screening import service
 
@@ -391,13 +382,22 @@ def test_the_cluster_job_screens_against_the_lists_imported_on_the_driver(
                    + "\n")
     monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "driver"))
     service.import_list(csl, today=date(2025, 6, 30))
-    src = book(tmp_path / "in.csv", [r.replace(",none,", ",,", 1) for r in ROWS])  # screened
-    run_batch(src, tmp_path / "local.csv", rules)
+    screened = [r.replace(",none,", ",,", 1) for r in ROWS]  # (designations left unknown)
+    src = _gbk_book(tmp_path, screened)
+    # the local path, on the rows as Spark decodes them: the name's bytes replaced
+    garbled = src.read_bytes().decode("utf-8", errors="replace")
+    local_book = tmp_path / "as-decoded.csv"
+    local_book.write_text(garbled, encoding="utf-8")
+    run_batch(local_book, tmp_path / "local.csv", rules)
     local = read_csv(tmp_path / "local.csv")
     # (the control: the party of po-5 is cleared by the driver's list alone)
     assert [r["outcome"] for r in local if r["id"] == "po-5"] == ["no_license_required"]
     got = _spark_job(tmp_path, [str(src)], executor_data=tmp_path / "executors")
-    assert _answered_and_rejected(got)[0] == local
+    answered, rejected = _answered_and_rejected(got)
+    assert answered == local
+    assert rejected == read_csv(tmp_path / "local.csv.rejects.csv")
+    assert (rejected[0]["row"], rejected[0]["field"]) == ("1", "party_name")
+    assert "U+FFFD" in rejected[0]["message"]
 
 
 def _spark_job(tmp_path: Path, args: list[str], executor_data: Path | None = None
