@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from datetime import date
@@ -409,6 +410,16 @@ def test_the_batch_command_runs_the_columnar_engine(tmp_path: Path, rules: RuleS
     assert refused.returncode == 2 and "--trace" in refused.stderr
 
 
+def test_processes_are_bounded_by_memory_when_none_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from chokepoint.batch.run import WORKER_MEMORY, auto_workers
+
+    pages = {"SC_PHYS_PAGES": WORKER_MEMORY * 2 // 4096 + 1, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(os, "sysconf", pages.__getitem__)
+    assert auto_workers("columnar", 10_000_000) == 2  # (eight cores, memory for two)
+
+
 def test_the_batch_command_takes_the_columnar_engine_where_it_can(
         tmp_path: Path, rules: RuleSet) -> None:
     """By default (--engine auto) a CSV or Parquet book goes to the columnar engine; a run
@@ -425,19 +436,21 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
         assert done.returncode == 0, done.stderr
         return done.stderr
 
-    assert "engine: columnar\n" in batch(src, tmp_path / "auto.parquet")
+    assert "engine: columnar, 1 process\n" in batch(src, tmp_path / "auto.parquet")
     run_batch(src, tmp_path / "scalar.parquet", rules)  # today, as the command
     assert pq.read_table(tmp_path / "auto.parquet").to_pylist() == pq.read_table(
         tmp_path / "scalar.parquet").to_pylist()
-    # an explicit engine is not announced
-    assert "engine:" not in batch(src, tmp_path / "local.csv", "--engine", "local")
+    # an engine and a process count both given are not announced
+    assert "engine:" not in batch(src, tmp_path / "local.csv", "--engine", "local",
+                                  "--workers", "1")
     # a run that starts again over an interrupted one's checkpoint says so
     (tmp_path / "again.parquet.checkpoint").write_text("{}")
     assert "this run starts again from row 1 (--resume would have continued it)" in batch(
         src, tmp_path / "again.parquet")
     assert not (tmp_path / "again.parquet.checkpoint").exists()
     traced = batch(src, tmp_path / "traced.jsonl", "--trace")
-    assert "engine: local, row by row (the columnar engine: --trace needs" in traced
+    assert ("engine: local, row by row, 1 process (the columnar engine: --trace needs"
+            in traced)
     # a Parquet book with list columns, and JSON Lines, go row by row too
     lists = tmp_path / "lists.parquet"
     pq.write_table(pa.table({"id": ["a"], "to_country": ["CN"],
@@ -450,6 +463,16 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
     assert pick_engine("auto", jsonl, False, rules)[0] == "scalar"
     assert pick_engine("auto", src, False, rules) == ("columnar", None)
     assert pick_engine("scalar", src, False, rules) == ("scalar", None)
+    # processes when none is named: no more than the book has blocks for, nor cores
+    from chokepoint.batch import run as run_module
+    from chokepoint.batch.run import auto_workers
+
+    cores = min(len(os.sched_getaffinity(0)), os.sysconf("SC_PHYS_PAGES")
+                * os.sysconf("SC_PAGE_SIZE") // run_module.WORKER_MEMORY)
+    assert auto_workers("columnar", 1200) == 1 == auto_workers("scalar", 1500)
+    assert auto_workers("columnar", 10_000_000) == min(cores, 20)
+    assert auto_workers("columnar", 10_000, block=5000) == min(cores, 2)
+    assert auto_workers("scalar", 3_000_000) == cores
     # an empty CSV file has no rows for either engine (no fallback, no note)
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")

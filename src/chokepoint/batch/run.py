@@ -506,6 +506,30 @@ class ResultWriter:
         self.parts_dir.rmdir()
 
 
+WORKER_MEMORY = 3 << 29  # 1.5 GB a process: a columnar worker's peak at the default block
+# is 0.75-1 GB (docs/notes.md)
+
+
+def auto_workers(engine: str, rows: int | None, block: int | None = None) -> int:
+    """Processes for a run when the user names none: every core this process may use, but
+    no more than the book has blocks to share (the columnar engine's blocks, or 2,000 rows
+    each row by row) nor than the machine's memory holds at WORKER_MEMORY each."""
+    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1)
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # (not on this system: one process)
+        memory = WORKER_MEMORY
+    if engine == "columnar":
+        from chokepoint.batch.columnar_run import BLOCK
+
+        share = block or BLOCK
+    else:
+        share = 2_000
+    useful = -(-rows // share) if rows else 1
+    return max(1, min(cpus, memory // WORKER_MEMORY, useful))
+
+
 def pick_engine(engine: str, inp: Path, with_trace: bool, rules: RuleSet
                 ) -> tuple[str, str | None]:
     """The engine a run takes ("scalar" or "columnar") and, for "auto", why not the

@@ -269,9 +269,10 @@ def batch(
         "--engine", help="auto (columnar where it can take the run, else local), local "
         "(row by row), columnar (each rule once per distinct set of the facts it reads; "
         "the same rows, for CSV/Parquet without --trace) or spark (local[2])")] = "auto",
-    workers: Annotated[int, typer.Option(
+    workers: Annotated[int | None, typer.Option(
         "--workers", min=1, max=64, help="Processes evaluating rows (local and columnar "
-        "engines); output order and crash safety are the same.")] = 1,
+        "engines); output order and crash safety are the same. Default: every core, as "
+        "many as the book has blocks for and memory holds (1.5 GB each).")] = None,
     block: Annotated[int | None, typer.Option(
         "--block", min=1000, help="Rows the columnar engine evaluates together (and per "
         "checkpoint); fewer hold less memory, under 1 GB per process at 500,000 "
@@ -289,6 +290,7 @@ def batch(
 
     from chokepoint.batch.run import (
         BatchError,
+        auto_workers,
         check_batch,
         count_rows,
         layout_warnings,
@@ -330,11 +332,16 @@ def batch(
     if not resume and out.with_name(out.name + ".checkpoint").exists():
         typer.echo(f"note: an interrupted run left {out.name}.checkpoint; this run starts "
                    "again from row 1 (--resume would have continued it)", err=True)
-    if engine == "auto":  # (which one, and why not the faster one)
-        typer.echo("engine: columnar" if kind == "columnar" else
-                   f"engine: local, row by row (the columnar engine: {why_not})", err=True)
     try:
         total = count_rows(inp) if inp.exists() else None
+    except OSError as exc:
+        raise _fail(f"cannot read {inp}: {exc}", 1) from exc
+    processes = workers or auto_workers(kind, total, block)
+    if engine == "auto" or workers is None:  # (what was chosen, and why not faster)
+        shown = "columnar" if kind == "columnar" else "local, row by row"
+        typer.echo(f"engine: {shown}, {processes} process{'es' if processes > 1 else ''}"
+                   + (f" (the columnar engine: {why_not})" if why_not else ""), err=True)
+    try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(),
                       console=Console(stderr=True), transient=False) as bar:
@@ -350,7 +357,7 @@ def batch(
                     bar.update(task, completed=n, rate=f"{rate:,.0f}")
 
             summary = run_batch(inp, out, rules, override=override, columns=columns,
-                                with_trace=trace, resume=resume, workers=workers,
+                                with_trace=trace, resume=resume, workers=processes,
                                 progress=tick, block=block, encoding=encoding,
                                 engine="auto" if engine == "auto" else kind)
     except BatchError as exc:
