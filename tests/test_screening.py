@@ -487,3 +487,20 @@ def test_lists_shipped_to_another_machine_are_the_only_ones_screened_against(
     assert service.use_imported_files({}) != base and service.imported_lists() == []
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == sorted(
         [base.name, service.use_imported_files({}).name])  # (nothing half-made left)
+
+
+def test_a_names_file_in_another_encoding_is_read_in_it_or_refused(tmp_path: Path) -> None:
+    """A GBK file of Chinese names: refused without --encoding (a name read as the wrong
+    bytes would match nothing), screened with it."""
+    names = tmp_path / "names.csv"
+    names.write_bytes("id,name\nq1,中芯国际集成电路制造有限公司\n".encode("gbk"))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "chokepoint", "screen",  # noqa: E731
+                                     "--file", str(names), "--workers", "1", *a],
+                                    capture_output=True, text=True, check=False)
+    refused = run()
+    assert refused.returncode == 2 and "not UTF-8 text" in refused.stderr
+    assert "--encoding" in refused.stderr and "Traceback" not in refused.stderr
+    found = run("--encoding", "gbk", "--format", "csv")
+    assert found.returncode == 0, found.stderr
+    smic = "q1,中芯国际集成电路制造有限公司,entity_list,smic,"
+    assert found.stdout.splitlines()[1].startswith(smic)

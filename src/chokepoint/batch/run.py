@@ -108,7 +108,7 @@ def not_text(path: Path, encoding: str | None, exc: UnicodeDecodeError) -> Batch
     """The error for a book that is not text in the encoding it is read in."""
     bad = exc.object[exc.start:exc.start + 4].hex(" ")
     return BatchError(f"{path}: not {encoding or 'UTF-8'} text (bytes {bad}); "
-                      + ("save the book as UTF-8, or name its encoding with --encoding, "
+                      + ("save the file as UTF-8, or name its encoding with --encoding, "
                          "e.g. gbk or cp1252" if encoding is None else
                          "name the encoding it was saved in with --encoding"))
 

@@ -194,6 +194,9 @@ def screen(
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=64, help="Processes for --file (default: every core).")
     ] = os.cpu_count() or 1,
+    encoding: Annotated[str | None, typer.Option(
+        "--encoding", help="The encoding of the --file CSV, if not UTF-8 (e.g. gbk).")
+    ] = None,
 ) -> None:
     """Screen party names against the Entity List, the CSL, SDN and imported lists."""
     import csv as csv_mod
@@ -208,15 +211,24 @@ def screen(
         raise _fail(str(exc), 2) from exc
     queries: list[dict[str, str]] = []
     if file is not None:
-        with file.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv_mod.DictReader(fh)
-            if not reader.fieldnames or "name" not in reader.fieldnames:
-                raise _fail(f"{file}: line 1: needs a 'name' column", 2)
-            for row in reader:
-                if not (row.get("name") or "").strip():
-                    raise _fail(f"{file}: line {reader.line_num}: empty name", 2)
-                queries.append({"id": row.get("id") or "", "name": row["name"],
-                                "country": row.get("country") or ""})
+        from chokepoint.batch.run import BatchError, not_text, text_encoding
+
+        try:
+            with file.open(newline="", encoding=text_encoding(file, encoding)) as fh:
+                reader = csv_mod.DictReader(fh)
+                if not reader.fieldnames or "name" not in reader.fieldnames:
+                    raise _fail(f"{file}: line 1: needs a 'name' column", 2)
+                for row in reader:
+                    if not (row.get("name") or "").strip():
+                        raise _fail(f"{file}: line {reader.line_num}: empty name", 2)
+                    queries.append({"id": row.get("id") or "", "name": row["name"],
+                                    "country": row.get("country") or ""})
+        except UnicodeDecodeError as exc:  # (a name read as the wrong bytes: no match)
+            raise _fail(str(not_text(file, encoding, exc)), 2) from exc
+        except BatchError as exc:
+            raise _fail(str(exc), 2) from exc
+        except OSError as exc:
+            raise _fail(f"cannot read {file}: {exc}", 2) from exc
     elif name:
         queries.append({"id": "", "name": name, "country": country or ""})
     else:
