@@ -211,10 +211,16 @@ def screen(
         raise _fail(str(exc), 2) from exc
     queries: list[dict[str, str]] = []
     if file is not None:
-        from chokepoint.batch.run import BatchError, not_text, text_encoding
+        import codecs
+
+        from chokepoint.batch.run import not_text
 
         try:
-            with file.open(newline="", encoding=text_encoding(file, encoding)) as fh:
+            codecs.lookup(encoding or "utf-8")
+        except LookupError as exc:
+            raise _fail(f"--encoding {encoding}: not an encoding Python knows", 2) from exc
+        try:
+            with file.open(newline="", encoding=encoding or "utf-8-sig") as fh:
                 reader = csv_mod.DictReader(fh)
                 if not reader.fieldnames or "name" not in reader.fieldnames:
                     raise _fail(f"{file}: line 1: needs a 'name' column", 2)
@@ -225,8 +231,6 @@ def screen(
                                     "country": row.get("country") or ""})
         except UnicodeDecodeError as exc:  # (a name read as the wrong bytes: no match)
             raise _fail(str(not_text(file, encoding, exc)), 2) from exc
-        except BatchError as exc:
-            raise _fail(str(exc), 2) from exc
         except OSError as exc:
             raise _fail(f"cannot read {file}: {exc}", 2) from exc
     elif name:
