@@ -99,10 +99,18 @@ class Evaluator(Prepared):
             stage = SHARED  # the same at every stage: as given (or the day's)
         key = (stage, what, arg)
         found = self._parts.get(key)
-        if found is None:  # the same code for the same value in every block
-            codes, size, keys = self.sites.fact(key, *self._part(stage, what, arg))
-            self._keys[id(codes)] = (codes, keys)
-            found = self._parts[key] = (codes, size)
+        if found is None:
+            found = self._stable(key, *self._part(stage, what, arg))
+        return found
+
+    def _stable(self, key: Any, codes: np.ndarray, keys: list[Any]
+                ) -> tuple[np.ndarray, int]:
+        """A block's codes of a part (``keys``: each code's value key) as the rule set's
+        stable codes - the same code for the same value in every block - kept as the
+        part ``key``."""
+        stable, size, values = self.sites.fact(key, codes, keys)
+        self._keys[id(stable)] = (stable, values)
+        found = self._parts[key] = (stable, size)
         return found
 
     def data_epoch(self, pred: Pred, live: np.ndarray) -> tuple[np.ndarray, int]:
@@ -119,9 +127,7 @@ class Evaluator(Prepared):
                                [_value_on(rules.parameters[p], day) for p in params],
                                [_members_on(rules.groups[g], day) for g in groups]])
                     for e, day in enumerate(self.epoch_starts)]
-            codes, size, stable = self.sites.fact(key, self.book.epoch, keys)
-            self._keys[id(codes)] = (codes, stable)
-            found = self._parts[key] = (codes, size)
+            found = self._stable(key, self.book.epoch, keys)
         return found
 
     def keys_of(self, codes: np.ndarray) -> list[Any] | None:
