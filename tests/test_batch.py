@@ -318,6 +318,13 @@ def test_csv_books_in_another_encoding_are_read_in_it_or_refused(
     pq.write_table(pa.table({"id": ["a"]}), parquet)
     with pytest.raises(BatchError, match="for CSV books"):
         run_batch(parquet, tmp_path / "y.csv", rules, encoding="gbk")
+    # a book whose bad bytes come well after the header (read in chunks): refused too
+    late = tmp_path / "late.csv"
+    late.write_bytes(((HEADER + "\n" + "\n".join(ROWS * 600) + "\n").encode()
+                      + ROWS[4].replace("Example Paris", "中芯").encode("gbk") + b"\n"))
+    for engine in ("scalar", "columnar", "auto"):
+        with pytest.raises(BatchError, match="not UTF-8 text"):
+            run_batch(late, tmp_path / f"late-{engine}.csv", rules, engine=engine)
     lines = tmp_path / "book.jsonl"
     lines.write_bytes('{"id": "a", "to_country": "CN"}\n{"id": "中芯"}\n'.encode("gbk"))
     with pytest.raises(BatchError, match="JSON Lines are UTF-8"):

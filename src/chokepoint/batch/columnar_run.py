@@ -24,7 +24,6 @@ from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
 from chokepoint.batch.run import (
     REGIMES,
-    BatchError,
     ColumnarRefused,
     ResultWriter,
     Summary,
@@ -32,6 +31,7 @@ from chokepoint.batch.run import (
     checkpoint_after,
     conformed,
     evaluate_row,
+    not_text,
     write_part,
 )
 from chokepoint.rules.ruleset import RuleSet
@@ -66,9 +66,7 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
                                              convert_options=convert), block, mapping)
     except pa.ArrowInvalid as exc:
         if "UTF8" in str(exc):  # (no engine can read it in this encoding)
-            raise BatchError(f"{path}: a row is not {encoding or 'UTF-8'} text; save the "
-                             "book as UTF-8, or name its encoding with --encoding, e.g. "
-                             "gbk or cp1252") from exc
+            raise not_text(path, encoding) from exc
         raise ColumnarRefused(f"{path}: the columnar engine cannot read this CSV "
                               f"({exc})") from exc
 

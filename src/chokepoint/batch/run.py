@@ -104,10 +104,12 @@ def text_encoding(path: Path, encoding: str | None) -> str:
     return encoding
 
 
-def not_text(path: Path, encoding: str | None, exc: UnicodeDecodeError) -> BatchError:
-    """The error for a book that is not text in the encoding it is read in."""
-    bad = exc.object[exc.start:exc.start + 4].hex(" ")
-    return BatchError(f"{path}: not {encoding or 'UTF-8'} text (bytes {bad}); "
+def not_text(path: Path, encoding: str | None, exc: UnicodeDecodeError | None = None
+             ) -> BatchError:
+    """The error for a file that is not text in the encoding it is read in (``exc``: the
+    decoder's, which shows the bytes)."""
+    bad = "" if exc is None else f" (bytes {exc.object[exc.start:exc.start + 4].hex(' ')})"
+    return BatchError(f"{path}: not {encoding or 'UTF-8'} text{bad}; "
                       + ("save the file as UTF-8, or name its encoding with --encoding, "
                          "e.g. gbk or cp1252" if encoding is None else
                          "name the encoding it was saved in with --encoding"))
