@@ -320,8 +320,8 @@ def test_csv_books_in_another_encoding_are_read_in_it_or_refused(
         run_batch(parquet, tmp_path / "y.csv", rules, encoding="gbk")
     # a book whose bad bytes come well after the header (read in chunks): refused too
     late = tmp_path / "late.csv"
-    late.write_bytes(((HEADER + "\n" + "\n".join(ROWS * 600) + "\n").encode()
-                      + ROWS[4].replace("Example Paris", "中芯").encode("gbk") + b"\n"))
+    late.write_bytes((HEADER + "\n" + "\n".join(ROWS * 600) + "\n").encode()
+                      + ROWS[4].replace("Example Paris", "中芯").encode("gbk") + b"\n")
     for engine in ("scalar", "columnar", "auto"):
         with pytest.raises(BatchError, match="not UTF-8 text"):
             run_batch(late, tmp_path / f"late-{engine}.csv", rules, engine=engine)
