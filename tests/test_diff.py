@@ -104,3 +104,31 @@ def test_diff_cli(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from", "2025-01-02",
                           "--to", "2025-01-01"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2
+
+
+def test_the_text_report_says_what_moved_in_each_order() -> None:
+    """Rules added and removed and a changed review policy in words, each order with its
+    causes, and per cause a count (the JSON report lists the orders)."""
+    from chokepoint.diff import render_impact
+
+    moved = {"row": 7, "id": "po-7", "outcome": {"from": "undetermined",
+                                                 "to": "license_required"},
+             "caused_by": ["744.11(a)", "US:smic"],
+             "regimes": {"US": {"outcome": {"from": "undetermined", "to": "license_required"},
+                                "rules_added": ["744.11(a)"], "rules_removed": ["742.4(a)(4)"],
+                                "review_policy": {"from": [""],
+                                                  "to": ["", "presumption_of_denial"]}}}}
+    same_policy = {"row": 8, "id": "", "outcome": {"from": "undetermined", "to": "not_subject"},
+                   "caused_by": ["742.4(a)(4)"],
+                   "regimes": {"US": {"outcome": {"from": "undetermined", "to": "not_subject"},
+                                      "rules_added": [], "rules_removed": ["742.4(a)(4)"],
+                                      "review_policy": {"from": [""], "to": []}}}}
+    text = render_impact({"from": "2024-12-01", "to": "2024-12-02", "rule_changes": [],
+                          "changed_rows": [moved, same_policy],
+                          "by_cause": {"744.11(a), US:smic": [7], "742.4(a)(4)": [8]}})
+    assert "  caused by 744.11(a), US:smic: 1 order(s)\n" in text
+    assert ("  po-7 (row 7): undetermined -> license_required  [caused by 744.11(a), US:smic]\n"
+            "      US: undetermined -> license_required; rules added 744.11(a); rules removed "
+            "742.4(a)(4); review policy (none) -> presumption_of_denial\n") in text
+    assert ("  row 8: undetermined -> not_subject  [caused by 742.4(a)(4)]\n"
+            "      US: undetermined -> not_subject; rules removed 742.4(a)(4)\n") in text

@@ -261,14 +261,32 @@ def render_impact(report: dict[str, Any]) -> str:
     lines = [render_changes(report["rule_changes"], date.fromisoformat(report["from"]),
                             date.fromisoformat(report["to"])).rstrip(),
              "", f"Orders that change: {len(report['changed_rows'])}"]
-    for cause, ids in report["by_cause"].items():
-        lines.append(f"  caused by {cause}: {', '.join(map(str, ids))}")
+    for cause, ids in report["by_cause"].items():  # (each order's line names its causes)
+        lines.append(f"  caused by {cause}: {len(ids)} order(s)")
     for r in report["changed_rows"]:
-        lines.append(f"  {r['id'] or r['row']}: {r['outcome']['from']} -> {r['outcome']['to']}")
+        name = f"{r['id']} (row {r['row']})" if r["id"] else f"row {r['row']}"
+        lines.append(f"  {name}: {r['outcome']['from']} -> {r['outcome']['to']}"
+                     f"  [caused by {', '.join(r['caused_by'])}]")
         for code, ch in r["regimes"].items():
-            lines.append(f"      {code}: {ch['outcome']['from']} -> {ch['outcome']['to']}; "
-                         f"+{ch['rules_added']} -{ch['rules_removed']}")
+            lines.append(f"      {code}: " + "; ".join(_regime_move(ch)))
     return "\n".join(lines) + "\n"
+
+
+def _regime_move(ch: dict[str, Any]) -> list[str]:
+    """What moved in one regime's answer, in words: the outcome, the deciding rules added
+    and removed, and the review policies when they changed."""
+    out = [f"{ch['outcome']['from']} -> {ch['outcome']['to']}"]
+    if ch["rules_added"]:
+        out.append("rules added " + ", ".join(ch["rules_added"]))
+    if ch["rules_removed"]:
+        out.append("rules removed " + ", ".join(ch["rules_removed"]))
+    # (the policies of the requirements that apply; one without a policy shows in its
+    # rules added or removed)
+    before, after = ([p for p in ch["review_policy"][end] if p] for end in ("from", "to"))
+    if before != after:
+        out.append(f"review policy {', '.join(before) or NO_POLICY} -> "
+                   f"{', '.join(after) or NO_POLICY}")
+    return out
 
 
 def impact_summary(rules: RuleSet, d1: date, d2: date, counts: dict[str, int],
