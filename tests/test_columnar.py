@@ -443,6 +443,13 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
     # an engine and a process count both given are not announced
     assert "engine:" not in batch(src, tmp_path / "local.csv", "--engine", "local",
                                   "--workers", "1")
+    # an output format it cannot write is refused before anything is shown or written
+    refused = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src),
+                              str(tmp_path / "out.xlsx")], capture_output=True, text=True,
+                             check=False)
+    assert refused.returncode == 2 and refused.stderr == (
+        f"chokepoint: {tmp_path / 'out.xlsx'}: output must be .csv, .parquet or .jsonl\n")
+    assert not list(tmp_path.glob("out.xlsx*"))
     # a run that starts again over an interrupted one's checkpoint says so
     (tmp_path / "again.parquet.checkpoint").write_text("{}")
     assert "this run starts again from row 1 (--resume would have continued it)" in batch(

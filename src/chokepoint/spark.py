@@ -252,6 +252,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         raise ValueError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
         raise ValueError(f"{out}: the results would replace the book; name another file")
+    if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
+        raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -556,6 +556,8 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
         raise BatchError(f"{out}: the results would replace the book; name another file")
     if not out.parent.is_dir():
         raise BatchError(f"{out.parent}: no such directory for the results")
+    if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
+        raise BatchError(f"{out}: output must be .csv, .parquet or .jsonl")
     engine = pick_engine(engine, inp, with_trace, rules)[0]
     if engine not in ("scalar", "columnar"):
         raise BatchError(f"engine must be auto, scalar or columnar, not {engine!r}")
