@@ -200,3 +200,26 @@ def test_diff_reads_a_book_with_its_own_column_names(tmp_path: Path) -> None:
                               "2024-12-01", "--to", "2024-12-02", "--columns", str(cmap)],
                              capture_output=True, text=True, check=False)
     assert refused.returncode == 2 and "name the book" in refused.stderr
+
+
+def test_diff_suggests_a_table_when_many_orders_move(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MOVED_SHOWN moved orders, the text report (a line or two per order) is
+    followed by a note on stderr naming --out; with --out, or below it, there is none."""
+    from typer.testing import CliRunner
+
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.cli import main
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 400, seed=4)
+    args = ["diff", "--from", "2024-12-01", "--to", "2024-12-02", str(src)]
+    runner = CliRunner()
+    quiet = runner.invoke(main.app, args)
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr
+    monkeypatch.setattr(main, "MOVED_SHOWN", 5)
+    many = runner.invoke(main.app, args)
+    moved = int(many.stdout.split("Orders that change: ")[1].split()[0])
+    assert moved > 5 and f"note: {moved:,} orders moved; --out moved.csv" in many.stderr
+    table = runner.invoke(main.app, [*args, "--out", str(tmp_path / "moved.csv")])
+    assert table.exit_code == 0 and "note:" not in table.stderr

@@ -516,6 +516,13 @@ def diff(
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_impact(result) if out is None else render_impact_summary(result))
+    moved = len(result.get("changed_rows") or ())
+    if out is None and moved > MOVED_SHOWN:  # (a line or two per order: a table reads better)
+        typer.echo(f"note: {moved:,} orders moved; --out moved.csv (or .parquet) writes them "
+                   "as a table, one row each", err=True)
+
+
+MOVED_SHOWN = 1000  # moved orders past which `diff` suggests a table (--out)
 
 
 def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | None,
