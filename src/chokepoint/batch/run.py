@@ -96,6 +96,11 @@ def text_encoding(path: Path, encoding: str | None) -> str:
     if path.suffix.lower() != ".csv":
         raise BatchError(f"{path}: --encoding is for CSV books (JSON Lines are UTF-8, "
                          "Parquet text is UTF-8)")
+    return known_encoding(encoding)
+
+
+def known_encoding(encoding: str) -> str:
+    """``encoding``, if Python knows it (BatchError otherwise)."""
     try:
         codecs.lookup(encoding)
     except LookupError as exc:
@@ -558,10 +563,9 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
         raise BatchError(f"{out.parent}: no such directory for the results")
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
         raise BatchError(f"{out}: output must be .csv, .parquet or .jsonl")
-    engine = pick_engine(engine, inp, with_trace, rules)[0]
-    if engine not in ("scalar", "columnar"):
+    if engine not in ("auto", "scalar", "columnar"):
         raise BatchError(f"engine must be auto, scalar or columnar, not {engine!r}")
-    if engine == "columnar":
+    if engine == "columnar":  # (auto takes it only where these hold: pick_engine)
         if with_trace:
             raise BatchError("--trace needs the full determination of each row: use the "
                              "scalar engine")

@@ -211,14 +211,12 @@ def screen(
         raise _fail(str(exc), 2) from exc
     queries: list[dict[str, str]] = []
     if file is not None:
-        import codecs
-
-        from chokepoint.batch.run import not_text
+        from chokepoint.batch.run import BatchError, known_encoding, not_text
 
         try:
-            codecs.lookup(encoding or "utf-8")
-        except LookupError as exc:
-            raise _fail(f"--encoding {encoding}: not an encoding Python knows", 2) from exc
+            known_encoding(encoding or "utf-8")
+        except BatchError as exc:
+            raise _fail(str(exc), 2) from exc
         try:
             with file.open(newline="", encoding=encoding or "utf-8-sig") as fh:
                 reader = csv_mod.DictReader(fh)
@@ -544,11 +542,11 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         changed_rows_table,
         write_changed_rows,
     )
+    from chokepoint.batch.run import BatchError, count_rows
     from chokepoint.diff import impact_summary, order_impact
 
     if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
         from chokepoint.batch.columnar import Unsupported
-        from chokepoint.batch.run import BatchError, count_rows
 
         try:  # the columnar engine answers every row on both dates
             with Progress(TextColumn("{task.description}"), BarColumn(),
@@ -566,8 +564,6 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
                 return found
         except (Unsupported, BatchError):
             pass
-    from chokepoint.batch.run import BatchError
-
     try:
         transactions = _read_book(orders, mapping, encoding)
     except (InputError, BatchError) as exc:
