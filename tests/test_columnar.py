@@ -191,6 +191,75 @@ def test_csv_books_with_bad_rows_give_the_same_rows_and_rejects(tmp_path: Path,
     assert len(read("scalar.csv.rejects.csv")) == 12
 
 
+def test_numbers_that_are_not_finite_and_other_lists_read_alike_in_both_engines(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """A cell of "nan", "inf" or a number too large for a float is rejected with its row
+    (an "inf" stopped the whole batch with a traceback in both engines), a fraction in an
+    int column is rejected rather than rounded, a NaN in a Parquet float column is unknown,
+    and a party on a list chokepoint does not encode leaves the US answer open."""
+    rows = [
+        {"id": "n1", "chip_tops": "500", "chip_bit_length": "8"},
+        {"id": "n2", "chip_tops": "nan", "chip_bit_length": "8"},
+        {"id": "n3", "chip_tops": "inf", "chip_bit_length": "8"},
+        {"id": "n4", "chip_tops": "1e999", "chip_bit_length": "8"},
+        {"id": "n5", "chip_tops": "500", "chip_bit_length": "8.9"},
+        {"id": "n6", "chip_tops": "500", "chip_bit_length": "8.0"},
+        {"id": "d1", "item_kind": "other", "item_eccn": "EAR99",
+         "party_designations": "denied_persons"},
+        {"id": "d2", "item_kind": "other", "item_eccn": "EAR99",
+         "party_designations": "Entity List:4"},
+        {"id": "d3", "item_kind": "other", "item_eccn": "EAR99",
+         "party_designations": "none"},
+    ]
+    base = {"date": "2025-06-02", "activity": "export", "from_country": "US",
+            "to_country": "CN", "exporter_name": "Acme", "exporter_country": "US",
+            "exporter_headquartered_in": "US", "item_kind": "chip", "item_made_in": "TW",
+            "chip_die_area_mm2": "800", "chip_datacenter": "true",
+            "us_controlled_share": "0", "end_uses": "none", "us_person_support": "false",
+            "party_name": "Example Buyer", "party_role": "end_user", "party_country": "CN",
+            "party_designations": "none"}
+    book = [{**base, **r} for r in rows]
+    src = tmp_path / "book.csv"
+    with src.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list({k: 0 for r in book for k in r}))
+        writer.writeheader()
+        writer.writerows(book)
+    for engine in ("scalar", "columnar"):
+        run_batch(src, tmp_path / f"{engine}.csv", rules, today=TODAY, engine=engine)
+
+    def read(name: str) -> list[dict[str, str]]:
+        with (tmp_path / name).open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    assert read("columnar.csv") == read("scalar.csv")
+    assert read("columnar.csv.rejects.csv") == read("scalar.csv.rejects.csv")
+    rejects = {r["id"]: r["message"] for r in read("scalar.csv.rejects.csv")}
+    assert rejects == {
+        "n2": "row 2: chip_tops: not a finite number: 'nan'",
+        "n3": "row 3: chip_tops: not a finite number: 'inf'",
+        "n4": "row 4: chip_tops: not a finite number: '1e999'",
+        "n5": "row 5: chip_bit_length: not a whole number: '8.9'"}
+    got = {r["id"]: r for r in read("scalar.csv")}
+    assert got["n1"]["US_outcome"] == got["n6"]["US_outcome"] == "license_required"
+    for listed in ("d1", "d2"):
+        assert got[listed]["US_outcome"] == "undetermined"
+        assert "US:rules:US:designation_lists" in got[listed]["missing_facts"].split(";")
+    assert got["d3"]["US_outcome"] == "no_license_required"
+    # a Parquet float column: NaN is unknown (as a null), infinity is rejected
+    floats = pa.table({**{k: [r.get(k) for r in book[:2]] for k in book[0]},
+                       "chip_tops": pa.array([float("nan"), float("inf")], pa.float64())})
+    pq.write_table(floats, tmp_path / "floats.parquet")
+    for engine in ("scalar", "columnar"):
+        run_batch(tmp_path / "floats.parquet", tmp_path / f"f-{engine}.csv", rules,
+                  today=TODAY, engine=engine)
+    assert read("f-columnar.csv") == read("f-scalar.csv")
+    assert read("f-columnar.csv.rejects.csv") == read("f-scalar.csv.rejects.csv")
+    (answered,) = read("f-scalar.csv")
+    assert answered["id"] == "n1" and answered["US_outcome"] == "undetermined"
+    assert "US:item.chip.tops" in answered["missing_facts"].split(";")
+    assert [r["id"] for r in read("f-scalar.csv.rejects.csv")] == ["n2"]
+
+
 def test_an_interrupted_columnar_run_resumes_to_the_rows_of_a_clean_run(
         tmp_path: Path, rules: RuleSet, interrupt: Any) -> None:
     from chokepoint.batch.synthetic import write_book

@@ -8,13 +8,25 @@ bundled examples (wrong types, unknown keys, removed keys, bad enum values and d
 from __future__ import annotations
 
 import copy
+import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chokepoint.contract import _fast_validator, _validator, read_transactions
+from chokepoint import contract
+from chokepoint.contract import (
+    InputError,
+    _fast_validator,
+    _validator,
+    read_transactions,
+    validate_transaction,
+)
 
 EXAMPLES = [t for f in sorted((Path(__file__).parents[1] / "src" / "chokepoint" / "examples")
                               .glob("*.yaml")) for t in read_transactions(f)]
@@ -71,3 +83,36 @@ def test_examples_are_valid_for_both() -> None:
     for txn in EXAMPLES:
         assert _fast_validator("transaction").is_valid(txn)
         assert not list(_validator("transaction").iter_errors(txn))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("where", [("item", "chip", "tops"),
+                                   ("item", "us_content", "controlled_share")])
+def test_a_number_that_is_not_finite_is_refused_by_its_path(value: float,
+                                                            where: tuple[str, ...]) -> None:
+    """NaN passes every minimum and maximum of the schema (and YAML's .nan/.inf and
+    Python's JSON reader let it in): it is refused, naming the field, before any rule can
+    compare it."""
+    txn = copy.deepcopy(EXAMPLES[0])
+    node = txn
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    with pytest.raises(InputError, match=re.escape(".".join(where)) + ": not a finite number"):
+        validate_transaction(txn, 0)
+
+
+def test_non_finite_numbers_in_yaml_and_json_files_are_refused(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "src" / "chokepoint" / "examples"
+            / "01-us-origin-3a090a-chip-to-china.yaml").read_text()
+    data = yaml.safe_load(text)
+    data["item"]["chip"] = {**data["item"].get("chip", {}), "tops": math.inf}
+    data = contract._jsonable(data)
+    as_yaml = tmp_path / "t.yaml"
+    as_yaml.write_text(yaml.safe_dump(data))  # (written as .inf)
+    as_json = tmp_path / "t.json"
+    data["item"]["chip"]["tops"] = math.nan
+    as_json.write_text(json.dumps(data))  # (written as NaN)
+    for path, shown in ((as_yaml, "inf"), (as_json, "nan")):
+        with pytest.raises(InputError, match=f"item.chip.tops: not a finite number \\({shown}\\)"):
+            read_transactions(path)

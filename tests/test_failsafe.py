@@ -127,3 +127,27 @@ def test_removing_a_fact_never_clears(txn: dict[str, Any], on: date) -> None:
             # A licence stays required, or the answer becomes an open question.
             assert after["outcome"] in ("license_required", "undetermined"), (
                 f"removing {where}: license_required -> {after['outcome']}")
+
+
+other_list = st.one_of(
+    st.sampled_from(["denied_persons", "military_end_user", "unverified_list", "sdn",
+                     "Entity List", "entity-list", "EL"]),
+    st.text(min_size=1, max_size=12).filter(lambda s: s != "entity_list"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(transaction, st.sampled_from(DATES), other_list,
+       st.sampled_from(["purchaser", "end_user", "other"]))
+def test_a_designation_chokepoint_does_not_encode_never_clears(
+        txn: dict[str, Any], on: date, listed: str, role: str) -> None:
+    """A party on a list whose rules are not encoded (the Denied Persons List, a misspelt
+    'Entity List' ...) never leaves a subject item with "no licence required"
+    (736.2(b):other-lists): the answer is a licence or an open question."""
+    txn = copy.deepcopy(txn)
+    txn["parties"] = [*txn["parties"], {"role": role, "name": "Delta Trading",
+                                        "designations": [{"list": listed}]}]
+    validate_transaction(txn, 0)
+    us = determine(txn, RULES, on)["jurisdictions"]["US"]
+    assert us["outcome"] != "no_license_required"
+    if us["outcome"] == "undetermined" and us["subject"] is True:
+        assert "rules:US:designation_lists" in {m["field"] for m in us["missing_facts"]}

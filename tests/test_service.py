@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,6 +141,12 @@ def test_validation_errors_name_the_field_and_size_limit(service) -> None:  # ty
     bad = client.post("/v1/determinations", json={**EXAMPLE, "to_country": "China"},
                       headers=h(keys["analyst"]))
     assert bad.status_code == 422 and "to_country" in bad.text
+    # Python's JSON reader takes NaN and Infinity: refused, naming the field
+    chip = {**EXAMPLE["item"], "chip": {**EXAMPLE["item"].get("chip", {}), "tops": "X"}}
+    body = json.dumps({**EXAMPLE, "item": chip}).replace('"X"', "Infinity").encode()
+    inf = client.post("/v1/determinations", content=body,
+                      headers={**h(keys["analyst"]), "Content-Type": "application/json"})
+    assert inf.status_code == 422 and "item.chip.tops: not a finite number" in inf.text
     big = client.post("/v1/determinations", content=b"x" * (MAX_BODY + 1),
                       headers={**h(keys["analyst"]), "Content-Type": "application/json"})
     assert big.status_code == 413

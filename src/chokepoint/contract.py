@@ -7,6 +7,7 @@ offending value in a file of many transactions.
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -50,6 +51,20 @@ def _path(parts: Any) -> str:
     return out or "(the transaction itself)"
 
 
+def _non_finite(obj: Any, where: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], float] | None:
+    """The path and value of the first NaN or infinite number in ``obj`` (which YAML's
+    ``.nan``/``.inf``, Python's JSON reader and float cells let in), or None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where, obj)
+    items = (obj.items() if isinstance(obj, dict)
+             else enumerate(obj) if isinstance(obj, list) else ())
+    for key, value in items:
+        found = _non_finite(value, (*where, key))
+        if found is not None:
+            return found
+    return None
+
+
 def validate_transaction(txn: Any, index: int, label: str | None = None) -> dict[str, Any]:
     """Check one transaction against the contract; raise :class:`InputError` if invalid.
     Errors name it as ``label`` (default: "transaction INDEX", counted from 0) and its id."""
@@ -58,6 +73,10 @@ def validate_transaction(txn: Any, index: int, label: str | None = None) -> dict
         label += f" (id {txn['id']!r})"
     if not isinstance(txn, dict):
         raise InputError(f"{label}: expected a mapping of facts, got {type(txn).__name__}")
+    bad = _non_finite(txn)
+    if bad is not None:  # (JSON Schema cannot say it: NaN passes every minimum and maximum)
+        where, value = bad
+        raise InputError(f"{label}: {_path(where)}: not a finite number ({value!r})")
     errors = [] if _fast_validator("transaction").is_valid(txn) else sorted(
         _validator("transaction").iter_errors(txn), key=lambda e: list(e.path))
     if errors:

@@ -8,6 +8,7 @@ renames a user's ERP columns to these names without editing the export.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 NONE_MARKERS = ("none", "[]")
@@ -125,6 +126,10 @@ def _value(column: str, kind: str, raw: Any) -> Any:
             value = float(text)
         except ValueError as exc:
             raise RowError(column, f"not a number: {text!r}") from exc
+        if not math.isfinite(value):  # ("nan", "inf" and "1e999" parse as floats)
+            raise RowError(column, f"not a finite number: {text!r}")
+        if kind == "int" and not value.is_integer():  # (never rounded: 8.9 bits is not 8)
+            raise RowError(column, f"not a whole number: {text!r}")
         return int(value) if kind == "int" or value.is_integer() else value
     if kind == "bool":
         low = text.lower()
