@@ -81,6 +81,23 @@ def test_unknown_field_is_reported_with_its_path(tmp_path: Path) -> None:
     assert "transaction 0: item:" in result.stderr and "colour" in result.stderr
 
 
+def test_an_assertion_no_rule_reads_exits_2_with_the_one_it_resembles(tmp_path: Path) -> None:
+    """A misspelt assertion would be read as not made (the rules look ids up exactly):
+    the input is refused, suggesting the known assertion it resembles."""
+    bad = tmp_path / "t.yaml"
+    bad.write_text("{id: po-1, to_country: CN, item: {made_in: US}, "
+                   "assertions: [equivalent_review_policy, back-end-only]}\n")
+    result = run("check", str(bad))
+    assert result.returncode == 2 and result.stdout == ""
+    assert ("transaction 0 (id 'po-1'): assertions[1]: 'back-end-only' is not a statement "
+            "any rule reads (did you mean 'back_end_only'?)") in result.stderr
+    bad.write_text("{id: po-1, to_country: CN, item: {made_in: US}, assertions: [xyzzy]}\n")
+    result = run("gaps", str(bad))
+    assert result.returncode == 2 and "the rules know advanced_node_ic_is_logic" in result.stderr
+    bad.write_text("{id: po-1, to_country: CN, item: {made_in: US}, assertions: [back_end_only]}\n")
+    assert run("check", str(bad)).returncode == 0
+
+
 def test_bad_date_option_exits_2() -> None:
     result = run("check", str(EXAMPLES[0]), "--date", "2024-02-30")
     assert result.returncode == 2 and "--date" in result.stderr

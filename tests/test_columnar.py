@@ -196,7 +196,8 @@ def test_numbers_that_are_not_finite_and_other_lists_read_alike_in_both_engines(
     """A cell of "nan", "inf" or a number too large for a float is rejected with its row
     (an "inf" stopped the whole batch with a traceback in both engines), a fraction in an
     int column is rejected rather than rounded, a NaN in a Parquet float column is unknown,
-    and a party on a list chokepoint does not encode leaves the US answer open."""
+    a party on a list chokepoint does not encode leaves the US answer open, and an
+    assertion no rule reads (misspelt) is rejected rather than read as not made."""
     rows = [
         {"id": "n1", "chip_tops": "500", "chip_bit_length": "8"},
         {"id": "n2", "chip_tops": "nan", "chip_bit_length": "8"},
@@ -210,6 +211,8 @@ def test_numbers_that_are_not_finite_and_other_lists_read_alike_in_both_engines(
          "party_designations": "Entity List:4"},
         {"id": "d3", "item_kind": "other", "item_eccn": "EAR99",
          "party_designations": "none"},
+        {"id": "a1", "assertions": "advanced_node_ic_is_logic"},
+        {"id": "a2", "assertions": "advanced_node_ic_is_logic;advanced_node_ic_is_LOGIC"},
     ]
     base = {"date": "2025-06-02", "activity": "export", "from_country": "US",
             "to_country": "CN", "exporter_name": "Acme", "exporter_country": "US",
@@ -238,7 +241,10 @@ def test_numbers_that_are_not_finite_and_other_lists_read_alike_in_both_engines(
         "n2": "row 2: chip_tops: not a finite number: 'nan'",
         "n3": "row 3: chip_tops: not a finite number: 'inf'",
         "n4": "row 4: chip_tops: not a finite number: '1e999'",
-        "n5": "row 5: chip_bit_length: not a whole number: '8.9'"}
+        "n5": "row 5: chip_bit_length: not a whole number: '8.9'",
+        "a2": "row 11 (id 'a2'): assertions[1]: 'advanced_node_ic_is_LOGIC' is not a "
+              "statement any rule reads (did you mean 'advanced_node_ic_is_logic'?)"}
+    assert [r["id"] for r in read("scalar.csv")] == ["n1", "n6", "d1", "d2", "d3", "a1"]
     got = {r["id"]: r for r in read("scalar.csv")}
     assert got["n1"]["US_outcome"] == got["n6"]["US_outcome"] == "license_required"
     for listed in ("d1", "d2"):

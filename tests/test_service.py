@@ -147,6 +147,9 @@ def test_validation_errors_name_the_field_and_size_limit(service) -> None:  # ty
     inf = client.post("/v1/determinations", content=body,
                       headers={**h(keys["analyst"]), "Content-Type": "application/json"})
     assert inf.status_code == 422 and "item.chip.tops: not a finite number" in inf.text
+    typo = client.post("/v1/determinations", json={**EXAMPLE, "assertions": ["back-end-only"]},
+                       headers=h(keys["analyst"]))
+    assert typo.status_code == 422 and "did you mean 'back_end_only'" in typo.text
     big = client.post("/v1/determinations", content=b"x" * (MAX_BODY + 1),
                       headers={**h(keys["analyst"]), "Content-Type": "application/json"})
     assert big.status_code == 413

@@ -6,8 +6,10 @@ offending value in a file of many transactions.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+from collections.abc import Collection
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -65,9 +67,12 @@ def _non_finite(obj: Any, where: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...],
     return None
 
 
-def validate_transaction(txn: Any, index: int, label: str | None = None) -> dict[str, Any]:
+def validate_transaction(txn: Any, index: int, label: str | None = None,
+                         assertions: Collection[str] | None = None) -> dict[str, Any]:
     """Check one transaction against the contract; raise :class:`InputError` if invalid.
-    Errors name it as ``label`` (default: "transaction INDEX", counted from 0) and its id."""
+    Errors name it as ``label`` (default: "transaction INDEX", counted from 0) and its id.
+    ``assertions``: the statements the rules read (``RuleSet.assertions``); an assertion
+    not among them is refused, since the rules would read it as not made."""
     label = label or f"transaction {index}"
     if isinstance(txn, dict) and isinstance(txn.get("id"), str):
         label += f" (id {txn['id']!r})"
@@ -88,7 +93,19 @@ def validate_transaction(txn: Any, index: int, label: str | None = None) -> dict
             date.fromisoformat(str(txn["date"]))
         except ValueError as exc:
             raise InputError(f"{label}: date: not a date (YYYY-MM-DD): {txn['date']!r}") from exc
+    if assertions is not None:
+        for i, said in enumerate(txn.get("assertions") or ()):
+            if said not in assertions:
+                raise InputError(f"{label}: assertions[{i}]: {unknown_assertion(said, assertions)}")
     return txn
+
+
+def unknown_assertion(said: str, assertions: Collection[str]) -> str:
+    """Why an assertion is refused, with the known one it most resembles."""
+    close = difflib.get_close_matches(said, sorted(assertions), n=1, cutoff=0.6)
+    hint = (f"did you mean {close[0]!r}?" if close else
+            f"the rules know {', '.join(sorted(assertions))}")
+    return f"{said!r} is not a statement any rule reads ({hint})"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -102,8 +119,10 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def read_transactions(path: Path) -> list[dict[str, Any]]:
-    """One transaction or a list of them from a YAML or JSON file, validated."""
+def read_transactions(path: Path, assertions: Collection[str] | None = None
+                      ) -> list[dict[str, Any]]:
+    """One transaction or a list of them from a YAML or JSON file, validated (with the
+    rules' ``assertions``, as :func:`validate_transaction` takes them)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -117,7 +136,7 @@ def read_transactions(path: Path) -> list[dict[str, Any]]:
     out = []
     for i, txn in enumerate(items):
         try:
-            out.append(validate_transaction(_jsonable(txn), i))
+            out.append(validate_transaction(_jsonable(txn), i, assertions=assertions))
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from exc
     return out

@@ -113,7 +113,7 @@ def _matches(expected: list[str], actual: list[str]) -> list[str]:
 def run_case(case: Case, rules: RuleSet, today: date | None = None) -> list[str]:
     """The ways the determination differs from the case's expectation ([] = pass)."""
     try:
-        txn = validate_transaction(case.input, 0)
+        txn = validate_transaction(case.input, 0, assertions=rules.assertions)
     except InputError as exc:
         if case.expect_error is not None and case.expect_error in str(exc):
             return []

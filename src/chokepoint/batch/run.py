@@ -18,7 +18,7 @@ import json
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -206,9 +206,11 @@ def _csv_rows(path: Path, mapping: dict[str, str], encoding: str | None
             raise not_text(path, encoding, exc) from exc
 
 
-def parse_row(raw: dict[str, Any], row: int) -> dict[str, Any]:
-    """One input row (flat cells or a JSON line) as a validated contract transaction;
-    errors name it by its row number (``row``, counted from 1 as in the rejects file)."""
+def parse_row(raw: dict[str, Any], row: int, assertions: Collection[str] | None = None
+              ) -> dict[str, Any]:
+    """One input row (flat cells or a JSON line) as a validated contract transaction (with
+    the rules' ``assertions``); errors name it by its row number (``row``, counted from 1
+    as in the rejects file)."""
     if "__json__" in raw:
         try:
             txn = json.loads(raw["__json__"])
@@ -216,7 +218,7 @@ def parse_row(raw: dict[str, Any], row: int) -> dict[str, Any]:
             raise InputError(f"row {row}: (the line): not JSON: {exc.msg}") from exc
     else:
         txn = row_to_transaction(raw)
-    return validate_transaction(txn, row - 1, label=f"row {row}")
+    return validate_transaction(txn, row - 1, label=f"row {row}", assertions=assertions)
 
 
 def regime_cells(j: dict[str, Any] | None) -> tuple[str, str, str, list[str]]:
@@ -253,7 +255,7 @@ def evaluate_row(item: tuple[int, dict[str, Any]], rules: RuleSet, override: dat
     """("ok", result row) or ("reject", rejects-file row) for one input row."""
     n, raw = item
     try:
-        txn = parse_row(raw, n)
+        txn = parse_row(raw, n, rules.assertions)
         d = determine_screened(txn, rules, as_of(txn, override, today))
         return "ok", result_row(n, d, with_trace)
     except RowError as exc:  # (a cell that cannot be read: named by its column)

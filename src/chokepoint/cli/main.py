@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Collection
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -58,8 +59,8 @@ def _parse_date(value: str | None) -> date | None:
 def _inputs(files: list[Path]) -> tuple[list[dict[str, object]], RuleSet]:
     """The transactions of the files (exit 2 naming the bad one) and the rules (exit 1)."""
     try:
-        transactions = [t for f in files for t in read_transactions(f)]
-        return transactions, default_rules()
+        rules = default_rules()
+        return [t for f in files for t in read_transactions(f, rules.assertions)], rules
     except InputError as exc:
         raise _fail(str(exc), 2) from exc
     except RuleLoadError as exc:
@@ -565,7 +566,7 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         except (Unsupported, BatchError):
             pass
     try:
-        transactions = _read_book(orders, mapping, encoding)
+        transactions = _read_book(orders, rules.assertions, mapping, encoding)
     except (InputError, BatchError) as exc:
         raise _fail(str(exc), 2) from exc
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -581,7 +582,7 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
                           out)
 
 
-def _read_book(path: Path, mapping: dict[str, str] | None = None,
+def _read_book(path: Path, assertions: Collection[str], mapping: dict[str, str] | None = None,
                encoding: str | None = None) -> list[dict[str, object]]:
     if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
@@ -590,11 +591,11 @@ def _read_book(path: Path, mapping: dict[str, str] | None = None,
         out = []
         for n, raw in read_rows(path, mapping or {}, encoding):
             try:
-                out.append(parse_row(raw, n))
+                out.append(parse_row(raw, n, assertions))
             except RowError as exc:
                 raise InputError(f"{path}: row {n}: {exc}") from exc
         return out
-    return list(read_transactions(path))
+    return list(read_transactions(path, assertions))
 
 
 @app.command()

@@ -34,7 +34,7 @@ from chokepoint.rules.model import (
     in_force,
 )
 from chokepoint.rules.names import normalise_name
-from chokepoint.rules.predicate import InGroup, Ref, params_of, walk
+from chokepoint.rules.predicate import Assertion, InGroup, Ref, params_of, walk
 
 
 def natural_key(rule_id: str) -> list[Any]:
@@ -77,6 +77,9 @@ class RuleSet:
     derivations: list[Derivation] = field(init=False)
     catalogue: dict[str, CatalogueEntry] = field(init=False)
     file_info: list[FileInfo] = field(init=False)
+    assertions: frozenset[str] = field(init=False)
+    """Every statement a user can assert that some rule reads: input naming another is
+    refused, as a misspelt assertion would otherwise count as not made."""
     _snapshots: dict[date, Snapshot] = field(init=False, repr=False)
     _exclusions: dict[str, list[Provision]] | None = field(init=False, repr=False)
     _by_role: dict[tuple[str, str], list[Provision]] = field(init=False, repr=False)
@@ -131,6 +134,7 @@ class RuleSet:
                 self.entity_rule[f.regime] = f.rule
         self.derivations.sort(key=lambda d: d.order)
         self._check_references()
+        self.assertions = self._assertions()
 
     def path_of(self, kind: str, ident: str) -> str:
         for info in self.file_info:
@@ -161,6 +165,19 @@ class RuleSet:
                         self._check_node(node, f"{self.path_of('regime', regime.id)}: "
                                                f"versions[{i}].applies")
         self._check_exclusion_cycles()
+
+    def _assertions(self) -> frozenset[str]:
+        """The assertions the rules read (predicates, review policies, the conditions of
+        licence exceptions) and those the questions ask for."""
+        trees = [rv.applies for r in self.regimes.values() for rv in r.versions]
+        found = {q.split(":", 1)[1] for q in self.questions if q.startswith("assertions:")}
+        for prov in self.provisions.values():
+            for v in prov.versions:
+                trees += [v.predicate, *(cp.when for cp in v.review_policies)]
+                found.update(c.assertion for c in v.conditions)
+        found.update(node.id for tree in trees if tree is not None for node in walk(tree)
+                     if isinstance(node, Assertion))
+        return frozenset(found)
 
     def _check_node(self, node: Any, where: str) -> None:
         if isinstance(node, Ref) and node.rule not in self.provisions:

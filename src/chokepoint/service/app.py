@@ -221,7 +221,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
         txns = []
         for i, t in enumerate(items):
             try:
-                txns.append(validate_transaction(t, i))
+                txns.append(validate_transaction(t, i, assertions=rules.assertions))
             except InputError as exc:
                 raise HTTPException(422, detail=[{"loc": ["body", i], "msg": str(exc)}]
                                     ) from exc

@@ -150,7 +150,10 @@ class Book:
             col = self.cols[c]
             parsed = [_parse({c: v}) for v in col.values]
             rest = {"item": {}} if c == "to_country" else FILLER  # to_country is required
-            ok = np.array([p is not None and _valid({**rest, **p}) for p in parsed])
+            ok = np.array([p is not None and _valid({**rest, **p})
+                           # (an assertion no rule reads: refused by the scalar path)
+                           and rules.assertions.issuperset(p.get("assertions") or ())
+                           for p in parsed])
             invalid |= ~np.take(ok, col.codes)
             self.top[c] = parsed
         # the item, and each party slot, as a whole
