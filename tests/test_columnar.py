@@ -50,7 +50,7 @@ VALUES: dict[str, list[str]] = {
     "eccn": ["", "3A090.a", "3A090", "4A090.a", "3B001.a.4", "3B001.p.2", "3B993", "3B090.a",
              "5A992.z", "3A001.z", "EAR99", "3A991"],
     "model": ["", *MODELS[:12]],
-    "tpp": ["", "300", "1600", "2400", "4800", "6000", "abc"],
+    "tpp": ["", "300", "1600", "2400", "4800", "6000", "abc", "nan", "inf"],
     "area": ["", "100", "600", "814"],
     "share": ["", "0", "0.05", "0.1", "0.25", "0.3"],
     "items": ["", "none", "3A090.a:ic", "3A991:ic;3D992:software", ":ic"],
@@ -60,7 +60,7 @@ VALUES: dict[str, list[str]] = {
                  "ai_model_training", "ic_development_or_production_other",
                  "supercomputer;ai_model_training"],
     "assertions": ["", "back_end_only", "package_without_hbm;equivalent_review_policy",
-                   "employer_not_majority_owned_from_d5"],
+                   "employer_not_majority_owned_from_d5", "back-end-only"],
     "exporter": ["", "NVIDIA Corporation", "Nvidia Corporation", "Applied Materials",
                  "Tokyo Electron"],  # the is-informed letters name their exporter
     "party": ["", *LISTED, "Buyer 7 Electronics Co., Ltd.", "中芯国际集成电路制造有限公司",
@@ -68,7 +68,7 @@ VALUES: dict[str, list[str]] = {
     "role": ["", "end_user", "ultimate_consignee", "purchaser", "intermediate_consignee",
              "banker"],
     "designations": ["", "none", "entity_list", "entity_list:1", "entity_list:5,1", "sdn",
-                     "entity_list:x"],
+                     "entity_list:x", "denied_persons", "Entity List:4"],
 }
 KIND_OF = {"date": "date", "activity": "activity", "from_country": "country",
            "to_country": "country", "exporter_name": "exporter", "exporter_country": "country",
