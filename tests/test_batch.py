@@ -103,6 +103,12 @@ def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: R
     assert [(r["row"], r["id"], r["field"]) for r in rejects] == [
         ("2", "j2", "(the transaction itself)"), ("3", "", "(the line)")]
     assert rejects[0]["message"].startswith("row 2 (id 'j2'): ")
+    with src.open("a") as fh:  # a line naming a key twice: ambiguous, not the last one
+        fh.write('{"id": "j4", "to_country": "CN", "to_country": "NL"}\n')
+    run_batch(src, tmp_path / "out.csv", rules)
+    last = read_csv(tmp_path / "out.csv.rejects.csv")[-1]
+    assert (last["row"], last["field"]) == ("4", "(the line)")
+    assert last["message"] == "row 4: (the line): not JSON: duplicate key 'to_country'"
     erp = tmp_path / "erp.csv"
     erp.write_text("Order,Dest,ECCN,Origin\nA-1,CN,EAR99,US\n")
     cmap = tmp_path / "map.yaml"
@@ -152,6 +158,10 @@ def test_columns_the_run_will_not_read_are_named_and_a_bad_map_stops_it(
                            str(tmp_path / "out.csv"), "--columns", str(cmap)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "not a column of the flat layout" in done.stderr
+    # one of their columns mapped twice: which one was meant is not known
+    cmap.write_text("Dest: to_country\nDest: from_country\n")
+    with pytest.raises(BatchError, match="not a valid column map: duplicate key 'Dest'"):
+        run_batch(erp, tmp_path / "out.csv", rules, columns=cmap)
     cmap.write_text("Dest: to_country\n")
     done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(erp),
                            str(tmp_path / "out.csv"), "--columns", str(cmap)],

@@ -116,3 +116,21 @@ def test_non_finite_numbers_in_yaml_and_json_files_are_refused(tmp_path: Path) -
     for path, shown in ((as_yaml, "inf"), (as_json, "nan")):
         with pytest.raises(InputError, match=f"item.chip.tops: not a finite number \\({shown}\\)"):
             read_transactions(path)
+
+
+def test_a_key_given_twice_is_refused_not_read_as_the_last(tmp_path: Path) -> None:
+    """YAML and Python's JSON reader keep the last of two equal keys without a word; a
+    transaction naming to_country twice is ambiguous and is refused, naming the key."""
+    as_yaml = tmp_path / "t.yaml"
+    as_yaml.write_text("id: dup\nto_country: CN\nitem: {made_in: US}\nto_country: NL\n")
+    with pytest.raises(InputError, match="duplicate key 'to_country'"):
+        read_transactions(as_yaml)
+    as_json = tmp_path / "t.json"
+    as_json.write_text('{"id": "dup", "to_country": "CN", "item": {"made_in": "US", '
+                       '"made_in": "KR"}}')
+    with pytest.raises(InputError, match="not valid JSON: duplicate key 'made_in'$"):
+        read_transactions(as_json)
+    # anchors and merge keys still work, and a merged key may be overridden
+    as_yaml.write_text("- &a {id: one, to_country: CN, item: {made_in: US}}\n"
+                       "- {<<: *a, id: two}\n")
+    assert [t["id"] for t in read_transactions(as_yaml)] == ["one", "two"]

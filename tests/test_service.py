@@ -150,6 +150,10 @@ def test_validation_errors_name_the_field_and_size_limit(service) -> None:  # ty
     typo = client.post("/v1/determinations", json={**EXAMPLE, "assertions": ["back-end-only"]},
                        headers=h(keys["analyst"]))
     assert typo.status_code == 422 and "did you mean 'back_end_only'" in typo.text
+    twice = json.dumps(EXAMPLE)[:-1] + ', "to_country": "NL"}'
+    dup = client.post("/v1/determinations", content=twice.encode(),
+                      headers={**h(keys["analyst"]), "Content-Type": "application/json"})
+    assert dup.status_code == 422 and "duplicate key 'to_country'" in dup.text
     big = client.post("/v1/determinations", content=b"x" * (MAX_BODY + 1),
                       headers={**h(keys["analyst"]), "Content-Type": "application/json"})
     assert big.status_code == 413

@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
+from chokepoint.rules.loader import strict_yaml
+
 
 class InputError(ValueError):
     """Invalid input: the message names the transaction and the field path."""
@@ -108,6 +110,31 @@ def unknown_assertion(said: str, assertions: Collection[str]) -> str:
     return f"{said!r} is not a statement any rule reads ({hint})"
 
 
+class DuplicateKeyError(json.JSONDecodeError):
+    """A JSON object naming a key twice (no position: the reader's hook does not know it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}", "", 0)
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+def loads_json(text: str | bytes) -> Any:
+    """JSON as data, refusing an object that names a key twice (json.JSONDecodeError, whose
+    ``msg`` says which): Python's reader would keep the last value without a word."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def _jsonable(obj: Any) -> Any:
     """YAML turns unquoted dates into date objects; the contract wants ISO strings."""
     if isinstance(obj, dict):
@@ -128,7 +155,7 @@ def read_transactions(path: Path, assertions: Collection[str] | None = None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = loads_json(text) if path.suffix.lower() == ".json" else strict_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                          f"{exc}") from exc

@@ -36,6 +36,7 @@ import yaml
 from chokepoint.contract import InputError, _jsonable, validate_transaction
 from chokepoint.engine import determine
 from chokepoint.engine.determine import as_of
+from chokepoint.rules.loader import strict_yaml
 from chokepoint.rules.ruleset import RuleSet
 
 _JURISDICTION_KEYS = {"outcome", "subject", "basis", "license_requirements", "license_exceptions",
@@ -55,7 +56,10 @@ class Case:
 
 
 def _load_file(path: Path) -> list[Case]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = strict_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {exc}") from exc
     if isinstance(data, dict) and "cases" in data:
         data = data["cases"]
     if not isinstance(data, list):

@@ -34,8 +34,9 @@ from chokepoint.batch.flat import (
     ragged,
     row_to_transaction,
 )
-from chokepoint.contract import InputError, validate_transaction
+from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.engine.determine import as_of
+from chokepoint.rules.loader import strict_yaml
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import determine_screened, imported_state
 
@@ -75,7 +76,10 @@ def read_column_map(path: Path | None) -> dict[str, str]:
     the flat layout (a misspelt one would leave its fact unknown on every row)."""
     if path is None:
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = strict_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BatchError(f"{path}: not a valid column map: {exc}") from exc
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise BatchError(f"{path}: a column map is 'their column: our column' pairs")
     for theirs, ours in data.items():
@@ -213,7 +217,7 @@ def parse_row(raw: dict[str, Any], row: int, assertions: Collection[str] | None 
     as in the rejects file)."""
     if "__json__" in raw:
         try:
-            txn = json.loads(raw["__json__"])
+            txn = loads_json(raw["__json__"])
         except json.JSONDecodeError as exc:
             raise InputError(f"row {row}: (the line): not JSON: {exc.msg}") from exc
     else:
@@ -273,7 +277,7 @@ def _row_id(raw: dict[str, Any]) -> str:
     if "__json__" not in raw:
         return str(raw.get("id") or "")
     try:
-        txn = json.loads(raw["__json__"])
+        txn = loads_json(raw["__json__"])
     except json.JSONDecodeError:
         return ""
     found = txn.get("id") if isinstance(txn, dict) else None

@@ -34,6 +34,8 @@ class _StrictLoader(_Base):  # type: ignore[misc]
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # (<<: *anchor, merged below)
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -50,9 +52,16 @@ _StrictLoader.yaml_implicit_resolvers = {
 }
 
 
+def strict_yaml(text: str) -> Any:
+    """YAML as data, refusing duplicate keys (yaml.YAMLError naming the line), with dates
+    left as text: for rule files and for anything a user writes (transactions, column
+    maps, test cases), where a key given twice is ambiguous, not "the last one"."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+
+
 def read_yaml(text: str, path: str) -> Any:
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+        return strict_yaml(text)
     except yaml.YAMLError as exc:
         raise RuleLoadError(path, "", f"invalid YAML: {exc}") from exc
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chokepoint import __version__
-from chokepoint.contract import InputError, validate_transaction
+from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.diff import rule_changes
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import default_rules
@@ -212,7 +212,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
     async def determinations(request: Request, user: str = need("determine"),
                              on: str | None = Query(None, alias="date")) -> Any:
         try:
-            body = json.loads(await request.body() or b"null")
+            body = loads_json(await request.body() or b"null")
         except json.JSONDecodeError as exc:
             raise HTTPException(422, detail=[{"loc": ["body"], "msg": f"not JSON: {exc.msg}"}]
                                 ) from exc
@@ -244,7 +244,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
     @app.post("/v1/screen")
     async def screen(request: Request, user: str = need("screen")) -> Any:
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = loads_json(await request.body() or b"{}")
         except json.JSONDecodeError as exc:
             raise HTTPException(422, detail=[{"loc": ["body"], "msg": "not JSON"}]) from exc
         name = body.get("name") if isinstance(body, dict) else None
@@ -320,7 +320,7 @@ def create_app(database_url: str | None = None, rate_limit: float | None = None,
     @app.post("/v1/sandbox/runs", status_code=202)
     async def sandbox_run(request: Request, user: str = need("sandbox")) -> Any:
         try:
-            body = json.loads(await request.body() or b"null")
+            body = loads_json(await request.body() or b"null")
         except json.JSONDecodeError as exc:
             raise HTTPException(422, detail=[{"loc": ["body"], "msg": f"not JSON: {exc.msg}"}]
                                 ) from exc
