@@ -287,6 +287,35 @@ def test_csv_rows_of_more_or_fewer_cells_than_the_header_are_rejected_by_every_e
     assert (tmp_path / "own_spark.csv").read_text() == (tmp_path / "own_out.csv").read_text()
 
 
+def test_a_book_naming_a_column_twice_is_refused_by_every_engine(tmp_path: Path,
+                                                                  rules: RuleSet) -> None:
+    """Two to_country columns (or two ERP columns mapped to it): the row-by-row engine
+    took the last without a word and the columnar engine stopped with a traceback. Which
+    one holds the fact is not known, so the book is refused before a row is read."""
+    pytest.importorskip("pyspark")
+    from chokepoint.spark import run_spark_batch
+
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,to_country,item_made_in,item_eccn,to_country\nx1,CN,US,EAR99,NL\n")
+    for engine in ("scalar", "columnar", "auto"):
+        with pytest.raises(BatchError, match="the column 'to_country' appears 2 times"):
+            run_batch(twice, tmp_path / "out.csv", rules, engine=engine)
+    with pytest.raises(BatchError, match="appears 2 times"):
+        run_spark_batch(twice, tmp_path / "spark.csv")
+    erp = tmp_path / "erp.csv"
+    erp.write_text("Order,Dest,Country,item_made_in\nx1,CN,NL,US\n")
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("Order: id\nDest: to_country\nCountry: to_country\n")
+    with pytest.raises(BatchError, match="columns 'Dest', 'Country' both map to 'to_country'"):
+        run_batch(erp, tmp_path / "out.csv", rules, columns=cmap)
+    assert not list(tmp_path.glob("out.csv*"))
+    for args in (["batch", str(twice), str(tmp_path / "out.csv")],
+                 ["diff", "--from", "2024-12-01", "--to", "2024-12-02", str(twice)]):
+        done = subprocess.run([sys.executable, "-m", "chokepoint", *args],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 2 and "appears 2 times" in done.stderr, args
+
+
 def _gbk_book(tmp_path: Path, more: list[str] | None = None) -> Path:
     """A CSV book saved in GBK, as Chinese ERP exports often are: SMIC by its Chinese name
     (screened: on the Entity List), then rows in plain ASCII (``more``, or po-5)."""

@@ -23,7 +23,13 @@ from typing import Any
 import pyarrow as pa
 
 from chokepoint.batch.flat import RAGGED, ragged
-from chokepoint.batch.run import OUT_COLUMNS, evaluate_row, text_encoding
+from chokepoint.batch.run import (
+    OUT_COLUMNS,
+    book_header,
+    check_header,
+    evaluate_row,
+    text_encoding,
+)
 from chokepoint.rules.loader import DATA_DIR, content_hash, read_rule_tree, rules_from_bytes
 from chokepoint.rules.ruleset import RuleSet
 
@@ -255,6 +261,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
         raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
+    check_header(inp, book_header(inp, encoding), mapping or {})
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     package_root = str(Path(chokepoint.__file__).resolve().parents[1])

@@ -140,16 +140,32 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     return None
 
 
+def check_header(inp: Path, header: list[str] | None, mapping: dict[str, str]) -> None:
+    """BatchError when the header, once mapped, names a column twice: which of the two
+    holds the fact is not known (one engine took the last, another stopped)."""
+    seen: dict[str, list[str]] = {}
+    for column in header or ():
+        seen.setdefault(mapping.get(column, column), []).append(column)
+    for name, given in seen.items():
+        if len(given) > 1:
+            which = (f"the column {name!r} appears {len(given)} times" if len(set(given)) == 1
+                     else f"columns {', '.join(map(repr, given))} "
+                     f"{'both' if len(given) == 2 else 'all'} map to {name!r}")
+            raise BatchError(f"{inp}: {which}; which one holds the fact is not known: "
+                             "rename or drop the others (or map them elsewhere)")
+
+
 def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None = None
                     ) -> list[str]:
     """What the book's header says the run will not read: columns that are not in the flat
     layout once mapped (their facts are read as unknown, and no determination relies on
     them), and column-map entries for columns the book does not have. Errors in the map
-    itself raise :class:`BatchError`."""
+    itself, or a column named twice, raise :class:`BatchError`."""
     mapping = read_column_map(columns)
     header = book_header(inp, encoding)
     if header is None:
         return []
+    check_header(inp, header, mapping)
     out = []
     unread = [c for c in header if mapping.get(c, c) not in LAYOUT]
     if unread:
@@ -579,6 +595,7 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
             raise BatchError(f"{inp}: the columnar engine reads .csv or .parquet books")
     mapping = read_column_map(columns)
     text_encoding(inp, encoding)  # (a name Python knows, for a CSV book)
+    check_header(inp, book_header(inp, encoding), mapping)
     checkpoint = out.with_name(out.name + ".checkpoint")
     if resume:
         if not checkpoint.exists():
