@@ -142,12 +142,14 @@ def test_a_designation_chokepoint_does_not_encode_never_clears(
         txn: dict[str, Any], on: date, listed: str, role: str) -> None:
     """A party on a list whose rules are not encoded (the Denied Persons List, a misspelt
     'Entity List' ...) never leaves a subject item with "no licence required"
-    (736.2(b):other-lists): the answer is a licence or an open question."""
+    (736.2(b):other-lists): the answer is a licence or an open question, and no licence
+    exception is offered (740.2(a):other-lists)."""
     txn = copy.deepcopy(txn)
     txn["parties"] = [*txn["parties"], {"role": role, "name": "Delta Trading",
                                         "designations": [{"list": listed}]}]
     validate_transaction(txn, 0)
     us = determine(txn, RULES, on)["jurisdictions"]["US"]
     assert us["outcome"] != "no_license_required"
+    assert us["license_exceptions"] == []  # (740.2(a):other-lists)
     if us["outcome"] == "undetermined" and us["subject"] is True:
         assert "rules:US:designation_lists" in {m["field"] for m in us["missing_facts"]}
