@@ -82,9 +82,11 @@ def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                      ) -> tuple[dict[str, Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """Look parties up in the curated Entity List snapshot by exact normalised name.
 
-    A party given with ``designations: null`` and found gets the entry's designation; one
-    not found keeps ``null`` (unknown - the engine then asks). Every party found, listed or
-    not by the user, brings its entry's review policy.
+    A party found gets the entry's designation when its designations are unknown (null)
+    or do not name the Entity List: a party the rule data lists under its exact name is
+    never cleared by an input saying it is not listed (an export filling a default
+    ``none``). One not found keeps what it was given (null: unknown - the engine then
+    asks). Every party found brings its entry's review policy.
     """
     parties = txn.get("parties")
     if not parties:
@@ -112,15 +114,21 @@ def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                       "footnotes": version.footnotes,
                       "citation": version.citation.short()}
         party["entity_list_entry"] = {"id": entry.id, "rff": version.rff}
-        if party.get("designations") is None:
-            party["designations"] = [{"list": "entity_list", "footnotes": list(version.footnotes)}]
+        given = party.get("designations")
+        if given is None or not any(isinstance(d, dict) and d.get("list") == "entity_list"
+                                    for d in given):
+            party["designations"] = [*(given or ()), {"list": "entity_list",
+                                                      "footnotes": list(version.footnotes)}]
+            said = ("" if given is None else
+                    f"; the input gave {'no designation' if not given else 'other lists only'}"
+                    ", but a party the Entity List names is not cleared")
             steps.append({
                 "rule": snap.rules.entity_rule[regime],
                 "role": "definition",
                 "citation": version.citation.short(),
                 "question": f"Is {party.get('name')} on the Entity List?",
                 "result": f"parties[{i}] matches the entry '{entry.name}' by exact name "
-                          f"(footnotes {version.footnotes or 'none'}): designation set",
+                          f"(footnotes {version.footnotes or 'none'}): designation set{said}",
                 "evidence": version.citation.evidence,
             })
     return out, entries, steps
