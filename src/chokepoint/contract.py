@@ -98,11 +98,12 @@ def validate_transaction(txn: Any, index: int, label: str | None = None,
     if assertions is not None:
         for i, said in enumerate(txn.get("assertions") or ()):
             if said not in assertions:
-                raise InputError(f"{label}: assertions[{i}]: {unknown_assertion(said, assertions)}")
+                why = _unknown_assertion(said, assertions)
+                raise InputError(f"{label}: assertions[{i}]: {why}")
     return txn
 
 
-def unknown_assertion(said: str, assertions: Collection[str]) -> str:
+def _unknown_assertion(said: str, assertions: Collection[str]) -> str:
     """Why an assertion is refused, with the known one it most resembles."""
     close = difflib.get_close_matches(said, sorted(assertions), n=1, cutoff=0.6)
     hint = (f"did you mean {close[0]!r}?" if close else
