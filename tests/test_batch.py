@@ -146,6 +146,13 @@ def test_columns_the_run_will_not_read_are_named_and_a_bad_map_stops_it(
     assert warnings[1].endswith("mapped column(s) not in erp.csv: 'Origin'")
     assert len(layout_warnings(erp)) == 1 and "'Order', 'Dest', 'ECCN', 'Colour'" in (
         layout_warnings(erp)[0])
+    # a spreadsheet's semicolon-separated export reads as one column: the warning says why
+    semi = tmp_path / "semi.csv"
+    semi.write_text("id;to_country;item_eccn\nA-1;CN;EAR99\n")
+    (warning,) = layout_warnings(semi)
+    assert warning.endswith("the header looks separated by semicolons: chokepoint reads CSV "
+                            "separated by commas (save the book as comma-separated)")
+    assert "separated by" not in layout_warnings(erp, cmap)[0]
     # a map to a column the layout does not have would leave that fact unknown on every
     # row: refused, naming the entry, before anything is written
     cmap.write_text("Dest: to_countries\n")

@@ -155,6 +155,17 @@ def check_header(inp: Path, header: list[str] | None, mapping: dict[str, str]) -
                              "rename or drop the others (or map them elsewhere)")
 
 
+def _separator_hint(unread: list[str], mapping: dict[str, str]) -> str:
+    """A hint when unread header cells are layout columns joined by another separator (a
+    spreadsheet's ';' or a tab): the book is then read as one column."""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if any(mapping.get(p.strip(), p.strip()) in LAYOUT
+               for c in unread if sep in c for p in c.split(sep)):
+            return (f"; the header looks separated by {name}: chokepoint reads CSV "
+                    "separated by commas (save the book as comma-separated)")
+    return ""
+
+
 def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None = None
                     ) -> list[str]:
     """What the book's header says the run will not read: columns that are not in the flat
@@ -171,7 +182,8 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
     if unread:
         out.append(f"{inp.name}: {len(unread)} column(s) not in the flat layout, not read: "
                    + ", ".join(repr(c) for c in unread)
-                   + " (name them as docs/batch.md does, or map them with --columns)")
+                   + " (name them as docs/batch.md does, or map them with --columns)"
+                   + _separator_hint(unread, mapping))
     absent = [c for c in mapping if c not in header]
     if absent:
         out.append(f"{columns}: mapped column(s) not in {inp.name}: "
