@@ -538,8 +538,22 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
     pq.write_table(pa.table({"id": ["a"], "to_country": ["CN"],
                              "end_uses": pa.array([["ai_model_training"]])}), lists)
     assert pick_engine("auto", lists, False, rules) == (
-        "scalar", "column 'end_uses' is of type list<element: string> (lists: write them "
-        "as text)")
+        "scalar", "column 'end_uses' is of type list<element: string> (write lists and "
+        "timestamps as text)")
+    # a date column (the natural Parquet type for dates) is read as its YYYY-MM-DD text,
+    # as the row-by-row engine reads it
+    dated = tmp_path / "dated.parquet"
+    pq.write_table(pa.table({
+        "id": ["a", "b", "c"], "to_country": ["CN"] * 3, "item_made_in": ["US"] * 3,
+        "item_eccn": ["EAR99"] * 3, "party_name": ["Foo"] * 3,
+        "party_designations": ["none"] * 3,
+        "date": pa.array([date(2025, 6, 1), date(2024, 12, 1), None], pa.date32())}), dated)
+    assert pick_engine("auto", dated, False, rules) == ("columnar", None)
+    for engine in ("scalar", "columnar"):
+        run_batch(dated, tmp_path / f"dated-{engine}.csv", rules, today=TODAY, engine=engine)
+    assert (tmp_path / "dated-columnar.csv").read_text() == (
+        tmp_path / "dated-scalar.csv").read_text()
+    assert "2024-12-01" in (tmp_path / "dated-scalar.csv").read_text()
     jsonl = tmp_path / "book.jsonl"
     jsonl.write_text('{"id": "a", "to_country": "CN"}\n')
     assert pick_engine("auto", jsonl, False, rules)[0] == "scalar"

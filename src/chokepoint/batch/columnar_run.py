@@ -89,7 +89,8 @@ def cannot_take(inp: Path, with_trace: bool, rules: RuleSet) -> str | None:
 
         for f in pq.read_schema(inp):
             if not readable(f.type):
-                return f"column {f.name!r} is of type {f.type} (lists: write them as text)"
+                return (f"column {f.name!r} is of type {f.type} (write lists and timestamps as "
+                        "text)")
     return None
 
 

@@ -180,13 +180,15 @@ class Column:
 
 
 def readable(kind: pa.DataType) -> bool:
-    """Whether :func:`encode` reads a column of this type (text, scalars, or text read
-    dictionary-encoded; not lists)."""
+    """Whether :func:`encode` reads a column of this type (text, scalars, dates - read as
+    the row-by-row engine reads them, YYYY-MM-DD - or text read dictionary-encoded; not
+    lists, nor timestamps, whose time of day the contract's dates do not take)."""
     if pa.types.is_dictionary(kind):
         return readable(kind.value_type)
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
                 or pa.types.is_boolean(kind) or pa.types.is_integer(kind)
-                or pa.types.is_floating(kind) or pa.types.is_null(kind))
+                or pa.types.is_floating(kind) or pa.types.is_null(kind)
+                or pa.types.is_date(kind))
 
 
 def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
@@ -198,7 +200,8 @@ def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
     if pa.types.is_dictionary(array.type):  # read dictionary-encoded (columnar_run.blocks)
         return _encoded(array.dictionary, array.indices, rows)
     if not readable(array.type):
-        raise Unsupported(f"a column of type {array.type} (lists: write them as text)")
+        raise Unsupported(f"a column of type {array.type} (write lists and timestamps as "
+                          "text)")
     if pa.types.is_null(array.type):
         return Column(np.zeros(rows, dtype=np.int8), [None])
     encoded = pc.dictionary_encode(array)
