@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -541,19 +542,24 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
         "scalar", "column 'end_uses' is of type list<element: string> (write lists and "
         "timestamps as text)")
     # a date column (the natural Parquet type for dates) is read as its YYYY-MM-DD text,
-    # as the row-by-row engine reads it
+    # and a decimal column as its number, as the row-by-row engine reads them
     dated = tmp_path / "dated.parquet"
     pq.write_table(pa.table({
-        "id": ["a", "b", "c"], "to_country": ["CN"] * 3, "item_made_in": ["US"] * 3,
-        "item_eccn": ["EAR99"] * 3, "party_name": ["Foo"] * 3,
+        "id": ["a", "b", "c"], "to_country": ["CN"] * 3, "from_country": ["US"] * 3,
+        "item_made_in": ["TW"] * 3, "item_kind": ["chip"] * 3, "party_name": ["Foo"] * 3,
         "party_designations": ["none"] * 3,
+        "chip_tpp": pa.array([Decimal("4800.00"), Decimal("100.50"), None],
+                             pa.decimal128(10, 2)),
         "date": pa.array([date(2025, 6, 1), date(2024, 12, 1), None], pa.date32())}), dated)
     assert pick_engine("auto", dated, False, rules) == ("columnar", None)
     for engine in ("scalar", "columnar"):
         run_batch(dated, tmp_path / f"dated-{engine}.csv", rules, today=TODAY, engine=engine)
     assert (tmp_path / "dated-columnar.csv").read_text() == (
         tmp_path / "dated-scalar.csv").read_text()
-    assert "2024-12-01" in (tmp_path / "dated-scalar.csv").read_text()
+    with (tmp_path / "dated-scalar.csv").open(newline="") as fh:
+        dated_rows = list(csv.DictReader(fh))
+    assert [r["as_of"] for r in dated_rows[:2]] == ["2025-06-01", "2024-12-01"]
+    assert dated_rows[0]["US_outcome"] == "license_required"  # (TPP 4800 read as a number)
     jsonl = tmp_path / "book.jsonl"
     jsonl.write_text('{"id": "a", "to_country": "CN"}\n')
     assert pick_engine("auto", jsonl, False, rules)[0] == "scalar"

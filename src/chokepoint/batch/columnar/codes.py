@@ -180,15 +180,16 @@ class Column:
 
 
 def readable(kind: pa.DataType) -> bool:
-    """Whether :func:`encode` reads a column of this type (text, scalars, dates - read as
-    the row-by-row engine reads them, YYYY-MM-DD - or text read dictionary-encoded; not
-    lists, nor timestamps, whose time of day the contract's dates do not take)."""
+    """Whether :func:`encode` reads a column of this type (text, scalars - decimals
+    included -, dates - read as the row-by-row engine reads them, YYYY-MM-DD - or text read
+    dictionary-encoded; not lists, nor timestamps, whose time of day the contract's dates
+    do not take)."""
     if pa.types.is_dictionary(kind):
         return readable(kind.value_type)
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
                 or pa.types.is_boolean(kind) or pa.types.is_integer(kind)
                 or pa.types.is_floating(kind) or pa.types.is_null(kind)
-                or pa.types.is_date(kind))
+                or pa.types.is_date(kind) or pa.types.is_decimal(kind))
 
 
 def encode(array: pa.Array | pa.ChunkedArray | None, rows: int) -> Column:
