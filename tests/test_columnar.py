@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -802,6 +802,52 @@ def test_a_run_resumed_by_the_other_engine_gives_the_rows_of_a_clean_run(
     assert pq.read_table(out).schema == pq.read_table(clean).schema
 
 
+def test_a_complete_list_clears_only_up_to_the_day_it_was_current(
+        tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CSL file downloaded months ago and imported today does not know the parties
+    listed since: it clears an unlisted party only for orders up to the day the file was
+    last written (or the day given with --current-on), in both engines."""
+    from chokepoint.screening import service
+
+    sample = ROOT.parent / "shared" / "data" / "csl_samples" / "csl_sample_2025.csv"
+    if not sample.exists():
+        pytest.skip("../shared/data not present")
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path / "data"))
+    old = tmp_path / "consolidated.csv"
+    old.write_bytes(sample.read_bytes())
+    downloaded = datetime(2025, 3, 1, 12).timestamp()
+    os.utime(old, (downloaded, downloaded))
+    service.import_list(old, today=date(2025, 9, 1))
+    assert service.latest_complete_list() == date(2025, 3, 1)
+    book = tmp_path / "book.csv"
+    header = ("id,date,from_country,to_country,exporter_name,exporter_country,"
+              "exporter_headquartered_in,item_kind,item_made_in,item_eccn,party_name,"
+              "party_role,party_country,end_uses,us_person_support\n")
+    order = ("{},US,CN,Example US Supplier,US,US,other,US,EAR99,Example Unlisted Trading Co,"
+             "end_user,CN,none,false\n")
+    book.write_text(header + order.format("early,2025-02-03") + order.format("late,2025-06-02"))
+
+    def outcomes(engine: str) -> dict[str, tuple[str, str]]:
+        out = tmp_path / f"{engine}.csv"
+        run_batch(book, out, rules, today=TODAY, engine=engine)
+        with out.open(newline="") as fh:
+            return {r["id"]: (r["US_outcome"], r["missing_facts"]) for r in csv.DictReader(fh)}
+
+    for engine in ("scalar", "columnar"):
+        got = outcomes(engine)
+        assert got["early"] == ("no_license_required", ""), engine
+        assert got["late"][0] == "undetermined", engine
+        assert "US:parties[0].designations" in got["late"][1].split(";"), engine
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "lists", "import", str(old),
+                           "--current-on", "2025-07-01"], capture_output=True, text=True,
+                          check=False, env={**os.environ})
+    assert done.returncode == 0 and "current on 2025-07-01" in done.stderr
+    service._LISTS_STATE.clear()  # (another process's import is seen within a second)
+    assert service.latest_complete_list() == date(2025, 7, 1)
+    for engine in ("scalar", "columnar"):
+        assert outcomes(engine)["late"] == ("no_license_required", ""), engine
+
+
 def test_an_imported_complete_list_clears_parties_in_both_engines(
         tmp_path: Path, rules: RuleSet, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a complete list imported (a full CSL), a party it does not name is cleared up
@@ -819,7 +865,9 @@ def test_an_imported_complete_list_clears_parties_in_both_engines(
     before = tmp_path / "before.parquet"
     run_batch(src, before, rules, today=TODAY, engine="columnar")
     assert service.latest_complete_list() is None
-    service.import_list(sample, today=date(2025, 6, 30))
+    fresh = tmp_path / "consolidated.csv"  # (written now: current on the import day)
+    fresh.write_bytes(sample.read_bytes())
+    service.import_list(fresh, today=date(2025, 6, 30))
     assert service.latest_complete_list() == date(2025, 6, 30)
     one, two = tmp_path / "scalar.parquet", tmp_path / "columnar.parquet"
     run_batch(src, one, rules, today=TODAY)

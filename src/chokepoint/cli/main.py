@@ -167,19 +167,29 @@ app.add_typer(lists_app, name="lists")
 @lists_app.command("import")
 def lists_import(
     files: Annotated[list[Path], typer.Argument(help="CSL CSV/JSON, OFAC sdn.csv, BIS DPL.")],
+    current_on: Annotated[str | None, typer.Option(
+        "--current-on", help="The day the files were downloaded or published (YYYY-MM-DD; "
+        "default: the day each file was last written). A complete list clears parties of "
+        "orders up to that day only.")] = None,
 ) -> None:
     """Store official list files (with their source and date) for screening."""
     from chokepoint.screening.lists import ListFormatError
     from chokepoint.screening.service import import_list
 
+    try:
+        day = date.fromisoformat(current_on) if current_on else None
+    except ValueError as exc:
+        raise _fail(f"--current-on: not a date (YYYY-MM-DD): {current_on!r}", 2) from exc
     for f in files:
         try:
-            info = import_list(f)
+            info = import_list(f, current_on=day)
         except ListFormatError as exc:
             raise _fail(str(exc), 2) from exc
+        except OSError as exc:
+            raise _fail(f"{f}: cannot read: {exc.strerror}", 2) from exc
         typer.echo(f"imported {info['entries']} entries from {info['source_file']} "
-                   f"({info['format']}, {'complete list' if info['complete'] else 'partial'}) "
-                   f"-> {info['stored_at']}", err=True)
+                   f"({info['format']}, {'complete list' if info['complete'] else 'partial'}"
+                   f", current on {info['current_on']}) -> {info['stored_at']}", err=True)
 
 
 @app.command()

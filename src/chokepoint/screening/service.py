@@ -65,14 +65,23 @@ def _format_of(path: Path) -> str:
     return "watch_list"
 
 
-def import_list(path: Path, today: date | None = None) -> dict[str, Any]:
-    """Store an official list file in the data directory; returns what was stored."""
+def import_list(path: Path, today: date | None = None, current_on: date | None = None
+                ) -> dict[str, Any]:
+    """Store an official list file in the data directory; returns what was stored.
+
+    ``current_on``: the day the file was known current (downloaded or published); by
+    default the day the file was last written (a download writes it), and never after
+    ``today``. A complete list clears a party only for orders up to that day: a file
+    downloaded months ago and imported today does not clear a party listed since."""
     entries = load_list(path)
     fmt = _format_of(path)
+    imported = today or date.today()
+    written = date.fromtimestamp(path.stat().st_mtime)
     record = {
         "source_file": path.name,
         "format": fmt,
-        "imported_on": (today or date.today()).isoformat(),
+        "imported_on": imported.isoformat(),
+        "current_on": min(current_on or written, imported).isoformat(),
         "complete": fmt in COMPLETE_FORMATS,
         "entries": [asdict(e) for e in entries],
     }
@@ -158,7 +167,7 @@ class Screener:
         for record in imported_lists():
             entries.extend(record["entries"])
             if record["complete"]:
-                day = date.fromisoformat(record["imported_on"])
+                day = current_on(record)
                 complete = max(complete, day) if complete else day
         return cls(entries, complete)
 
@@ -246,17 +255,22 @@ def imported_state() -> tuple[Any, ...]:
 _COMPLETE: dict[tuple[Any, ...], date | None] = {}
 
 
+def current_on(record: dict[str, Any]) -> date:
+    """The day an imported list was known current (records imported before this was
+    kept: their import day)."""
+    return date.fromisoformat(record.get("current_on") or record["imported_on"])
+
+
 def latest_complete_list() -> date | None:
-    """The import day of the latest complete list imported (a full CSL: a party it does
-    not name may be cleared up to then), None when there is none; the files are read once
-    per state of the imported files (:func:`imported_state`), not on every call."""
+    """The day the latest complete list imported was known current (a full CSL: a party it
+    does not name may be cleared up to then), None when there is none; the files are read
+    once per state of the imported files (:func:`imported_state`), not on every call."""
     state = imported_state()
     if state not in _COMPLETE:
         if len(_COMPLETE) > 64:
             _COMPLETE.clear()
-        _COMPLETE[state] = max((date.fromisoformat(rec["imported_on"])
-                                for rec in imported_lists() if rec["complete"]),
-                               default=None)
+        _COMPLETE[state] = max((current_on(rec) for rec in imported_lists()
+                                if rec["complete"]), default=None)
     return _COMPLETE[state]
 
 
