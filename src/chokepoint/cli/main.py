@@ -47,13 +47,13 @@ def _shown(value: object) -> str:
     return "unknown" if value is None else str(value)
 
 
-def _parse_date(value: str | None) -> date | None:
+def _parse_date(value: str | None, option: str = "--date") -> date | None:
     if value is None:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise _fail(f"--date: not a date (YYYY-MM-DD): {value!r}", 2) from exc
+        raise _fail(f"{option}: not a date (YYYY-MM-DD): {value!r}", 2) from exc
 
 
 def _inputs(files: list[Path]) -> tuple[list[dict[str, object]], RuleSet]:
@@ -176,10 +176,7 @@ def lists_import(
     from chokepoint.screening.lists import ListFormatError
     from chokepoint.screening.service import import_list
 
-    try:
-        day = date.fromisoformat(current_on) if current_on else None
-    except ValueError as exc:
-        raise _fail(f"--current-on: not a date (YYYY-MM-DD): {current_on!r}", 2) from exc
+    day = _parse_date(current_on, "--current-on")
     for f in files:
         try:
             info = import_list(f, current_on=day)
@@ -491,7 +488,7 @@ def diff(
         rule_changes,
     )
 
-    d1, d2 = _parse_date(date_from), _parse_date(date_to)
+    d1, d2 = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
     assert d1 is not None and d2 is not None
     if d2 < d1:
         raise _fail("--to must not be before --from", 2)

@@ -163,13 +163,10 @@ class Screener:
             entries = [e for f in list_files for e in load_list(f)]
             return cls(entries, None)
         entries = snapshot_entries(rules, on)
-        complete: date | None = None
-        for record in imported_lists():
+        records = imported_lists()
+        for record in records:
             entries.extend(record["entries"])
-            if record["complete"]:
-                day = current_on(record)
-                complete = max(complete, day) if complete else day
-        return cls(entries, complete)
+        return cls(entries, _complete_until(records))
 
     def can_clear(self, on: date) -> bool:
         return self.complete_until is not None and on <= self.complete_until
@@ -255,10 +252,12 @@ def imported_state() -> tuple[Any, ...]:
 _COMPLETE: dict[tuple[Any, ...], date | None] = {}
 
 
-def current_on(record: dict[str, Any]) -> date:
-    """The day an imported list was known current (records imported before this was
-    kept: their import day)."""
-    return date.fromisoformat(record.get("current_on") or record["imported_on"])
+def _complete_until(records: list[dict[str, Any]]) -> date | None:
+    """The last day the complete lists among imported ``records`` clear parties: the day
+    the newest was known current (records imported before that was kept: their import
+    day), None when none is complete."""
+    return max((date.fromisoformat(r.get("current_on") or r["imported_on"])
+                for r in records if r["complete"]), default=None)
 
 
 def latest_complete_list() -> date | None:
@@ -269,8 +268,7 @@ def latest_complete_list() -> date | None:
     if state not in _COMPLETE:
         if len(_COMPLETE) > 64:
             _COMPLETE.clear()
-        _COMPLETE[state] = max((current_on(rec) for rec in imported_lists()
-                                if rec["complete"]), default=None)
+        _COMPLETE[state] = _complete_until(imported_lists())
     return _COMPLETE[state]
 
 
