@@ -84,7 +84,8 @@ def test_csv_book_keeps_order_and_rejects_bad_rows(tmp_path: Path, rules: RuleSe
     assert [(r["row"], r["field"]) for r in rejects] == [("3", "to_country"), ("4", "chip_tpp")]
     # each message names the row as the rejects file numbers it (a bad cell, or a cell
     # read but not valid by the contract)
-    assert [r["message"].split(":")[0] for r in rejects] == ["row 3 (id 'po-3')", "row 4"]
+    assert [r["message"].split(":")[0] for r in rejects] == ["row 3 (id 'po-3')",
+                                                         "row 4 (id 'po-4')"]
 
 
 def test_jsonl_in_parquet_out_with_trace_and_column_map(tmp_path: Path, rules: RuleSet) -> None:
@@ -255,6 +256,57 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     assert (tmp_path / "mapped.csv").read_text() == local.read_text()
 
 
+def test_spark_keeps_the_row_order_of_a_book_read_as_many_partitions(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """A Parquet book of small row groups that Spark reads as several partitions (seven
+    here, more than the cores) is evaluated where it was read, with no shuffle, and comes
+    out in the book's order, as the local path writes it. (A book read as one partition
+    is spread over the cores: the other Spark tests.)"""
+    pytest.importorskip("pyspark")
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.spark import run_spark_batch
+
+    whole = tmp_path / "whole.parquet"
+    write_book(whole, 3_000, seed=5)
+    src = tmp_path / "book.parquet"
+    pq.write_table(pq.read_table(whole), src, row_group_size=250)
+    local, spark = tmp_path / "local.csv", tmp_path / "spark.csv"
+    run_batch(src, local, rules)
+    conf = {"spark.sql.files.maxPartitionBytes": "20000",
+            "spark.sql.files.openCostInBytes": "0"}
+    run_spark_batch(src, spark, conf=conf)
+    assert spark.read_bytes() == local.read_bytes()
+
+
+def _parts(tmp_path: Path, runs: list[list[list[int]]]) -> list[Path]:
+    """Result part files, each a list of runs of row numbers, in row groups of 2 rows."""
+    parts = []
+    tmp_path.mkdir(exist_ok=True)
+    for k, part_runs in enumerate(runs):
+        rows = [n for run in part_runs for n in run]
+        path = tmp_path / f"part-{k:05d}.parquet"
+        pq.write_table(pa.table({"row": pa.array(rows, pa.int64()),
+                                 "id": [f"po-{n}" for n in rows]}), path, row_group_size=2)
+        parts.append(path)
+    return parts
+
+
+def test_spark_results_are_copied_in_row_order_whatever_the_partitions_hold(
+        tmp_path: Path) -> None:
+    """The driver copies the executors' parts by runs of consecutive rows: a part may hold
+    a later file's rows before an earlier one's, and runs cross row groups."""
+    from chokepoint.spark import in_row_order
+
+    parts = _parts(tmp_path, [[[6, 7, 8], [1, 2]], [[3, 4, 5], [9]], [[]], [[10, 11]]])
+    got = pa.concat_tables(in_row_order(parts, 11))
+    assert got.column("row").to_pylist() == list(range(1, 12))
+    assert got.column("id").to_pylist() == [f"po-{n}" for n in range(1, 12)]
+    for bad, rows in (([[[1, 2]], [[4]]], 3), ([[[1, 2]], [[2, 3]]], 3),
+                      ([[[1, 2, 3]]], 4), ([[[1, 2, 3]]], 2)):
+        with pytest.raises(RuntimeError, match="once each"):
+            list(in_row_order(_parts(tmp_path / f"bad{rows}{len(bad)}", bad), rows))
+
+
 def test_csv_rows_of_more_or_fewer_cells_than_the_header_are_rejected_by_every_engine(
         tmp_path: Path, rules: RuleSet) -> None:
     """A comma out of place (an unquoted "Foo, Inc.") moves every later cell under another
@@ -275,8 +327,9 @@ def test_csv_rows_of_more_or_fewer_cells_than_the_header_are_rejected_by_every_e
     rejects = read_csv(tmp_path / "local.csv.rejects.csv")
     assert [(r["row"], r["id"], r["field"]) for r in rejects] == [
         ("2", "po-6", "(the row)"), ("4", "po-7", "(the row)")]
-    assert rejects[0]["message"].startswith("row 2: (the row): 24 cells where the header "
-                                            "names 23; a comma or quote out of place")
+    assert rejects[0]["message"].startswith("row 2 (id 'po-6'): (the row): 24 cells where "
+                                            "the header names 23; a comma or quote out of "
+                                            "place")
     assert "20 cells where the header names 23" in rejects[1]["message"]
     assert [r["id"] for r in read_csv(tmp_path / "local.csv")] == ["po-1", "po-2", "po-8"]
     summary = run_batch(src, tmp_path / "auto.csv", rules, engine="auto")

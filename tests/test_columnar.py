@@ -239,10 +239,10 @@ def test_numbers_that_are_not_finite_and_other_lists_read_alike_in_both_engines(
     assert read("columnar.csv.rejects.csv") == read("scalar.csv.rejects.csv")
     rejects = {r["id"]: r["message"] for r in read("scalar.csv.rejects.csv")}
     assert rejects == {
-        "n2": "row 2: chip_tops: not a finite number: 'nan'",
-        "n3": "row 3: chip_tops: not a finite number: 'inf'",
-        "n4": "row 4: chip_tops: not a finite number: '1e999'",
-        "n5": "row 5: chip_bit_length: not a whole number: '8.9'",
+        "n2": "row 2 (id 'n2'): chip_tops: not a finite number: 'nan'",
+        "n3": "row 3 (id 'n3'): chip_tops: not a finite number: 'inf'",
+        "n4": "row 4 (id 'n4'): chip_tops: not a finite number: '1e999'",
+        "n5": "row 5 (id 'n5'): chip_bit_length: not a whole number: '8.9'",
         "a2": "row 11 (id 'a2'): assertions[1]: 'advanced_node_ic_is_LOGIC' is not a "
               "statement any rule reads (did you mean 'advanced_node_ic_is_logic'?)"}
     assert [r["id"] for r in read("scalar.csv")] == ["n1", "n6", "d1", "d2", "d3", "a1"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator
 from datetime import date
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import pyarrow as pa
@@ -167,12 +167,18 @@ def book_format(inp: str | PurePath, given: str | None = None) -> str:
 
 def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = None,
               fmt: str | None = None, encoding: str | None = None) -> Any:
+    """The book as a Spark DataFrame (see :func:`numbered_book`)."""
+    return numbered_book(spark, inp, mapping, fmt, encoding)[0]
+
+
+def numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = None,
+                  fmt: str | None = None, encoding: str | None = None) -> tuple[Any, int]:
     """The book as a Spark DataFrame of strings in the flat layout (columns renamed by
     ``mapping``, a column map as ``batch --columns`` reads it), read by Spark itself (no
     row passes through the driver), with ``row`` numbered in file order from 1. ``inp``
     is a file or a directory of part files, local or any URI Spark reads; ``fmt``
     ("parquet" or "csv") is needed when its name does not end in either, ``encoding`` for a
-    CSV book not in UTF-8."""
+    CSV book not in UTF-8. With the number of rows."""
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import ArrayType
 
@@ -230,23 +236,89 @@ def read_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None = 
     run_of = F.concat_ws("\0", F.col("_file"), F.col("_part").cast("string"))
     base = F.create_map(*starts) if starts else F.create_map(F.lit(""), F.lit(0))
     row = (base[run_of] + F.col("_mid") + 1).cast("long")
-    return tagged.withColumn("row", row).drop("_file", "_part", "_mid")
+    return tagged.withColumn("row", row).drop("_file", "_part", "_mid"), total
+
+
+SPREAD_MIN_ROWS = 1_000  # runs of fewer rows are not worth a slice of their own
+SPREAD_RUNS_PER_CORE = 8  # (hashed to partitions: more runs even out the cores' shares)
+
+
+def spread(book: Any, rows: int, cores: int) -> Any:
+    """The numbered book over at least ``cores`` partitions, each holding whole runs of
+    consecutive rows in order. A book Spark reads as that many partitions or more is
+    left as read: no row moves. One read as fewer (a CSV file, which Spark does not split
+    when cells may hold line breaks; a small Parquet file) is cut into runs of rows,
+    spread by a hash shuffle and sorted inside each partition - without the pass over
+    the book that a range partitioning makes to sample its ranges."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    if book.rdd.getNumPartitions() >= cores:
+        return book
+    run = max(SPREAD_MIN_ROWS, -(-rows // (cores * SPREAD_RUNS_PER_CORE)))
+    return (book.repartition(cores, F.floor((F.col("row") - 1) / run))
+            .sortWithinPartitions("row"))
+
+
+def in_row_order(parts: list[Path], rows: int) -> Iterator[pa.Table]:
+    """The rows of result part files (each a partition's rows: runs of consecutive row
+    numbers, in any order) in the order of their ``row``, at most 100,000 rows at a time.
+    RuntimeError if the parts do not hold rows 1 to ``rows`` once each."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    runs = []  # (first row, length, part, offset in the part)
+    for part in parts:
+        numbers = pq.read_table(part, columns=["row"]).column("row").to_numpy()
+        cuts = np.flatnonzero(np.diff(numbers) != 1) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(numbers)], strict=True):
+            if hi > lo:
+                runs.append((int(numbers[lo]), int(hi - lo), part, int(lo)))
+    runs.sort(key=lambda r: r[0])
+    expected = 1
+    for first, length, _, _ in runs:
+        if first != expected:
+            break
+        expected += length
+    if expected != rows + 1:
+        raise RuntimeError(f"Spark's results do not hold rows 1 to {rows} once each "
+                           f"(the rows in order end at {expected - 1})")
+    files: dict[Path, Any] = {}
+    for _, length, part, offset in runs:
+        if part not in files:
+            files[part] = pq.ParquetFile(part)
+        yield from _slice(files[part], offset, length)
+
+
+def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
+    """Rows ``offset`` to ``offset + length`` of a Parquet file, in batches of at most
+    100,000 rows (the row groups it does not reach are not read)."""
+    start = 0
+    for i in range(file.metadata.num_row_groups):
+        size = file.metadata.row_group(i).num_rows
+        if start < offset + length and offset < start + size:
+            for batch in file.iter_batches(batch_size=100_000, row_groups=[i]):
+                lo, hi = max(offset, start), min(offset + length, start + batch.num_rows)
+                if lo < hi:
+                    yield pa.Table.from_batches([batch.slice(lo - start, hi - lo)])
+                start += batch.num_rows
+        else:
+            start += size
 
 
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,
                     master: str = "local[2]", mapping: dict[str, str] | None = None,
-                    encoding: str | None = None) -> tuple[int, int]:
+                    encoding: str | None = None, conf: dict[str, str] | None = None
+                    ) -> tuple[int, int]:
     """``chokepoint batch --engine spark``: Spark reads the book and evaluates it; the results
     stream back in input order into the same files as the local path writes (same columns,
-    rejects file, OUT written only when complete). Returns (written, rejected)."""
+    rejects file, OUT written only when complete). ``conf``: more Spark settings. Returns
+    (written, rejected)."""
     import csv
     import os
     import shutil
     import sys
-    from pathlib import Path
 
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
     from pyspark.sql import SparkSession
 
     import chokepoint
@@ -267,7 +339,10 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     package_root = str(Path(chokepoint.__file__).resolve().parents[1])
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-    spark = (SparkSession.builder.master(master).appName("chokepoint")
+    builder = SparkSession.builder
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    spark = (builder.master(master).appName("chokepoint")
              .config("spark.ui.enabled", "false")
              # larger Arrow batches: the columnar engine shares work within a batch
              .config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
@@ -282,33 +357,28 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     rejects_path = out.with_name(out.name + ".rejects.csv")
     rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")
     try:
-        # Range partitions sorted inside keep the input order without sorting the results
-        # (a sort after mapInArrow would evaluate the book twice), and use every core.
-        book = read_book(spark, inp, mapping, encoding=encoding)
-        book = book.repartitionByRange(max(1, spark.sparkContext.defaultParallelism), "row"
-                                       ).sortWithinPartitions("row")
+        book, rows = numbered_book(spark, inp, mapping, encoding=encoding)
+        book = spread(book, rows, max(1, spark.sparkContext.defaultParallelism))
         results = determine_dataframe(book, override)
         # The executors write the results themselves, every partition at once; the driver
-        # then copies them into OUT in partition order, one Arrow batch at a time (no row
-        # is held whole in the driver, none travels as a Python object).
+        # then copies them into OUT in row order, at most 100,000 rows at a time (no row is
+        # held whole in the driver, none travels as a Python object).
         shutil.rmtree(staging, ignore_errors=True)
         results.write.parquet(str(staging))
         with rejects_partial.open("w", newline="", encoding="utf-8") as fh:
             rejects = csv.DictWriter(fh, fieldnames=REJECT_COLUMNS)
             rejects.writeheader()
-            for part in sorted(staging.glob("part-*.parquet")):  # part-00000-..., in order
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=100_000):
-                    table = pa.Table.from_batches([batch])
-                    bad = pc.not_equal(pc.fill_null(table.column("reject_message"), ""), "")
-                    for r in table.filter(bad).to_pylist():
-                        rejects.writerow({"row": r["row"], "id": r["id"],
-                                          "field": r["reject_field"],
-                                          "message": r["reject_message"]})
-                        rejected += 1
-                    ok = table.filter(pc.invert(bad)).select(list(OUT_COLUMNS))
-                    if ok.num_rows:
-                        writer.write_table(ok)
-                        written += ok.num_rows
+            for table in in_row_order(sorted(staging.glob("part-*.parquet")), rows):
+                bad = pc.not_equal(pc.fill_null(table.column("reject_message"), ""), "")
+                for r in table.filter(bad).to_pylist():
+                    rejects.writerow({"row": r["row"], "id": r["id"],
+                                      "field": r["reject_field"],
+                                      "message": r["reject_message"]})
+                    rejected += 1
+                ok = table.filter(pc.invert(bad)).select(list(OUT_COLUMNS))
+                if ok.num_rows:
+                    writer.write_table(ok)
+                    written += ok.num_rows
         writer.close()
     except BaseException:
         writer.close()

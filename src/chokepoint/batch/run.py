@@ -292,12 +292,19 @@ def evaluate_row(item: tuple[int, dict[str, Any]], rules: RuleSet, override: dat
         return "ok", result_row(n, d, with_trace)
     except RowError as exc:  # (a cell that cannot be read: named by its column)
         return "reject", {"row": n, "id": _row_id(raw), "field": exc.column,
-                          "message": f"row {n}: {exc}"}
+                          "message": f"{row_label(n, raw)}: {exc}"}
     except InputError as exc:  # ("row N (id ...): field: problem", from parse_row)
         message = str(exc)
         field = message.split(": ")[1] if message.count(": ") >= 2 else ""
         return "reject", {"row": n, "id": _row_id(raw), "field": field,
                           "message": message}
+
+
+def row_label(n: int, raw: dict[str, Any]) -> str:
+    """How a message names a book's row: its number and, if it has one, its id (as the
+    contract's checks name a transaction)."""
+    found = _row_id(raw)
+    return f"row {n} (id {found!r})" if found else f"row {n}"
 
 
 def _row_id(raw: dict[str, Any]) -> str:

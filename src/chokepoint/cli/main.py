@@ -593,14 +593,14 @@ def _read_book(path: Path, assertions: Collection[str], mapping: dict[str, str] 
                encoding: str | None = None) -> list[dict[str, object]]:
     if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
-        from chokepoint.batch.run import parse_row, read_rows
+        from chokepoint.batch.run import parse_row, read_rows, row_label
 
         out = []
         for n, raw in read_rows(path, mapping or {}, encoding):
             try:
                 out.append(parse_row(raw, n, assertions))
             except RowError as exc:
-                raise InputError(f"{path}: row {n}: {exc}") from exc
+                raise InputError(f"{path}: {row_label(n, raw)}: {exc}") from exc
         return out
     return list(read_transactions(path, assertions))
 
