@@ -374,6 +374,25 @@ def test_a_book_naming_a_column_twice_is_refused_by_every_engine(tmp_path: Path,
         done = subprocess.run([sys.executable, "-m", "chokepoint", *args],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 2 and "appears 2 times" in done.stderr, args
+    # The cluster job's read (no local file to look at first): Spark itself would name
+    # the columns to_country1 and to_country4, and every row would lack its destination.
+    from pyspark.sql import SparkSession
+
+    from chokepoint.spark import read_book
+
+    parts = tmp_path / "export"
+    parts.mkdir()
+    (parts / "a.csv").write_bytes(("\ufeff" + twice.read_text()).encode())
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false"
+                                                           ).getOrCreate()
+    try:
+        with pytest.raises(BatchError, match="the column 'to_country' appears 2 times"):
+            read_book(spark, str(parts), fmt="csv")
+        with pytest.raises(BatchError, match="'Dest', 'Country' both map to 'to_country'"):
+            read_book(spark, str(erp), {"Dest": "to_country", "Country": "to_country"})
+        assert read_book(spark, str(erp), {"Dest": "to_country"}).count() == 1
+    finally:
+        spark.stop()
 
 
 def _gbk_book(tmp_path: Path, more: list[str] | None = None) -> Path:

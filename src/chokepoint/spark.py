@@ -189,10 +189,17 @@ def numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | Non
         from pyspark.sql.types import StringType, StructField, StructType
 
         # RFC 4180 quoting, as Python's csv module reads it; empty cells are nulls (unknown)
-        reader = (spark.read.option("header", True).option("escape", '"')
-                  .option("multiLine", True)
-                  # (Python's name for it, which the JDK knows too: gbk, cp1252, shift_jis)
-                  .option("encoding", codecs.lookup(encoding).name if encoding else "UTF-8"))
+        reader_options = {
+            "escape": '"', "multiLine": True,
+            # (Python's name for it, which the JDK knows too: gbk, cp1252, shift_jis)
+            "encoding": codecs.lookup(encoding).name if encoding else "UTF-8"}
+        reader = spark.read.options(**reader_options).option("header", True)
+        # The header as written: Spark renames a column named twice (to_country1,
+        # to_country4), which would leave such a book's rows without their facts.
+        header = spark.read.options(**reader_options).option("header", False).csv(
+            str(inp)).first()
+        check_header(inp, [str(c or "").lstrip("\ufeff") for c in header or ()],
+                     mapping or {})
         names = reader.csv(str(inp)).columns  # (the header)
         # A row of more or fewer cells than the header is kept whole in a column of its
         # own, to be rejected as the row-by-row engine rejects it (flat.RAGGED); Spark

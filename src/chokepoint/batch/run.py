@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -140,7 +140,7 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     return None
 
 
-def check_header(inp: Path, header: list[str] | None, mapping: dict[str, str]) -> None:
+def check_header(inp: str | PurePath, header: list[str] | None, mapping: dict[str, str]) -> None:
     """BatchError when the header, once mapped, names a column twice: which of the two
     holds the fact is not known (one engine took the last, another stopped)."""
     seen: dict[str, list[str]] = {}
