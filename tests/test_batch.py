@@ -16,6 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chokepoint.batch.flat import RowError, row_to_transaction
 from chokepoint.batch.run import (
@@ -701,3 +703,26 @@ def test_parquet_list_cells_read_as_the_text_layout(tmp_path: Path, rules: RuleS
 
     run_spark_batch(lists, tmp_path / "spark.csv")
     assert (tmp_path / "spark.csv").read_text() == (tmp_path / "text.csv").read_text()
+
+
+@given(st.lists(st.lists(st.text(alphabet='ab,"\n\r 中', max_size=6), min_size=2,
+                         max_size=2), max_size=8),
+       st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_the_progress_bar_counts_csv_rows_as_the_reader_reads_them(
+        tmp_path_factory: pytest.TempPathFactory, cells: list[list[str]],
+        blank_lines: bool) -> None:
+    """Cells with quotes, commas and line breaks (a line break inside a quoted cell is
+    not a row), and blank lines between rows: the count is the rows csv reads."""
+    from chokepoint.batch.run import count_rows
+
+    path = tmp_path_factory.mktemp("count") / "book.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "party_name"])
+        for row in cells:
+            writer.writerow(row)
+            if blank_lines:
+                fh.write("\r\n")
+    with path.open(newline="", encoding="utf-8") as fh:
+        assert count_rows(path) == len(list(csv.DictReader(fh)))

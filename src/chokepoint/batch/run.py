@@ -800,14 +800,26 @@ def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWrit
 
 
 def count_rows(path: Path) -> int | None:
-    """Rows in the input, for the progress bar (cheap: no parsing)."""
+    """Rows in the input, for the progress bar (cheap: no cell is parsed). A CSV line ends
+    a row only outside quotes - an odd number of quote marks opens or closes a quoted
+    cell, which may hold line breaks (an escaped quote is two marks; no encoding a book
+    may be in uses the quote's byte inside another character)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         return int(pq.ParquetFile(path).metadata.num_rows)
-    if suffix in (".csv", ".jsonl"):
+    if suffix == ".jsonl":
         with path.open("rb") as fh:
-            lines = sum(1 for line in fh if line.strip())
-        return lines - (1 if suffix == ".csv" else 0)
+            return sum(1 for line in fh if line.strip())
+    if suffix == ".csv":
+        rows, quoted = 0, False
+        with path.open("rb") as fh:
+            for line in fh:
+                if not quoted and not line.strip():
+                    continue  # (a blank line is no row, as the csv module reads it)
+                if line.count(b'"') % 2:
+                    quoted = not quoted
+                rows += not quoted
+        return max(rows - 1, 0)  # (the header)
     return None
