@@ -280,6 +280,35 @@ def test_spark_keeps_the_row_order_of_a_book_read_as_many_partitions(
     assert spark.read_bytes() == local.read_bytes()
 
 
+def test_spark_reads_a_directory_of_parts_that_the_local_engines_refuse(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """A Parquet dataset as Spark or an ERP writes it: a directory of part files. Spark
+    reads the larger part first; the output is still in the order of the parts' names,
+    the local path's bytes for the parts joined. The local engines refuse a directory
+    (before, a traceback from pyarrow) and say which engine reads one."""
+    pytest.importorskip("pyspark")
+    from chokepoint.batch.synthetic import write_book
+    from chokepoint.spark import run_spark_batch
+
+    whole = tmp_path / "whole.parquet"
+    write_book(whole, 3_000, seed=9)
+    table = pq.read_table(whole)
+    parts = tmp_path / "export.parquet"
+    parts.mkdir()
+    pq.write_table(table.slice(0, 200), parts / "part-0.parquet")
+    pq.write_table(table.slice(200), parts / "part-1.parquet")
+    run_batch(whole, tmp_path / "local.csv", rules)
+    assert run_spark_batch(parts, tmp_path / "spark.csv") == (3_000, 0)
+    assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    for engine in ("scalar", "columnar", "auto"):
+        with pytest.raises(BatchError, match="a directory; the local engines read one"):
+            run_batch(parts, tmp_path / "out.csv", rules, engine=engine)
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(parts),
+                           str(tmp_path / "out.csv")], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2 and "--engine spark" in done.stderr, done.stderr[-2000:]
+
+
 def _parts(tmp_path: Path, runs: list[list[list[int]]]) -> list[Path]:
     """Result part files, each a list of runs of row numbers, in row groups of 2 rows."""
     parts = []

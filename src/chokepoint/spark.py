@@ -332,7 +332,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     from chokepoint.batch.run import REJECT_COLUMNS, ResultWriter
 
     if inp.suffix.lower() not in (".csv", ".parquet"):
-        raise ValueError("--engine spark reads the flat layout (.csv or .parquet)")
+        raise ValueError("--engine spark reads the flat layout (.csv or .parquet, or a "
+                         "directory of part files so named)")
     if not inp.exists():
         raise ValueError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
@@ -340,7 +341,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
         raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
-    check_header(inp, book_header(inp, encoding), mapping or {})
+    if inp.is_file():  # (a directory's header: read_book reads and checks it)
+        check_header(inp, book_header(inp, encoding), mapping or {})
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     package_root = str(Path(chokepoint.__file__).resolve().parents[1])

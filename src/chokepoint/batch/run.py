@@ -166,6 +166,13 @@ def _separator_hint(unread: list[str], mapping: dict[str, str]) -> str:
     return ""
 
 
+def one_file(inp: Path) -> None:
+    """BatchError if the book is a directory: the local engines read one file."""
+    if inp.is_dir():
+        raise BatchError(f"{inp}: a directory; the local engines read one book file (a "
+                         "directory of part files: --engine spark)")
+
+
 def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None = None
                     ) -> list[str]:
     """What the book's header says the run will not read: columns that are not in the flat
@@ -173,6 +180,7 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
     them), and column-map entries for columns the book does not have. Errors in the map
     itself, or a column named twice, raise :class:`BatchError`."""
     mapping = read_column_map(columns)
+    one_file(inp)
     header = book_header(inp, encoding)
     if header is None:
         return []
@@ -598,6 +606,7 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
     problem), for a caller that wants it before showing progress; the column map."""
     if not inp.exists():
         raise BatchError(f"{inp}: no such file")
+    one_file(inp)
     if out.resolve() == inp.resolve():
         raise BatchError(f"{out}: the results would replace the book; name another file")
     if not out.parent.is_dir():

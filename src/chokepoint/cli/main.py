@@ -322,7 +322,7 @@ def batch(
     )
 
     override = _parse_date(on)
-    if inp.exists():
+    if inp.exists() and not (engine == "spark" and inp.is_dir()):
         try:
             for warning in layout_warnings(inp, columns, encoding):
                 typer.echo(f"warning: {warning}", err=True)
