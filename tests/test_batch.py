@@ -755,3 +755,38 @@ def test_the_progress_bar_counts_csv_rows_as_the_reader_reads_them(
                 fh.write("\r\n")
     with path.open(newline="", encoding="utf-8") as fh:
         assert count_rows(path) == len(list(csv.DictReader(fh)))
+
+
+def test_the_closing_lines_name_the_column_each_missing_fact_is_given_in() -> None:
+    from chokepoint.batch.lacking import column_for, report, tally
+
+    counts: dict[str, int] = {}
+    tally(counts, "US:parties[1].designations;NL:parties[1].designations;US:date", 3)
+    tally(counts, "US:item.us_content.incorporated_us_items[0].kind;JP:rules:jp.x:3B001")
+    tally(counts, "")
+    assert counts == {"parties[1].designations": 3, "date": 3, "rules:jp.x:3B001": 1,
+                      "item.us_content.incorporated_us_items[0].kind": 1}
+    assert [column_for(f) for f in counts] == [
+        "party2_designations", "date", "us_incorporated_items", None]
+    assert column_for("assertions:back_end_only") == "assertions (back_end_only)"
+    assert column_for("item.national_classifications.NL") == "national_NL"
+    lines = report(counts, top=3)
+    assert lines[0] == "  3 rows  date"
+    assert lines[1] == "  3 rows  party2_designations  (parties[1].designations)"
+    assert lines[2].startswith("  1 row   us_incorporated_items  (item.us_content.")
+    assert lines[3] == "  ... and 1 more fact"
+    assert "left open by the rule data" in report(counts)[3]
+
+
+def test_batch_ends_with_the_columns_that_would_answer_undetermined_rows(
+        tmp_path: Path) -> None:
+    from chokepoint.batch.synthetic import write_book
+
+    src = tmp_path / "book.parquet"
+    write_book(src, 500, seed=3)
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src),
+                           str(tmp_path / "out.csv")], capture_output=True, text=True,
+                          check=True)
+    tail = done.stderr[done.stderr.index("facts the answers lack"):].splitlines()
+    assert "party_designations  (parties[0].designations)" in done.stderr
+    assert len(tail) == 12 and tail[-1].startswith("  ... and ")

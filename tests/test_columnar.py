@@ -164,6 +164,13 @@ def test_the_fixed_10000_row_book_gives_identical_rows(tmp_path: Path, rules: Ru
     assert pq.read_table(columnar).to_pylist() == pq.read_table(scalar).to_pylist()
     assert set(one.outcomes or {}) == {"license_required", "no_license_required",
                                        "not_subject", "undetermined"}
+    # the closing lines' count of the facts the answers lack: per row, each field once
+    lacking: dict[str, int] = {}
+    for cell in pq.read_table(scalar).column("missing_facts").to_pylist():
+        for field in {item.split(":", 1)[1] for item in cell.split(";") if item}:
+            lacking[field] = lacking.get(field, 0) + 1
+    assert one.missing == two.missing == lacking
+    assert len(lacking) > 10 and lacking["parties[0].designations"] > 100
 
 
 def test_csv_books_with_bad_rows_give_the_same_rows_and_rejects(tmp_path: Path,

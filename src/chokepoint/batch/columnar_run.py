@@ -22,6 +22,7 @@ import pyarrow as pa
 from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
+from chokepoint.batch.lacking import tally
 from chokepoint.batch.run import (
     REGIMES,
     ColumnarRefused,
@@ -268,6 +269,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
             for item in result.column("outcome").value_counts().to_pylist():
                 key = item["values"]
                 summary.outcomes[key] = summary.outcomes.get(key, 0) + item["counts"]
+            for item in result.column("missing_facts").value_counts().to_pylist():
+                tally(summary.missing, item["values"] or "", item["counts"])
             summary.rows = last
             checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
             if progress is not None:

@@ -34,6 +34,7 @@ from chokepoint.batch.flat import (
     ragged,
     row_to_transaction,
 )
+from chokepoint.batch.lacking import tally
 from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import strict_yaml
@@ -69,6 +70,8 @@ class Summary:
     rejected: int = 0
     outcomes: dict[str, int] | None = None
     notes: list[str] = field(default_factory=list)  # what the user should know of the run
+    missing: dict[str, int] = field(default_factory=dict)  # rows lacking each fact
+
 
 
 def read_column_map(path: Path | None) -> dict[str, str]:
@@ -799,6 +802,7 @@ def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWrit
             writer.write(row)
             summary.written += 1
             summary.outcomes[row["outcome"]] = summary.outcomes.get(row["outcome"], 0) + 1
+            tally(summary.missing, row["missing_facts"])
         else:
             rejects.writerow(row)
             summary.rejected += 1

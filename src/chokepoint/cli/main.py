@@ -396,6 +396,13 @@ def batch(
     typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
                f"rejected (see {out.name}.rejects.csv); outcomes: {outcomes or 'none'}",
                err=True)
+    if summary.missing:  # (what to add to the export first)
+        from chokepoint.batch.lacking import report
+
+        typer.echo("facts the answers lack, by the rows that lack them (give the column, "
+                   "and those rows can be answered; docs/batch.md):", err=True)
+        for line in report(summary.missing):
+            typer.echo(line, err=True)
 
 
 @app.command()
