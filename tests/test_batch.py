@@ -790,3 +790,32 @@ def test_batch_ends_with_the_columns_that_would_answer_undetermined_rows(
     tail = done.stderr[done.stderr.index("facts the answers lack"):].splitlines()
     assert "party_designations  (parties[0].designations)" in done.stderr
     assert len(tail) == 12 and tail[-1].startswith("  ... and ")
+
+
+def test_rows_answered_past_the_rule_files_review_say_so_in_every_engine(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """An open order dated after the rule files' review horizons is answered by rules that
+    may have been amended since: its trace warns, and a batch run (whose rows carry no
+    trace) says how many rows that is - the same in both engines."""
+    from datetime import timedelta
+
+    until = rules.reviewed_until()
+    assert until is not None
+    later = (until + timedelta(days=1)).isoformat()
+    rows = [ROWS[0], ROWS[0].replace("po-1,2025-06-02", f"po-9,{later}"),
+            ROWS[4].replace("po-5,2025-06-02", f"po-10,{until.isoformat()}")]
+    src = book(tmp_path / "in.csv", rows)
+    for engine in ("scalar", "columnar"):
+        summary = run_batch(src, tmp_path / f"{engine}.csv", rules, engine=engine,
+                            today=date(2026, 1, 1))
+        assert summary.past_review == 1, engine
+        assert [n for n in summary.notes if "review horizon" in n] == [
+            f"1 row is answered as of a day after {until.isoformat()}, when rule files pass "
+            "their review horizon: amendments published since they were reviewed may be "
+            "missing (a row's --trace names the files)"], engine
+    traced = run_batch(src, tmp_path / "traced.jsonl", rules, with_trace=True,
+                       today=date(2026, 1, 1))
+    assert traced.past_review == 1
+    warned = [json.loads(line)["id"] for line in (tmp_path / "traced.jsonl").open()
+              if "review horizon" in line]
+    assert warned == ["po-9"]

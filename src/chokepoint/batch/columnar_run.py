@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.codes import readable
@@ -271,6 +272,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 summary.outcomes[key] = summary.outcomes.get(key, 0) + item["counts"]
             for item in result.column("missing_facts").value_counts().to_pylist():
                 tally(summary.missing, item["values"] or "", item["counts"])
+            summary.past_review += pc.sum(pc.greater(
+                result.column("as_of").cast(pa.string()), summary.reviewed_until)).as_py() or 0
             summary.rows = last
             checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
             if progress is not None:

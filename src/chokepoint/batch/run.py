@@ -71,6 +71,8 @@ class Summary:
     outcomes: dict[str, int] | None = None
     notes: list[str] = field(default_factory=list)  # what the user should know of the run
     missing: dict[str, int] = field(default_factory=dict)  # rows lacking each fact
+    reviewed_until: str = "9999-12-31"  # (ISO) the rule files' review horizons' first end
+    past_review: int = 0  # rows answered as of a later day
 
 
 
@@ -681,7 +683,8 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     if not resume:
         rejects.writeheader()
         _write_json(run_file, {**identity, "today": today.isoformat()})
-    summary = Summary(outcomes={})
+    until = rules.reviewed_until()
+    summary = Summary(outcomes={}, reviewed_until=until.isoformat() if until else "9999-12-31")
     assert summary.outcomes is not None
     if engine == "columnar":
         summary.rows = done
@@ -730,6 +733,12 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
 def _finish(writer: ResultWriter, rej_fh: Any, rejects_partial: Path, rejects_path: Path,
             out: Path, checkpoint: Path, summary: Summary) -> Summary:
     """The whole book is done: move the results into place."""
+    if summary.past_review:
+        summary.notes.append(
+            f"{summary.past_review:,} row{'s are' if summary.past_review != 1 else ' is'} "
+            f"answered as of a day after {summary.reviewed_until}, when rule files pass "
+            "their review horizon: amendments published since they were reviewed may be "
+            "missing (a row's --trace names the files)")
     writer.close()
     rej_fh.close()
     writer.partial.replace(out)
@@ -803,6 +812,7 @@ def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWrit
             summary.written += 1
             summary.outcomes[row["outcome"]] = summary.outcomes.get(row["outcome"], 0) + 1
             tally(summary.missing, row["missing_facts"])
+            summary.past_review += row["as_of"] > summary.reviewed_until
         else:
             rejects.writerow(row)
             summary.rejected += 1

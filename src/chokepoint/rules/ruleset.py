@@ -213,6 +213,14 @@ class RuleSet:
         for pid in self.provisions:
             visit(pid, ())
 
+    def reviewed_until(self) -> date | None:
+        """The last day on which every regime's rule files are within their review
+        horizons (after it, a determination's trace warns that later amendments may be
+        missing: ``jurisdiction.stale_files``)."""
+        regimes = tuple(code.lower() + "/" for code in self.regimes)
+        return min((i.last_reviewed + timedelta(days=i.review_horizon_days)
+                    for i in self.file_info if i.path.startswith(regimes)), default=None)
+
     def exclusions_of(self, rule_id: str) -> list[Provision]:
         """The exclusions that qualify a rule, highest precedence first."""
         if self._exclusions is None:
