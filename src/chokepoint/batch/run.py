@@ -174,8 +174,8 @@ def _separator_hint(unread: list[str], mapping: dict[str, str]) -> str:
 def one_file(inp: Path) -> None:
     """BatchError if the book is a directory: the local engines read one file."""
     if inp.is_dir():
-        raise BatchError(f"{inp}: a directory; the local engines read one book file (a "
-                         "directory of part files: --engine spark)")
+        raise BatchError(f"{inp}: a directory; this reads one book file (a directory "
+                         "of part files: `chokepoint batch --engine spark`)")
 
 
 def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None = None
