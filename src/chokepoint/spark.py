@@ -15,6 +15,7 @@ Cluster use: ``examples/spark_job.py`` (docs/batch.md, "Spark on a cluster").
 from __future__ import annotations
 
 import codecs
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path, PurePath
@@ -289,11 +290,15 @@ def in_row_order(parts: list[Path], rows: int) -> Iterator[pa.Table]:
     if expected != rows + 1:
         raise RuntimeError(f"Spark's results do not hold rows 1 to {rows} once each "
                            f"(the rows in order end at {expected - 1})")
-    files: dict[Path, Any] = {}
+    files: dict[Path, Any] = {}  # (each open until its last run is copied)
+    left = Counter(part for _, _, part, _ in runs)
     for _, length, part, offset in runs:
         if part not in files:
             files[part] = pq.ParquetFile(part)
         yield from _slice(files[part], offset, length)
+        left[part] -= 1
+        if not left[part]:
+            files.pop(part).close()
 
 
 def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
