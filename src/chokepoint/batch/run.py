@@ -75,7 +75,6 @@ class Summary:
     past_review: int = 0  # rows answered as of a later day
 
 
-
 def read_column_map(path: Path | None) -> dict[str, str]:
     """A column map file as {their column: the layout's}; every target must be a column of
     the flat layout (a misspelt one would leave its fact unknown on every row)."""
