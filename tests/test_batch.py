@@ -244,8 +244,8 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     src = book(tmp_path / "in.csv", ROWS * 3)
     local, spark = tmp_path / "local.csv", tmp_path / "spark.csv"
     run_batch(src, local, rules)
-    written, rejected = run_spark_batch(src, spark)
-    assert (written, rejected) == (9, 6)
+    got = run_spark_batch(src, spark)
+    assert (got.rows, got.written, got.rejected) == (15, 9, 6)
     assert spark.read_text() == local.read_text()
     assert (tmp_path / "spark.csv.rejects.csv").read_text() == (
         tmp_path / "local.csv.rejects.csv").read_text()
@@ -288,7 +288,6 @@ def test_spark_reads_a_directory_of_parts_that_the_local_engines_refuse(
     (before, a traceback from pyarrow) and say which engine reads one."""
     pytest.importorskip("pyspark")
     from chokepoint.batch.synthetic import write_book
-    from chokepoint.spark import run_spark_batch
 
     whole = tmp_path / "whole.parquet"
     write_book(whole, 3_000, seed=9)
@@ -298,7 +297,12 @@ def test_spark_reads_a_directory_of_parts_that_the_local_engines_refuse(
     pq.write_table(table.slice(0, 200), parts / "part-0.parquet")
     pq.write_table(table.slice(200), parts / "part-1.parquet")
     run_batch(whole, tmp_path / "local.csv", rules)
-    assert run_spark_batch(parts, tmp_path / "spark.csv") == (3_000, 0)
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(parts),
+                           str(tmp_path / "spark.csv"), "--engine", "spark"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3000 rows: 3000 determined, 0 rejected" in done.stderr  # (as every engine ends)
+    assert "facts the answers lack" in done.stderr
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     for engine in ("scalar", "columnar", "auto"):
         with pytest.raises(BatchError, match="a directory; this reads one book file"):
@@ -596,9 +600,13 @@ def test_spark_matches_the_local_path_on_a_fixed_10000_row_book(tmp_path: Path,
     write_book(src, 10_000, seed=11)
     local, spark = tmp_path / "local.csv", tmp_path / "spark.csv"
     summary = run_batch(src, local, rules)
-    written, rejected = run_spark_batch(src, spark)
-    assert (written, rejected) == (summary.written, summary.rejected) == (10_000, 0)
+    got = run_spark_batch(src, spark)
+    assert (got.written, got.rejected) == (summary.written, summary.rejected) == (10_000, 0)
     assert spark.read_bytes() == local.read_bytes()
+    # counted as the local engines count (the closing lines of `chokepoint batch`)
+    assert (got.rows, got.outcomes, got.missing, got.past_review, got.notes) == (
+        summary.rows, summary.outcomes, summary.missing, summary.past_review, summary.notes)
+    assert got.missing
     outcomes = summary.outcomes or {}
     # the book exercises every outcome, so identity is not trivially about one answer
     assert set(outcomes) == {"license_required", "no_license_required", "not_subject",
@@ -796,8 +804,11 @@ def test_rows_answered_past_the_rule_files_review_say_so_in_every_engine(
         tmp_path: Path, rules: RuleSet) -> None:
     """An open order dated after the rule files' review horizons is answered by rules that
     may have been amended since: its trace warns, and a batch run (whose rows carry no
-    trace) says how many rows that is - the same in both engines."""
+    trace) says how many rows that is - the same in every engine, Spark's included."""
     from datetime import timedelta
+
+    pytest.importorskip("pyspark")
+    from chokepoint.spark import run_spark_batch
 
     until = rules.reviewed_until()
     assert until is not None
@@ -805,9 +816,10 @@ def test_rows_answered_past_the_rule_files_review_say_so_in_every_engine(
     rows = [ROWS[0], ROWS[0].replace("po-1,2025-06-02", f"po-9,{later}"),
             ROWS[4].replace("po-5,2025-06-02", f"po-10,{until.isoformat()}")]
     src = book(tmp_path / "in.csv", rows)
-    for engine in ("scalar", "columnar"):
-        summary = run_batch(src, tmp_path / f"{engine}.csv", rules, engine=engine,
-                            today=date(2026, 1, 1))
+    for engine in ("scalar", "columnar", "spark"):
+        summary = (run_spark_batch(src, tmp_path / "spark.csv") if engine == "spark" else
+                   run_batch(src, tmp_path / f"{engine}.csv", rules, engine=engine,
+                             today=date(2026, 1, 1)))
         assert summary.past_review == 1, engine
         assert [n for n in summary.notes if "review horizon" in n] == [
             f"1 row is answered as of a day after {until.isoformat()}, when rule files pass "

@@ -26,9 +26,13 @@ import pyarrow as pa
 from chokepoint.batch.flat import RAGGED, ragged
 from chokepoint.batch.run import (
     OUT_COLUMNS,
+    Summary,
     book_header,
     check_header,
+    count_results,
     evaluate_row,
+    new_summary,
+    review_note,
     text_encoding,
 )
 from chokepoint.rules.loader import DATA_DIR, content_hash, read_rule_tree, rules_from_bytes
@@ -320,11 +324,11 @@ def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,
                     master: str = "local[2]", mapping: dict[str, str] | None = None,
                     encoding: str | None = None, conf: dict[str, str] | None = None
-                    ) -> tuple[int, int]:
+                    ) -> Summary:
     """``chokepoint batch --engine spark``: Spark reads the book and evaluates it; the results
     stream back in input order into the same files as the local path writes (same columns,
-    rejects file, OUT written only when complete). ``conf``: more Spark settings. Returns
-    (written, rejected)."""
+    rejects file, OUT written only when complete), counted as the local engines count
+    theirs. ``conf``: more Spark settings."""
     import csv
     import os
     import shutil
@@ -365,7 +369,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
              # Latin-1 without it)
              .config("spark.sql.legacy.javaCharsets", "true")
              .getOrCreate())
-    written = rejected = 0
+    summary = new_summary(rules_from_files(rule_files()))  # (the rules shipped below)
     writer = ResultWriter(out, list(OUT_COLUMNS), append=False, checkpoints=False)
     staging = out.with_name(out.name + ".spark")  # the executors' part files
     rejects_path = out.with_name(out.name + ".rejects.csv")
@@ -388,11 +392,11 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
                     rejects.writerow({"row": r["row"], "id": r["id"],
                                       "field": r["reject_field"],
                                       "message": r["reject_message"]})
-                    rejected += 1
+                    summary.rejected += 1
                 ok = table.filter(pc.invert(bad)).select(list(OUT_COLUMNS))
                 if ok.num_rows:
                     writer.write_table(ok)
-                    written += ok.num_rows
+                    count_results(summary, ok)
         writer.close()
     except BaseException:
         writer.close()
@@ -404,4 +408,6 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         shutil.rmtree(staging, ignore_errors=True)
     writer.partial.replace(out)
     rejects_partial.replace(rejects_path)
-    return written, rejected
+    summary.rows = rows
+    review_note(summary)
+    return summary

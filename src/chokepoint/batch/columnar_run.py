@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
-from chokepoint.batch.lacking import tally
 from chokepoint.batch.run import (
     REGIMES,
     ColumnarRefused,
@@ -32,6 +30,7 @@ from chokepoint.batch.run import (
     book_header,
     checkpoint_after,
     conformed,
+    count_results,
     evaluate_row,
     not_text,
     write_part,
@@ -265,15 +264,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 writer.write_table(result)
             for row in block_rejects:
                 rejects.writerow(row)
-            summary.written += result.num_rows
+            count_results(summary, result)
             summary.rejected += len(block_rejects)
-            for item in result.column("outcome").value_counts().to_pylist():
-                key = item["values"]
-                summary.outcomes[key] = summary.outcomes.get(key, 0) + item["counts"]
-            for item in result.column("missing_facts").value_counts().to_pylist():
-                tally(summary.missing, item["values"] or "", item["counts"])
-            summary.past_review += pc.sum(pc.greater(
-                result.column("as_of").cast(pa.string()), summary.reviewed_until)).as_py() or 0
             summary.rows = last
             checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
             if progress is not None:

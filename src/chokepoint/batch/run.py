@@ -75,6 +75,39 @@ class Summary:
     past_review: int = 0  # rows answered as of a later day
 
 
+def new_summary(rules: RuleSet) -> Summary:
+    """An empty summary of a run over ``rules``."""
+    until = rules.reviewed_until()
+    return Summary(outcomes={}, reviewed_until=until.isoformat() if until else "9999-12-31")
+
+
+def count_results(summary: Summary, table: Any) -> None:
+    """Add an Arrow table of result rows to the summary's counts (outcomes, the facts
+    they lack, rows answered past the rule files' review)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    assert summary.outcomes is not None
+    summary.written += table.num_rows
+    for item in table.column("outcome").value_counts().to_pylist():
+        key = item["values"]
+        summary.outcomes[key] = summary.outcomes.get(key, 0) + item["counts"]
+    for item in table.column("missing_facts").value_counts().to_pylist():
+        tally(summary.missing, item["values"] or "", item["counts"])
+    summary.past_review += pc.sum(pc.greater(
+        table.column("as_of").cast(pa.string()), summary.reviewed_until)).as_py() or 0
+
+
+def review_note(summary: Summary) -> None:
+    """The run's note on rows answered past the rule files' review horizons, if any."""
+    if summary.past_review:
+        summary.notes.append(
+            f"{summary.past_review:,} row{'s are' if summary.past_review != 1 else ' is'} "
+            f"answered as of a day after {summary.reviewed_until}, when rule files pass "
+            "their review horizon: amendments published since they were reviewed may be "
+            "missing (a row's --trace names the files)")
+
+
 def read_column_map(path: Path | None) -> dict[str, str]:
     """A column map file as {their column: the layout's}; every target must be a column of
     the flat layout (a misspelt one would leave its fact unknown on every row)."""
@@ -682,8 +715,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
     if not resume:
         rejects.writeheader()
         _write_json(run_file, {**identity, "today": today.isoformat()})
-    until = rules.reviewed_until()
-    summary = Summary(outcomes={}, reviewed_until=until.isoformat() if until else "9999-12-31")
+    summary = new_summary(rules)
     assert summary.outcomes is not None
     if engine == "columnar":
         summary.rows = done
@@ -732,12 +764,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
 def _finish(writer: ResultWriter, rej_fh: Any, rejects_partial: Path, rejects_path: Path,
             out: Path, checkpoint: Path, summary: Summary) -> Summary:
     """The whole book is done: move the results into place."""
-    if summary.past_review:
-        summary.notes.append(
-            f"{summary.past_review:,} row{'s are' if summary.past_review != 1 else ' is'} "
-            f"answered as of a day after {summary.reviewed_until}, when rule files pass "
-            "their review horizon: amendments published since they were reviewed may be "
-            "missing (a row's --trace names the files)")
+    review_note(summary)
     writer.close()
     rej_fh.close()
     writer.partial.replace(out)

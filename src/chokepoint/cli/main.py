@@ -9,7 +9,7 @@ from collections.abc import Collection
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from chokepoint.contract import InputError, read_transactions
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import RuleLoadError, default_rules
 from chokepoint.rules.ruleset import RuleSet
+
+if TYPE_CHECKING:
+    from chokepoint.batch.run import Summary
 
 app = typer.Typer(
     name="chokepoint",
@@ -334,12 +337,11 @@ def batch(
         if trace or resume:
             raise _fail("--engine spark takes neither --trace nor --resume", 2)
         try:
-            written, rejected = run_spark_batch(inp, out, override,
-                                                mapping=read_column_map(columns),
-                                                encoding=encoding)
+            _closing_lines(run_spark_batch(inp, out, override,
+                                           mapping=read_column_map(columns),
+                                           encoding=encoding), out)
         except (ValueError, OSError) as exc:
             raise _fail(str(exc), 2) from exc
-        typer.echo(f"spark: {written} determined, {rejected} rejected", err=True)
         return
     if engine not in ("auto", "local", "columnar"):
         raise _fail("--engine must be auto, local, columnar or spark", 2)
@@ -386,6 +388,12 @@ def batch(
         raise _fail(str(exc), 2) from exc
     except OSError as exc:  # (the disk, permissions: nothing half-written is left as OUT)
         raise _fail(f"cannot run the batch: {exc}", 1) from exc
+    _closing_lines(summary, out)
+
+
+def _closing_lines(summary: Summary, out: Path) -> None:
+    """What a batch run ends with on stderr, whichever engine ran it: its notes, the rows
+    and outcomes counted, and the facts the answers lack."""
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
     from chokepoint.engine.determine import OUTCOME_ORDER
