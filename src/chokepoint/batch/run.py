@@ -87,6 +87,8 @@ def count_results(summary: Summary, table: Any) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from chokepoint.batch.columnar.arrow import strings
+
     assert summary.outcomes is not None
     summary.written += table.num_rows
     for item in table.column("outcome").value_counts().to_pylist():
@@ -94,8 +96,9 @@ def count_results(summary: Summary, table: Any) -> None:
         summary.outcomes[key] = summary.outcomes.get(key, 0) + item["counts"]
     for item in table.column("missing_facts").value_counts().to_pylist():
         tally(summary.missing, item["values"] or "", item["counts"])
+    until = strings([summary.reviewed_until])[0]  # (pa.scalar would import pandas)
     summary.past_review += pc.sum(pc.greater(
-        table.column("as_of").cast(pa.string()), summary.reviewed_until)).as_py() or 0
+        table.column("as_of").cast(pa.string()), until)).as_py() or 0
 
 
 def review_note(summary: Summary) -> None:
