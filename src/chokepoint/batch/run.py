@@ -77,8 +77,11 @@ class Summary:
 
 def new_summary(rules: RuleSet) -> Summary:
     """An empty summary of a run over ``rules``."""
+    summary = Summary(outcomes={})
     until = rules.reviewed_until()
-    return Summary(outcomes={}, reviewed_until=until.isoformat() if until else "9999-12-31")
+    if until is not None:  # (else the default: no row is past it)
+        summary.reviewed_until = until.isoformat()
+    return summary
 
 
 def count_results(summary: Summary, table: Any) -> None:
