@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from chokepoint.batch.columnar import Unsupported, evaluate_table
 from chokepoint.batch.columnar_run import evaluate_block
+from chokepoint.batch.errors import BatchError
 from chokepoint.batch.flat import COLUMNS, MAX_PARTIES, PARTY_COLUMNS
-from chokepoint.batch.run import OUT_COLUMNS, REGIMES, BatchError, evaluate_row, run_batch
+from chokepoint.batch.run import OUT_COLUMNS, REGIMES, evaluate_row, run_batch
 from chokepoint.rules.loader import default_rules
 from chokepoint.rules.predicate import fact_reads, parse_predicate
 from chokepoint.rules.ruleset import RuleSet

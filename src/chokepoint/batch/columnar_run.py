@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ import pyarrow as pa
 from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
+from chokepoint.batch.errors import ColumnarRefused
+from chokepoint.batch.parts import part_files
 from chokepoint.batch.run import (
     REGIMES,
-    ColumnarRefused,
     ResultWriter,
     Summary,
     book_header,
@@ -46,13 +48,21 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
            ) -> Iterator[pa.Table]:
     """The book in blocks of rows, columns renamed by the column map; CSV cells as text,
     read in ``encoding`` (default UTF-8)."""
+    parts = part_files(path)  # (a directory's parts: one book, rows numbered on)
     if path.suffix.lower() == ".parquet":
         # text columns as read from the file's dictionary pages: no text per row to build
         # and hash again (codes.encode); the id column is all distinct, so read as text.
         # (The reader then stops each batch at the end of a row group.)
-        reader = _parquet(path, mapping)
-        yield from _rebatched(reader.iter_batches(batch_size=block), block, mapping)
+        yield from _rebatched(chain.from_iterable(
+            _parquet(p, mapping).iter_batches(batch_size=block) for p in parts), block,
+            mapping)
         return
+    yield from _rebatched(chain.from_iterable(_csv_batches(p, encoding)
+                                              for p in parts), block, mapping)
+
+
+def _csv_batches(path: Path, encoding: str | None) -> Iterator[pa.RecordBatch]:
+    """A CSV file's record batches, every cell as text."""
     import pyarrow.csv as pacsv
 
     header = book_header(path, encoding)
@@ -63,8 +73,7 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
     # (another encoding is transcoded to UTF-8 as the file is read)
     read = pacsv.ReadOptions(encoding=encoding) if encoding is not None else None
     try:
-        yield from _rebatched(pacsv.open_csv(path, read_options=read,
-                                             convert_options=convert), block, mapping)
+        yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
     except pa.ArrowInvalid as exc:
         if "UTF8" in str(exc):  # (no engine can read it in this encoding)
             raise not_text(path, encoding) from exc
@@ -88,7 +97,7 @@ def cannot_take(inp: Path, with_trace: bool, rules: RuleSet) -> str | None:
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for f in pq.read_schema(inp):
+        for f in pq.read_schema(part_files(inp)[0]):  # (parts alike: book_header)
             if not readable(f.type):
                 return (f"column {f.name!r} is of type {f.type} (write lists and timestamps as "
                         "text)")
@@ -107,19 +116,26 @@ def _parquet(path: Path, mapping: dict[str, str]) -> Any:
 def block_at(path: Path, mapping: dict[str, str], start: int, count: int) -> pa.Table:
     """Rows ``start`` to ``start + count - 1`` (from 0) of a Parquet book, read as
     :func:`blocks` reads them: only the row groups that hold them are read."""
-    reader = _parquet(path, mapping)
-    meta = reader.metadata
-    wanted: list[int] = []
-    offset = pos = 0
-    for i in range(meta.num_row_groups):
-        n = meta.row_group(i).num_rows
-        if pos + n > start and pos < start + count:
-            if not wanted:
-                offset = start - pos
-            wanted.append(i)
-        pos += n
-    table = reader.read_row_groups(wanted, use_threads=False)
-    return _renamed(table.slice(offset, count), mapping)
+    pieces: list[pa.Table] = []
+    pos = 0
+    for part in part_files(path):
+        reader = _parquet(part, mapping)
+        meta = reader.metadata
+        wanted: list[int] = []
+        offset = 0
+        for i in range(meta.num_row_groups):
+            n = meta.row_group(i).num_rows
+            if pos + n > start and pos < start + count:
+                if not wanted:
+                    offset = max(start - pos, 0)
+                wanted.append(i)
+            pos += n
+        if wanted:
+            table = reader.read_row_groups(wanted, use_threads=False)
+            pieces.append(table.slice(offset, count - sum(t.num_rows for t in pieces)))
+        if pos >= start + count:
+            break
+    return _renamed(pa.concat_tables(pieces), mapping)
 
 
 def _row_groups_within(path: Path, size: int) -> bool:
@@ -127,8 +143,11 @@ def _row_groups_within(path: Path, size: int) -> bool:
     reads little more than its block)."""
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(path)
-    return all(meta.row_group(i).num_rows <= size for i in range(meta.num_row_groups))
+    for part in part_files(path):
+        meta = pq.read_metadata(part)
+        if any(meta.row_group(i).num_rows > size for i in range(meta.num_row_groups)):
+            return False
+    return True
 
 
 def _rebatched(batches: Iterable[pa.RecordBatch], block: int, mapping: dict[str, str]
@@ -242,7 +261,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
         """The blocks of :func:`todo` as (first row from 0, rows) and first row number."""
         import pyarrow.parquet as pq
 
-        total = pq.read_metadata(inp).num_rows
+        total = sum(pq.read_metadata(p).num_rows for p in part_files(inp))
         for first in range(1, total + 1, size):
             last = min(first + size - 1, total)
             start = begin(first, last)

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from chokepoint.batch.errors import BatchError, ColumnarRefused
 from chokepoint.batch.flat import (
     LAYOUT,
     RAGGED,
@@ -35,6 +36,7 @@ from chokepoint.batch.flat import (
     row_to_transaction,
 )
 from chokepoint.batch.lacking import tally
+from chokepoint.batch.parts import inside, part_files, stamp
 from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import strict_yaml
@@ -47,20 +49,6 @@ OUT_COLUMNS = ["row", "id", "outcome", "rules_version", "as_of",
                *[f"{r}_outcome" for r in REGIMES], *[f"{r}_rules" for r in REGIMES],
                *[f"{r}_review_policy" for r in REGIMES], "missing_facts", "screening_hits"]
 REJECT_COLUMNS = ["row", "id", "field", "message"]
-
-
-class BatchError(ValueError):
-    """The batch cannot run (bad file, unsupported format, nothing to resume)."""
-
-
-class ColumnarRefused(BatchError):
-    """The columnar engine cannot go on with a book (a CSV it cannot parse, a column type
-    it does not read); the row-by-row engine can, and reports each bad row."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"{reason}; the row-by-row engine (--engine local or auto) "
-                         "rejects each row it cannot read")
-        self.reason = reason
 
 
 @dataclass
@@ -168,7 +156,19 @@ def not_text(path: Path, encoding: str | None, exc: UnicodeDecodeError | None = 
 
 
 def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
-    """The column names of a CSV or Parquet book (None for JSON Lines)."""
+    """The column names of a CSV or Parquet book (None for JSON Lines); of a directory's
+    parts, which must all have the same (BatchError naming the first that differs)."""
+    parts = part_files(path)
+    header = _file_header(parts[0], encoding)
+    for part in parts[1:]:
+        differs = _differs(parts[0], part, encoding)
+        if differs:
+            raise BatchError(f"{part}: {differs}, unlike {parts[0].name}; the parts of a "
+                             "book share one header")
+    return header
+
+
+def _file_header(path: Path, encoding: str | None) -> list[str] | None:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with path.open(newline="", encoding=text_encoding(path, encoding)) as fh:
@@ -181,6 +181,22 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
 
         return list(pq.ParquetFile(path).schema_arrow.names)
     return None
+
+
+def _differs(first: Path, part: Path, encoding: str | None) -> str:
+    """How ``part``'s columns differ from ``first``'s ("": they do not): names, order and,
+    in Parquet, types (a block of rows spans parts)."""
+    names, theirs = _file_header(first, encoding), _file_header(part, encoding)
+    if names != theirs:
+        return f"its columns are {theirs}"
+    if part.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        ours, other = pq.read_schema(first), pq.read_schema(part)
+        for a, b in zip(ours, other, strict=True):
+            if a.type != b.type:
+                return f"its column {b.name!r} is of type {b.type}, not {a.type}"
+    return ""
 
 
 def check_header(inp: str | PurePath, header: list[str] | None, mapping: dict[str, str]) -> None:
@@ -209,13 +225,6 @@ def _separator_hint(unread: list[str], mapping: dict[str, str]) -> str:
     return ""
 
 
-def one_file(inp: Path) -> None:
-    """BatchError if the book is a directory: the local engines read one file."""
-    if inp.is_dir():
-        raise BatchError(f"{inp}: a directory; this reads one book file (a directory "
-                         "of part files: `chokepoint batch --engine spark`)")
-
-
 def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None = None
                     ) -> list[str]:
     """What the book's header says the run will not read: columns that are not in the flat
@@ -223,7 +232,6 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
     them), and column-map entries for columns the book does not have. Errors in the map
     itself, or a column named twice, raise :class:`BatchError`."""
     mapping = read_column_map(columns)
-    one_file(inp)
     header = book_header(inp, encoding)
     if header is None:
         return []
@@ -255,27 +263,33 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
                         yield n, {"__json__": line}
             except UnicodeDecodeError as exc:  # (JSON is UTF-8: no other encoding to name)
                 raise BatchError(f"{path}: not UTF-8 text (JSON Lines are UTF-8)") from exc
-    elif suffix == ".csv":
-        yield from _csv_rows(path, mapping, encoding)
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
+    elif suffix in (".csv", ".parquet"):
         n = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
-            for row in batch.to_pylist():
+        for part in part_files(path):  # (a directory's parts, numbered on)
+            cells = (_csv_rows(part, mapping, encoding) if suffix == ".csv"
+                     else _parquet_rows(part, mapping))
+            for raw in cells:
                 n += 1
-                yield n, {mapping.get(k, k): (list_cell(v) if isinstance(v, list)
-                                              else v) for k, v in row.items() if k != RAGGED}
+                yield n, raw
     else:
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
 
 
+def _parquet_rows(path: Path, mapping: dict[str, str]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
+        for row in batch.to_pylist():
+            yield {mapping.get(k, k): (list_cell(v) if isinstance(v, list) else v)
+                   for k, v in row.items() if k != RAGGED}
+
+
 def _csv_rows(path: Path, mapping: dict[str, str], encoding: str | None
-              ) -> Iterator[tuple[int, dict[str, Any]]]:
+              ) -> Iterator[dict[str, Any]]:
     with path.open(newline="", encoding=text_encoding(path, encoding)) as fh:
         reader = csv.DictReader(fh)
         try:
-            for n, row in enumerate(reader, 1):
+            for row in reader:
                 cells = {mapping.get(k, k): v for k, v in row.items()
                          if k is not None and k != RAGGED}  # (a book cannot set it)
                 # (more cells than the header: the rest under None; fewer: None values)
@@ -284,7 +298,7 @@ def _csv_rows(path: Path, mapping: dict[str, str], encoding: str | None
                     count = header + len(row[None]) if None in row else sum(
                         v is not None for v in row.values())
                     cells.update(ragged(count, header))
-                yield n, cells
+                yield cells
         except UnicodeDecodeError as exc:
             raise not_text(path, encoding, exc) from exc
 
@@ -649,9 +663,12 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
     problem), for a caller that wants it before showing progress; the column map."""
     if not inp.exists():
         raise BatchError(f"{inp}: no such file")
-    one_file(inp)
+    part_files(inp)  # (a directory's parts: BatchError if it is not one book)
     if out.resolve() == inp.resolve():
         raise BatchError(f"{out}: the results would replace the book; name another file")
+    if inside(out, inp):
+        raise BatchError(f"{out}: the results would be written among the book's parts (the "
+                         f"next run would read them as one); name a file outside {inp.name}")
     if not out.parent.is_dir():
         raise BatchError(f"{out.parent}: no such directory for the results")
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
@@ -806,8 +823,7 @@ def run_identity(inp: Path, override: date | None, mapping: dict[str, str],
                  ) -> dict[str, Any]:
     """What decides a run's rows besides the engine and the worker count (which give the
     same rows): the book, the settings, the rules and the imported lists."""
-    stat = inp.stat()
-    return {"book": [inp.name, stat.st_size, stat.st_mtime_ns],
+    return {"book": stamp(inp),
             "date": override.isoformat() if override else None, "columns": mapping,
             "trace": with_trace, "rules_version": rules.content_hash,
             "lists": json.loads(json.dumps(imported_state(), default=str)),
@@ -863,18 +879,22 @@ def count_rows(path: Path) -> int | None:
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        return sum(int(pq.read_metadata(p).num_rows) for p in part_files(path))
     if suffix == ".jsonl":
         with path.open("rb") as fh:
             return sum(1 for line in fh if line.strip())
     if suffix == ".csv":
-        rows, quoted = 0, False
-        with path.open("rb") as fh:
-            for line in fh:
-                if not quoted and not line.strip():
-                    continue  # (a blank line is no row, as the csv module reads it)
-                if line.count(b'"') % 2:
-                    quoted = not quoted
-                rows += not quoted
-        return max(rows - 1, 0)  # (the header)
+        return sum(_csv_count(p) for p in part_files(path))
     return None
+
+
+def _csv_count(path: Path) -> int:
+    rows, quoted = 0, False
+    with path.open("rb") as fh:
+        for line in fh:
+            if not quoted and not line.strip():
+                continue  # (a blank line is no row, as the csv module reads it)
+            if line.count(b'"') % 2:
+                quoted = not quoted
+            rows += not quoted
+    return max(rows - 1, 0)  # (the header)

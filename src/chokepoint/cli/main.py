@@ -222,7 +222,8 @@ def screen(
         raise _fail(str(exc), 2) from exc
     queries: list[dict[str, str]] = []
     if file is not None:
-        from chokepoint.batch.run import BatchError, known_encoding, not_text
+        from chokepoint.batch.errors import BatchError
+        from chokepoint.batch.run import known_encoding, not_text
 
         try:
             known_encoding(encoding or "utf-8")
@@ -281,7 +282,9 @@ _ENCODING_HELP = ("The encoding of a CSV book, if not UTF-8: e.g. gbk or gb18030
 
 @app.command()
 def batch(
-    inp: Annotated[Path, typer.Argument(metavar="IN", help="Order book: .csv, .parquet, .jsonl")],
+    inp: Annotated[Path, typer.Argument(
+        metavar="IN", help="Order book: .csv, .parquet, .jsonl, or a directory of .csv or "
+        ".parquet part files (read in name order)")],
     out: Annotated[Path, typer.Argument(metavar="OUT", help="Results: .csv, .parquet, .jsonl")],
     on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
     columns: Annotated[Path | None, typer.Option(
@@ -313,8 +316,8 @@ def batch(
         TimeRemainingColumn,
     )
 
+    from chokepoint.batch.errors import BatchError
     from chokepoint.batch.run import (
-        BatchError,
         auto_workers,
         check_batch,
         count_rows,
@@ -483,7 +486,8 @@ def diff(
     date_from: Annotated[str, typer.Option("--from", help="Earlier date (YYYY-MM-DD).")],
     date_to: Annotated[str, typer.Option("--to", help="Later date (YYYY-MM-DD).")],
     orders: Annotated[Path | None, typer.Argument(
-        help="Order book (.yaml/.json transactions, or .csv/.parquet/.jsonl).")] = None,
+        help="Order book (.yaml/.json transactions, or .csv/.parquet/.jsonl, or a "
+        "directory of .csv/.parquet part files).")] = None,
     format: Annotated[Format, typer.Option("--format", help="json or text")] = Format.text,
     out: Annotated[Path | None, typer.Option(
         "--out", help="With ORDERS: write the orders that change to this table (.csv, "
@@ -520,7 +524,8 @@ def diff(
         sys.stdout.write(json.dumps(changes, indent=2, ensure_ascii=False) + "\n"
                          if format is Format.json else render_changes(changes, d1, d2))
         return
-    from chokepoint.batch.run import BatchError, layout_warnings, read_column_map
+    from chokepoint.batch.errors import BatchError
+    from chokepoint.batch.run import layout_warnings, read_column_map
 
     try:
         mapping = read_column_map(columns)
@@ -559,13 +564,14 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         TimeElapsedColumn,
     )
 
+    from chokepoint.batch.errors import BatchError
     from chokepoint.batch.impact import (
         book_impact,
         book_impact_to,
         changed_rows_table,
         write_changed_rows,
     )
-    from chokepoint.batch.run import BatchError, count_rows
+    from chokepoint.batch.run import count_rows
     from chokepoint.diff import impact_summary, order_impact
 
     if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
