@@ -271,8 +271,22 @@ def test_spark_keeps_the_row_order_of_a_book_read_as_many_partitions(
     run_batch(src, local, rules)
     conf = {"spark.sql.files.maxPartitionBytes": "20000",
             "spark.sql.files.openCostInBytes": "0"}
-    run_spark_batch(src, spark, conf=conf)
+    told: list[tuple[str, int, int]] = []
+    run_spark_batch(src, spark, conf=conf, progress=lambda *report: told.append(report))
     assert spark.read_bytes() == local.read_bytes()
+    # the progress of each phase, as a bar shows it: reading and determining in Spark's
+    # tasks (seven partitions at least), then the rows written in order, each to its end
+    from chokepoint.spark import DETERMINING, READING, WRITING
+
+    assert [label for label, _, _ in told if label in (READING, DETERMINING)] == sorted(
+        (label for label, _, _ in told if label in (READING, DETERMINING)),
+        key=[READING, DETERMINING].index)
+    last = {label: (done, total) for label, done, total in told}
+    assert last[DETERMINING][0] == last[DETERMINING][1] >= 7
+    assert last[READING][0] == last[READING][1] > 0
+    assert last[WRITING] == (3_000, 3_000)
+    assert [done for label, done, _ in told if label == WRITING] == sorted(
+        done for label, done, _ in told if label == WRITING)
 
 
 def test_spark_reads_a_directory_of_parts_as_the_local_engines_do(
@@ -297,6 +311,8 @@ def test_spark_reads_a_directory_of_parts_as_the_local_engines_do(
     assert done.returncode == 0, done.stderr[-2000:]
     assert "3000 rows: 3000 determined, 0 rejected" in done.stderr  # (as every engine ends)
     assert "facts the answers lack" in done.stderr
+    assert "writing in row order" in done.stderr and "3000/3000" in done.stderr  # (its bar)
+    assert "[Stage" not in done.stderr  # (Spark's own bar is off)
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     run_batch(parts, tmp_path / "parts.csv", rules)
     assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path, PurePath
 from typing import Any
@@ -37,6 +38,7 @@ from chokepoint.batch.run import (
 )
 from chokepoint.rules.loader import DATA_DIR, content_hash, read_rule_tree, rules_from_bytes
 from chokepoint.rules.ruleset import RuleSet
+from chokepoint.spark_progress import Report, watched
 
 RESULT_SCHEMA = pa.schema([(c, pa.int64() if c == "row" else pa.string())
                            for c in [*OUT_COLUMNS, "reject_field", "reject_message"]])
@@ -321,14 +323,25 @@ def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
             start += size
 
 
+READING, DETERMINING, WRITING = ("reading the book (Spark tasks)",
+                                 "determinations (Spark tasks)", "writing in row order")
+"""The phases of :func:`run_spark_batch` as its ``progress`` is told them."""
+
+
+def _phase(spark: Any, label: str, progress: Report | None) -> AbstractContextManager[None]:
+    return nullcontext() if progress is None else watched(spark, label, progress)
+
+
 def run_spark_batch(inp: Any, out: Any, override: date | None = None,
                     master: str = "local[2]", mapping: dict[str, str] | None = None,
-                    encoding: str | None = None, conf: dict[str, str] | None = None
-                    ) -> Summary:
+                    encoding: str | None = None, conf: dict[str, str] | None = None,
+                    progress: Report | None = None) -> Summary:
     """``chokepoint batch --engine spark``: Spark reads the book and evaluates it; the results
     stream back in input order into the same files as the local path writes (same columns,
     rejects file, OUT written only when complete), counted as the local engines count
-    theirs. ``conf``: more Spark settings."""
+    theirs. ``conf``: more Spark settings. ``progress`` is told how far each phase has
+    got: reading the book and determining (in Spark's tasks), then writing OUT (in rows);
+    Spark's own console bar is then off."""
     import csv
     import os
     import shutil
@@ -358,6 +371,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     builder = SparkSession.builder
+    if progress is not None:  # (one bar a line: Spark's would draw over it)
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = (builder.master(master).appName("chokepoint")
@@ -375,14 +390,17 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     rejects_path = out.with_name(out.name + ".rejects.csv")
     rejects_partial = rejects_path.with_name(rejects_path.name + ".partial")
     try:
-        book, rows = numbered_book(spark, inp, mapping, encoding=encoding)
+        with _phase(spark, READING, progress):
+            book, rows = numbered_book(spark, inp, mapping, encoding=encoding)
         book = spread(book, rows, max(1, spark.sparkContext.defaultParallelism))
         results = determine_dataframe(book, override)
         # The executors write the results themselves, every partition at once; the driver
         # then copies them into OUT in row order, at most 100,000 rows at a time (no row is
         # held whole in the driver, none travels as a Python object).
         shutil.rmtree(staging, ignore_errors=True)
-        results.write.parquet(str(staging))
+        with _phase(spark, DETERMINING, progress):
+            results.write.parquet(str(staging))
+        copied = 0
         with rejects_partial.open("w", newline="", encoding="utf-8") as fh:
             rejects = csv.DictWriter(fh, fieldnames=REJECT_COLUMNS)
             rejects.writeheader()
@@ -397,6 +415,9 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
                 if ok.num_rows:
                     writer.write_table(ok)
                     count_results(summary, ok)
+                copied += table.num_rows
+                if progress is not None:
+                    progress(WRITING, copied, rows)
         writer.close()
     except BaseException:
         writer.close()

@@ -312,7 +312,9 @@ def batch(
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
@@ -340,11 +342,22 @@ def batch(
         if trace or resume:
             raise _fail("--engine spark takes neither --trace nor --resume", 2)
         try:
-            _closing_lines(run_spark_batch(inp, out, override,
-                                           mapping=read_column_map(columns),
-                                           encoding=encoding), out)
+            mapping = read_column_map(columns)
+            with Progress(TextColumn("{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=Console(stderr=True)) as bar:
+                phases: dict[str, TaskID] = {}
+
+                def phase(label: str, done: int, total: int) -> None:
+                    if label not in phases:  # (a bar a phase, as it starts)
+                        phases[label] = bar.add_task(label, total=total or None)
+                    bar.update(phases[label], completed=done, total=total or None)
+
+                summary = run_spark_batch(inp, out, override, mapping=mapping,
+                                          encoding=encoding, progress=phase)
         except (ValueError, OSError) as exc:
             raise _fail(str(exc), 2) from exc
+        _closing_lines(summary, out)
         return
     if engine not in ("auto", "local", "columnar"):
         raise _fail("--engine must be auto, local, columnar or spark", 2)
