@@ -318,6 +318,36 @@ def test_spark_reads_a_directory_of_parts_as_the_local_engines_do(
     assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_spark_refuses_csv_parts_whose_columns_are_in_another_order(
+        tmp_path: Path) -> None:
+    """Spark reads every CSV part by the column positions of one part's header, so a part
+    with from_country and to_country the other way round was read with the two swapped
+    (a shipment from China to the US answered as one to China), with only a warning in
+    Spark's log. A directory chokepoint reads itself is refused before Spark starts,
+    naming the part; one it leaves to Spark (here a part named .txt, which Spark reads as
+    CSV too) fails in Spark, which now checks each part's header."""
+    pytest.importorskip("pyspark")
+    from chokepoint.spark import run_spark_batch
+
+    swapped = HEADER.replace("from_country,to_country", "to_country,from_country")
+    moved = [",".join(r.split(",")[:2] + [r.split(",")[3], r.split(",")[2]]
+                      + r.split(",")[4:]) for r in ROWS]
+    parts = tmp_path / "export.csv"
+    parts.mkdir()
+    book(parts / "part-0.csv", ROWS)
+    (parts / "part-1.csv").write_text(swapped + "\n" + "\n".join(moved) + "\n")
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(parts),
+                           str(tmp_path / "out.csv"), "--engine", "spark"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{parts / 'part-1.csv'}: its columns are [" in done.stderr
+    assert "unlike part-0.csv" in done.stderr
+    (parts / "part-1.csv").rename(parts / "part-1.txt")
+    with pytest.raises(Exception, match="does not conform to the schema"):
+        run_spark_batch(parts, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
 def _parts(tmp_path: Path, runs: list[list[list[int]]]) -> list[Path]:
     """Result part files, each a list of runs of row numbers, in row groups of 2 rows."""
     parts = []

@@ -200,7 +200,11 @@ def numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | Non
             "escape": '"', "multiLine": True,
             # (Python's name for it, which the JDK knows too: gbk, cp1252, shift_jis)
             "encoding": codecs.lookup(encoding).name if encoding else "UTF-8"}
-        reader = spark.read.options(**reader_options).option("header", True)
+        # every part's header checked against the schema, by position: Spark otherwise
+        # reads each part's cells under the first part's names (a part whose columns are in
+        # another order would be read with its facts swapped)
+        reader = (spark.read.options(**reader_options).option("header", True)
+                  .option("enforceSchema", False))
         # The header as written: Spark renames a column named twice (to_country1,
         # to_country4), which would leave such a book's rows without their facts.
         header = spark.read.options(**reader_options).option("header", False).csv(
@@ -323,6 +327,19 @@ def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
             start += size
 
 
+def _parts_read_locally(inp: Path) -> bool:
+    """Whether chokepoint reads this directory's parts itself (not one Spark reads in its
+    own way: a partitioned dataset, files of other names; read_book checks its header)."""
+    from chokepoint.batch.errors import BatchError
+    from chokepoint.batch.parts import part_files
+
+    try:
+        part_files(inp)
+    except BatchError:
+        return False
+    return True
+
+
 READING, DETERMINING, WRITING = ("reading the book (Spark tasks)",
                                  "determinations (Spark tasks)", "writing in row order")
 """The phases of :func:`run_spark_batch` as its ``progress`` is told them."""
@@ -363,7 +380,9 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
         raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
-    if inp.is_file():  # (a directory's header: read_book reads and checks it)
+    if inp.is_file() or _parts_read_locally(inp):
+        # (a directory's parts must share one header - BatchError naming the first that
+        # differs; Spark would read each part's cells by the first's column positions)
         check_header(inp, book_header(inp, encoding), mapping or {})
     # The workers run this interpreter, with the package importable from where it is.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
