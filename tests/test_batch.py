@@ -296,6 +296,7 @@ def test_spark_reads_a_directory_of_parts_as_the_local_engines_do(
     the bytes the local engines write for the directory and for the parts joined."""
     pytest.importorskip("pyspark")
     from chokepoint.batch.synthetic import write_book
+    from chokepoint.spark import run_spark_batch
 
     whole = tmp_path / "whole.parquet"
     write_book(whole, 3_000, seed=9)
@@ -316,6 +317,8 @@ def test_spark_reads_a_directory_of_parts_as_the_local_engines_do(
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     run_batch(parts, tmp_path / "parts.csv", rules)
     assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    with pytest.raises(ValueError, match="would be written among the book's parts"):
+        run_spark_batch(parts, parts / "out.csv")
 
 
 def test_spark_refuses_csv_parts_whose_columns_are_in_another_order(

@@ -24,7 +24,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from chokepoint.batch.errors import BatchError
 from chokepoint.batch.flat import RAGGED, ragged
+from chokepoint.batch.parts import inside, part_files
 from chokepoint.batch.run import (
     OUT_COLUMNS,
     Summary,
@@ -330,9 +332,6 @@ def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
 def _parts_read_locally(inp: Path) -> bool:
     """Whether chokepoint reads this directory's parts itself (not one Spark reads in its
     own way: a partitioned dataset, files of other names; read_book checks its header)."""
-    from chokepoint.batch.errors import BatchError
-    from chokepoint.batch.parts import part_files
-
     try:
         part_files(inp)
     except BatchError:
@@ -377,6 +376,9 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
         raise ValueError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
         raise ValueError(f"{out}: the results would replace the book; name another file")
+    if inside(out, inp):  # (where the next run would read them as parts)
+        raise ValueError(f"{out}: the results would be written among the book's parts; "
+                         f"name a file outside {inp.name}")
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
         raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)

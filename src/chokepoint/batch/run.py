@@ -160,8 +160,8 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     parts, which must all have the same (BatchError naming the first that differs)."""
     # (an empty CSV part - no header either, as Spark may write for an empty partition -
     # holds no rows; the first part with a header sets it)
-    parts = [p for p in part_files(path) if p.suffix.lower() != ".csv" or p.stat().st_size
-             ] or part_files(path)[:1]
+    files = part_files(path)
+    parts = [p for p in files if p.suffix.lower() != ".csv" or p.stat().st_size] or files[:1]
     header = _file_header(parts[0], encoding)
     for part in parts[1:]:
         differs = _differs(parts[0], part, encoding)
