@@ -328,10 +328,9 @@ def test_spark_refuses_csv_parts_whose_columns_are_in_another_order(
     (a shipment from China to the US answered as one to China), with only a warning in
     Spark's log. A directory chokepoint reads itself is refused before Spark starts,
     naming the part; one it leaves to Spark (here a part named .txt, which Spark reads as
-    CSV too) fails in Spark, which now checks each part's header."""
+    CSV too) fails in Spark, which now checks each part's header; the command says so
+    with Spark's message, not its stack traces."""
     pytest.importorskip("pyspark")
-    from chokepoint.spark import run_spark_batch
-
     swapped = HEADER.replace("from_country,to_country", "to_country,from_country")
     moved = [",".join(r.split(",")[:2] + [r.split(",")[3], r.split(",")[2]]
                       + r.split(",")[4:]) for r in ROWS]
@@ -346,8 +345,15 @@ def test_spark_refuses_csv_parts_whose_columns_are_in_another_order(
     assert f"{parts / 'part-1.csv'}: its columns are [" in done.stderr
     assert "unlike part-0.csv" in done.stderr
     (parts / "part-1.csv").rename(parts / "part-1.txt")
-    with pytest.raises(Exception, match="does not conform to the schema"):
-        run_spark_batch(parts, tmp_path / "out.csv")
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(parts),
+                           str(tmp_path / "out.csv"), "--engine", "spark"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    # Spark's own message, not the JVM's stack traces
+    assert "Spark stopped the run" in done.stderr and "Traceback" not in done.stderr
+    assert "CSV header does not conform to the schema" in done.stderr
+    assert "Expected: to_country but found: from_country" in done.stderr
+    assert "\tat org.apache" not in done.stderr.split("Spark stopped the run")[1]
     assert not (tmp_path / "out.csv").exists()
 
 

@@ -339,6 +339,32 @@ def _parts_read_locally(inp: Path) -> bool:
     return True
 
 
+def spark_failure(exc: BaseException) -> str | None:
+    """What a failure raised by Spark says, without the Java stack traces (None: not one
+    of Spark's): the first line of each exception in the chain of causes, and the whole
+    message of the last, which names the file and the problem."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    if isinstance(exc, PySparkException):
+        return str(exc).strip()
+    if not isinstance(exc, Py4JJavaError):
+        return None
+    lines: list[str] = []
+    java, last = exc.java_exception, ""
+    for _ in range(20):  # (a chain of causes; never a loop, but bounded all the same)
+        if java is None:
+            break
+        text = str(java.getMessage() or "").strip()
+        if text:
+            last = text
+            if text.splitlines()[0] not in lines:
+                lines.append(text.splitlines()[0])
+        java = java.getCause()
+    lines += [line for line in last.splitlines()[1:] if line.strip()]
+    return "\n".join(lines) or str(exc).splitlines()[0]
+
+
 READING, DETERMINING, WRITING = ("reading the book (Spark tasks)",
                                  "determinations (Spark tasks)", "writing in row order")
 """The phases of :func:`run_spark_batch` as its ``progress`` is told them."""

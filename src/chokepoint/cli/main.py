@@ -357,6 +357,14 @@ def batch(
                                           encoding=encoding, progress=phase)
         except (ValueError, OSError) as exc:
             raise _fail(str(exc), 2) from exc
+        except Exception as exc:  # Spark's own failure: its message, not the JVM's stacks
+            from chokepoint.spark import spark_failure
+
+            message = spark_failure(exc)
+            if message is None:
+                raise
+            raise _fail(f"Spark stopped the run (nothing written to {out}):\n{message}",
+                        1) from exc
         _closing_lines(summary, out)
         return
     if engine not in ("auto", "local", "columnar"):
