@@ -34,13 +34,19 @@ def _whole(tmp_path: Path, seed: int = 6) -> pa.Table:
 
 def _parquet_parts(tmp_path: Path, table: pa.Table, name: str = "book.parquet") -> Path:
     """The table as a Spark-like directory: parts in row groups of 500 rows (the last part
-    written first, so file times do not give the order), a _SUCCESS marker and .crc files."""
+    written first, so file times do not give the order, and by another writer), a
+    _SUCCESS marker and .crc files."""
     book = tmp_path / name
     book.mkdir()
     pieces = list(zip(SPLITS, SPLITS[1:], strict=False))
     for k, (a, b) in reversed(list(enumerate(pieces))):
         part = book / f"part-{k:05d}-c000.snappy.parquet"
-        pq.write_table(table.slice(a, b - a), part, row_group_size=500)
+        piece = table.slice(a, b - a)
+        if k == 2:  # (as another writer may: a column not nullable, metadata of its own)
+            piece = piece.cast(pa.schema([f.with_nullable(f.name != "id")
+                                          for f in piece.schema])
+                               ).replace_schema_metadata({"writer": "erp"})
+        pq.write_table(piece, part, row_group_size=500)
         (book / f".{part.name}.crc").write_bytes(b"\0\1")
     (book / "_SUCCESS").write_text("")
     return book

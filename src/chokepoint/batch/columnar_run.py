@@ -54,11 +54,24 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
         # and hash again (codes.encode); the id column is all distinct, so read as text.
         # (The reader then stops each batch at the end of a row group.)
         yield from _rebatched(chain.from_iterable(
-            _parquet(p, mapping).iter_batches(batch_size=block) for p in parts), block,
-            mapping)
+            _alike(_parquet(p, mapping).iter_batches(batch_size=block)) for p in parts),
+            block, mapping)
         return
     yield from _rebatched(chain.from_iterable(_csv_batches(p, encoding)
                                               for p in parts), block, mapping)
+
+
+def _alike(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Record batches with every column nullable and no schema metadata, which parts
+    written by different writers may differ in (no answer reads them), so that a block
+    may join rows of two parts (their column names and types are checked alike:
+    run.book_header)."""
+    for batch in batches:
+        yield pa.RecordBatch.from_arrays(batch.columns, schema=_loosened(batch.schema))
+
+
+def _loosened(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_nullable(True) for f in schema])
 
 
 def _csv_batches(path: Path, encoding: str | None) -> Iterator[pa.RecordBatch]:
@@ -132,6 +145,7 @@ def block_at(path: Path, mapping: dict[str, str], start: int, count: int) -> pa.
             pos += n
         if wanted:
             table = reader.read_row_groups(wanted, use_threads=False)
+            table = pa.Table.from_arrays(table.columns, schema=_loosened(table.schema))
             pieces.append(table.slice(offset, count - sum(t.num_rows for t in pieces)))
         if pos >= start + count:
             break
