@@ -184,3 +184,9 @@ def test_the_commands_take_a_directory_of_parts(tmp_path: Path, rules: RuleSet) 
     assert moved["changed_rows"]
     assert moved == book_impact(tmp_path / "whole.parquet", rules, date(2024, 12, 1),
                                 date(2024, 12, 2))
+    refused = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from",
+                              "2024-12-01", "--to", "2024-12-02", str(book), "--out",
+                              str(book / "moved.csv")], capture_output=True, text=True,
+                             check=False)
+    assert refused.returncode == 2 and "among the book's parts" in refused.stderr
+    assert not (book / "moved.csv").exists()

@@ -539,6 +539,12 @@ def diff(
         raise _fail("--columns and --encoding are for ORDERS: name the book", 2)
     if out is not None and orders is not None and out.resolve() == orders.resolve():
         raise _fail(f"{out}: the table would replace the book; name another file", 2)
+    if out is not None and orders is not None:
+        from chokepoint.batch.parts import inside
+
+        if inside(out, orders):  # (the next run would read it as one of the parts)
+            raise _fail(f"{out}: the table would be written among the book's parts; name "
+                        f"a file outside {orders.name}", 2)
     rules = default_rules()
     if orders is None:
         changes = rule_changes(rules, d1, d2)
