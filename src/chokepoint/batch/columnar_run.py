@@ -33,6 +33,7 @@ from chokepoint.batch.run import (
     checkpoint_after,
     conformed,
     count_results,
+    count_rows,
     evaluate_row,
     not_text,
     write_part,
@@ -273,9 +274,7 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
 
     def where() -> Iterator[tuple[tuple[int, int], int]]:
         """The blocks of :func:`todo` as (first row from 0, rows) and first row number."""
-        import pyarrow.parquet as pq
-
-        total = sum(pq.read_metadata(p).num_rows for p in part_files(inp))
+        total = count_rows(inp) or 0  # (a Parquet book's, from its parts' metadata)
         for first in range(1, total + 1, size):
             last = min(first + size - 1, total)
             start = begin(first, last)
