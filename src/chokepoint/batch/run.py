@@ -162,13 +162,30 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     # holds no rows; the first part with a header sets it)
     files = part_files(path)
     parts = [p for p in files if p.suffix.lower() != ".csv" or p.stat().st_size] or files[:1]
-    header = _file_header(parts[0], encoding)
+    header, types = _layout(parts[0], encoding)
     for part in parts[1:]:
-        differs = _differs(parts[0], part, encoding)
+        theirs, their_types = _layout(part, encoding)
+        if theirs != header:
+            differs = f"its columns are {theirs}"
+        else:
+            differs = next((f"its column {name!r} is of type {b}, not {a}" for name, a, b
+                            in zip(header or (), types, their_types, strict=False)
+                            if a != b), "")
         if differs:
             raise BatchError(f"{part}: {differs}, unlike {parts[0].name}; the parts of a "
                              "book share one header")
     return header
+
+
+def _layout(path: Path, encoding: str | None) -> tuple[list[str] | None, list[Any]]:
+    """A file's column names and, in Parquet, their types (a block of rows spans parts,
+    so parts must agree in both)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        return list(schema.names), list(schema.types)
+    return _file_header(path, encoding), []
 
 
 def _file_header(path: Path, encoding: str | None) -> list[str] | None:
@@ -180,26 +197,8 @@ def _file_header(path: Path, encoding: str | None) -> list[str] | None:
             except UnicodeDecodeError as exc:
                 raise not_text(path, encoding, exc) from exc
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.ParquetFile(path).schema_arrow.names)
+        return _layout(path, encoding)[0]
     return None
-
-
-def _differs(first: Path, part: Path, encoding: str | None) -> str:
-    """How ``part``'s columns differ from ``first``'s ("": they do not): names, order and,
-    in Parquet, types (a block of rows spans parts)."""
-    names, theirs = _file_header(first, encoding), _file_header(part, encoding)
-    if names != theirs:
-        return f"its columns are {theirs}"
-    if part.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        ours, other = pq.read_schema(first), pq.read_schema(part)
-        for a, b in zip(ours, other, strict=True):
-            if a.type != b.type:
-                return f"its column {b.name!r} is of type {b.type}, not {a.type}"
-    return ""
 
 
 def check_header(inp: str | PurePath, header: list[str] | None, mapping: dict[str, str]) -> None:
