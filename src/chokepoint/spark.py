@@ -24,9 +24,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from chokepoint.batch.errors import BatchError
 from chokepoint.batch.flat import RAGGED, ragged
-from chokepoint.batch.parts import inside, part_files
+from chokepoint.batch.parts import COMPRESSED, inside, read_here
+from chokepoint.batch.parts import book_format as file_format
 from chokepoint.batch.run import (
     OUT_COLUMNS,
     Summary,
@@ -160,15 +160,16 @@ def determine_dataframe(df: Any, override: date | None = None,
 
 def book_format(inp: str | PurePath, given: str | None = None) -> str:
     """"parquet" or "csv": ``given``, or the book's suffix (a file's or a directory's of
-    part files, a local path or any URI Spark reads, e.g. ``s3a://bucket/book.parquet``)."""
+    part files, a local path or any URI Spark reads, e.g. ``s3a://bucket/book.parquet``;
+    a CSV file may be compressed, ``book.csv.gz``: Hadoop's codecs read it)."""
     if given is not None:
         if given not in ("parquet", "csv"):
             raise ValueError(f"format {given!r}: the flat layout is read from parquet or csv")
         return given
     # (the text itself: a PurePath would fold the "//" of a URI)
     name = str(inp).rstrip("/").rsplit("/", 1)[-1].lower()
-    for fmt in ("parquet", "csv"):
-        if name.endswith("." + fmt):
+    for fmt, packed in (("parquet", ()), ("csv", tuple(COMPRESSED))):
+        if any(name.endswith(f".{fmt}{suffix}") for suffix in ("", *packed)):
             return fmt
     raise ValueError(f"{inp}: Spark reads the flat layout from .csv or .parquet; name "
                      "the format of a book whose name has neither")
@@ -329,16 +330,6 @@ def _slice(file: Any, offset: int, length: int) -> Iterator[pa.Table]:
             start += size
 
 
-def _parts_read_locally(inp: Path) -> bool:
-    """Whether chokepoint reads this directory's parts itself (not one Spark reads in its
-    own way: a partitioned dataset, files of other names; read_book checks its header)."""
-    try:
-        part_files(inp)
-    except BatchError:
-        return False
-    return True
-
-
 def spark_failure(exc: BaseException) -> str | None:
     """What a failure raised by Spark says, without the Java stack traces (None: not one
     of Spark's): the first line of each exception in the chain of causes, and the whole
@@ -395,9 +386,10 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     import chokepoint
     from chokepoint.batch.run import REJECT_COLUMNS, ResultWriter
 
-    if inp.suffix.lower() not in (".csv", ".parquet"):
+    if file_format(inp) not in (".csv", ".parquet"):
         raise ValueError("--engine spark reads the flat layout (.csv or .parquet, or a "
-                         "directory of part files so named)")
+                         "directory of part files so named; CSV may be compressed: "
+                         ".csv.gz, .csv.bz2)")
     if not inp.exists():
         raise ValueError(f"{inp}: no such file")
     if out.resolve() == inp.resolve():
@@ -408,7 +400,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
         raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
-    if inp.is_file() or _parts_read_locally(inp):
+    if read_here(inp):
         # (a directory's parts must share one header - BatchError naming the first that
         # differs; Spark would read each part's cells by the first's column positions)
         check_header(inp, book_header(inp, encoding), mapping or {})

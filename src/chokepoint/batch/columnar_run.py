@@ -24,7 +24,7 @@ from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
 from chokepoint.batch.errors import ColumnarRefused
-from chokepoint.batch.parts import part_files
+from chokepoint.batch.parts import arrow_stream, book_format, decompressing, part_files
 from chokepoint.batch.run import (
     REGIMES,
     ResultWriter,
@@ -50,7 +50,7 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
     """The book in blocks of rows, columns renamed by the column map; CSV cells as text,
     read in ``encoding`` (default UTF-8)."""
     parts = part_files(path)  # (a directory's parts: one book, rows numbered on)
-    if path.suffix.lower() == ".parquet":
+    if book_format(path) == ".parquet":
         # text columns as read from the file's dictionary pages: no text per row to build
         # and hash again (codes.encode); the id column is all distinct, so read as text.
         # (The reader then stops each batch at the end of a row group.)
@@ -87,7 +87,9 @@ def _csv_batches(path: Path, encoding: str | None) -> Iterator[pa.RecordBatch]:
     # (another encoding is transcoded to UTF-8 as the file is read)
     read = pacsv.ReadOptions(encoding=encoding) if encoding is not None else None
     try:
-        yield from pacsv.open_csv(path, read_options=read, convert_options=convert)
+        with decompressing(path):
+            yield from pacsv.open_csv(arrow_stream(path), read_options=read,
+                                      convert_options=convert)
     except pa.ArrowInvalid as exc:
         if "UTF8" in str(exc):  # (no engine can read it in this encoding)
             raise not_text(path, encoding) from exc
@@ -101,7 +103,7 @@ def cannot_take(inp: Path, with_trace: bool, rules: RuleSet) -> str | None:
     Lines, nor list columns, nor rule sets whose classification reads beyond the item."""
     if with_trace:
         return "--trace needs each row's full determination"
-    suffix = inp.suffix.lower()
+    suffix = book_format(inp)
     if suffix not in (".csv", ".parquet"):
         return f"it reads .csv or .parquet books, not {suffix or 'this file'}"
     try:
@@ -338,7 +340,7 @@ def _started(inp: Path, mapping: dict[str, str], workers: int, settings: dict[st
     _WORKER.update(settings=settings, book=(inp, mapping),
                    parts=writer.parts_dir if writer.takes_parts else None)
     tasks: Iterator[tuple[Any, int]] = todo()
-    if inp.suffix.lower() == ".parquet" and _row_groups_within(inp, size):
+    if book_format(inp) == ".parquet" and _row_groups_within(inp, size):
         tasks = where()  # each worker reads its own rows: none passed through pipes
     # what the parent holds (rules, kept answers) is left out of the workers' garbage
     # collections: each would otherwise write to every object's header, copying the

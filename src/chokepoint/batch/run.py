@@ -36,7 +36,15 @@ from chokepoint.batch.flat import (
     row_to_transaction,
 )
 from chokepoint.batch.lacking import tally
-from chokepoint.batch.parts import inside, part_files, stamp
+from chokepoint.batch.parts import (
+    book_format,
+    decompressing,
+    inside,
+    open_bytes,
+    open_text,
+    part_files,
+    stamp,
+)
 from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import strict_yaml
@@ -128,7 +136,7 @@ def text_encoding(path: Path, encoding: str | None) -> str:
     are UTF-8) or UTF-8; BatchError for a name Python does not know."""
     if encoding is None:
         return CSV_ENCODING
-    if path.suffix.lower() != ".csv":
+    if book_format(path) != ".csv":
         raise BatchError(f"{path}: --encoding is for CSV books (JSON Lines are UTF-8, "
                          "Parquet text is UTF-8)")
     return known_encoding(encoding)
@@ -161,7 +169,7 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     # (an empty CSV part - no header either, as Spark may write for an empty partition -
     # holds no rows; the first part with a header sets it)
     files = part_files(path)
-    parts = [p for p in files if p.suffix.lower() != ".csv" or p.stat().st_size] or files[:1]
+    parts = [p for p in files if book_format(p) != ".csv" or p.stat().st_size] or files[:1]
     header, types = _layout(parts[0], encoding)
     for part in parts[1:]:
         theirs, their_types = _layout(part, encoding)
@@ -180,7 +188,7 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
 def _layout(path: Path, encoding: str | None) -> tuple[list[str] | None, list[Any]]:
     """A file's column names and, in Parquet, their types (a block of rows spans parts,
     so parts must agree in both)."""
-    if path.suffix.lower() == ".parquet":
+    if book_format(path) == ".parquet":
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(path)
@@ -189,9 +197,9 @@ def _layout(path: Path, encoding: str | None) -> tuple[list[str] | None, list[An
 
 
 def _file_header(path: Path, encoding: str | None) -> list[str] | None:
-    suffix = path.suffix.lower()
+    suffix = book_format(path)
     if suffix == ".csv":
-        with path.open(newline="", encoding=text_encoding(path, encoding)) as fh:
+        with decompressing(path), open_text(path, text_encoding(path, encoding)) as fh:
             try:
                 return next(csv.reader(fh), [])
             except UnicodeDecodeError as exc:
@@ -256,9 +264,9 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
               ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number, raw row) in input order; row 1 is the first data row. A CSV book is
     read in ``encoding`` (default UTF-8)."""
-    suffix = path.suffix.lower()
+    suffix = book_format(path)
     if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
+        with decompressing(path), open_text(path, "utf-8") as fh:
             try:
                 for n, line in enumerate(fh, 1):
                     if line.strip():
@@ -274,7 +282,8 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
                 n += 1
                 yield n, raw
     else:
-        raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl")
+        raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl (CSV and JSON "
+                         "Lines may be compressed: .csv.gz, .jsonl.bz2)")
 
 
 def _parquet_rows(path: Path, mapping: dict[str, str]) -> Iterator[dict[str, Any]]:
@@ -288,7 +297,7 @@ def _parquet_rows(path: Path, mapping: dict[str, str]) -> Iterator[dict[str, Any
 
 def _csv_rows(path: Path, mapping: dict[str, str], encoding: str | None
               ) -> Iterator[dict[str, Any]]:
-    with path.open(newline="", encoding=text_encoding(path, encoding)) as fh:
+    with decompressing(path), open_text(path, text_encoding(path, encoding)) as fh:
         reader = csv.DictReader(fh)
         try:
             for row in reader:
@@ -681,7 +690,7 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
         if with_trace:
             raise BatchError("--trace needs the full determination of each row: use the "
                              "scalar engine")
-        if inp.suffix.lower() not in (".csv", ".parquet"):
+        if book_format(inp) not in (".csv", ".parquet"):
             raise BatchError(f"{inp}: the columnar engine reads .csv or .parquet books")
     mapping = read_column_map(columns)
     text_encoding(inp, encoding)  # (a name Python knows, for a CSV book)
@@ -877,13 +886,13 @@ def count_rows(path: Path) -> int | None:
     a row only outside quotes - an odd number of quote marks opens or closes a quoted
     cell, which may hold line breaks (an escaped quote is two marks; no encoding a book
     may be in uses the quote's byte inside another character)."""
-    suffix = path.suffix.lower()
+    suffix = book_format(path)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         return sum(int(pq.read_metadata(p).num_rows) for p in part_files(path))
     if suffix == ".jsonl":
-        with path.open("rb") as fh:
+        with decompressing(path), open_bytes(path) as fh:
             return sum(1 for line in fh if line.strip())
     if suffix == ".csv":
         return sum(_csv_count(p) for p in part_files(path))
@@ -892,7 +901,7 @@ def count_rows(path: Path) -> int | None:
 
 def _csv_count(path: Path) -> int:
     rows, quoted = 0, False
-    with path.open("rb") as fh:
+    with decompressing(path), open_bytes(path) as fh:
         for line in fh:
             if not quoted and not line.strip():
                 continue  # (a blank line is no row, as the csv module reads it)

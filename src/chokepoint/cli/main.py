@@ -319,6 +319,7 @@ def batch(
     )
 
     from chokepoint.batch.errors import BatchError
+    from chokepoint.batch.parts import read_here
     from chokepoint.batch.run import (
         auto_workers,
         check_batch,
@@ -330,7 +331,8 @@ def batch(
     )
 
     override = _parse_date(on)
-    if inp.exists() and not (engine == "spark" and inp.is_dir()):
+    # (a directory only Spark reads - a partitioned dataset - has no header to read here)
+    if inp.exists() and (engine != "spark" or read_here(inp)):
         try:
             for warning in layout_warnings(inp, columns, encoding):
                 typer.echo(f"warning: {warning}", err=True)
@@ -598,10 +600,11 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         changed_rows_table,
         write_changed_rows,
     )
+    from chokepoint.batch.parts import book_format
     from chokepoint.batch.run import count_rows
     from chokepoint.diff import impact_summary, order_impact
 
-    if orders.suffix.lower() in (".csv", ".parquet") and orders.exists():
+    if book_format(orders) in (".csv", ".parquet") and orders.exists():
         from chokepoint.batch.columnar import Unsupported
 
         try:  # the columnar engine answers every row on both dates
@@ -639,7 +642,9 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
 
 def _read_book(path: Path, assertions: Collection[str], mapping: dict[str, str] | None = None,
                encoding: str | None = None) -> list[dict[str, object]]:
-    if path.suffix.lower() in (".csv", ".parquet", ".jsonl"):
+    from chokepoint.batch.parts import book_format
+
+    if book_format(path) in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
         from chokepoint.batch.run import parse_row, read_rows, row_label
 
