@@ -344,6 +344,7 @@ def test_spark_reads_compressed_csv_as_the_local_engines_do(tmp_path: Path,
     for name, rows, pack in (("part-00000.csv.gz", ROWS[:2], gzip.compress),
                              ("part-00001.csv.bz2", ROWS[2:] + ROWS * 2, bz2.compress)):
         (parts / name).write_bytes(pack(book(tmp_path / "part.csv", rows).read_bytes()))
+    (parts / "part-00002.csv.gz").write_bytes(gzip.compress(b""))  # (an empty partition)
     run_batch(src, tmp_path / "local.csv", rules)
     for name, inp in (("file", packed), ("parts", parts)):
         got = run_spark_batch(inp, tmp_path / f"{name}.csv")

@@ -116,6 +116,10 @@ def test_a_directory_of_compressed_csv_parts(tmp_path: Path, rules: RuleSet) -> 
         (book / f"part-{k:05d}-c000.csv{suffix}").write_bytes(
             pack(sink.getvalue().to_pybytes()))
     (book / "_SUCCESS").write_text("")
+    # an empty partition's file, compressed: no header, no rows (first and between)
+    for name in ("part-0.csv.gz", "part-00001-c001.csv.bz2"):
+        (book / name).write_bytes(gzip.compress(b"") if name.endswith("gz")
+                                  else bz2.compress(b""))
     joined = tmp_path / "joined.csv"
     pacsv.write_csv(table, joined)
     run_batch(joined, tmp_path / "ref.csv", rules, engine="columnar")

@@ -166,13 +166,12 @@ def not_text(path: Path, encoding: str | None, exc: UnicodeDecodeError | None = 
 def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     """The column names of a CSV or Parquet book (None for JSON Lines); of a directory's
     parts, which must all have the same (BatchError naming the first that differs)."""
-    # (an empty CSV part - no header either, as Spark may write for an empty partition -
-    # holds no rows; the first part with a header sets it)
-    files = part_files(path)
-    parts = [p for p in files if book_format(p) != ".csv" or p.stat().st_size] or files[:1]
-    header, types = _layout(parts[0], encoding)
-    for part in parts[1:]:
-        theirs, their_types = _layout(part, encoding)
+    # (an empty CSV part - no header either, as Spark may write for an empty partition,
+    # compressed or not - holds no rows; the first part with a header sets it)
+    layouts = [(p, *_layout(p, encoding)) for p in part_files(path)]
+    kept = [x for x in layouts if book_format(x[0]) != ".csv" or x[1]] or layouts[:1]
+    first, header, types = kept[0]
+    for part, theirs, their_types in kept[1:]:
         if theirs != header:
             differs = f"its columns are {theirs}"
         else:
@@ -180,7 +179,7 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
                             in zip(header or (), types, their_types, strict=False)
                             if a != b), "")
         if differs:
-            raise BatchError(f"{part}: {differs}, unlike {parts[0].name}; the parts of a "
+            raise BatchError(f"{part}: {differs}, unlike {first.name}; the parts of a "
                              "book share one header")
     return header
 
