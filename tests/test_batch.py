@@ -355,6 +355,40 @@ def test_spark_reads_compressed_csv_as_the_local_engines_do(tmp_path: Path,
             tmp_path / "local.csv.rejects.csv").read_bytes(), name
 
 
+def test_spark_reads_partition_values_as_text(tmp_path: Path, rules: RuleSet) -> None:
+    """A dataset partitioned by a fact (``us_plant_direct_product_of=3E001/``): Spark took
+    the value for a number, 30, so the Korean tool made with 3E001 technology was answered
+    on a fact it was not given. The values are now read as text, and the rows are the
+    local engine's for the book the partitions make (in the order of their paths; an
+    empty value is Hive's null partition, an unknown cell)."""
+    pytest.importorskip("pyspark")
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    from chokepoint.spark import run_spark_batch
+
+    key = "us_plant_direct_product_of"
+    src = book(tmp_path / "in.csv", ROWS * 3)
+    table = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(
+        column_types=dict.fromkeys(HEADER.split(","), pa.string()),
+        strings_can_be_null=False))
+    parts = tmp_path / "export.parquet"
+    ordered = []
+    for value, directory in (("3E001", "3E001"), ("", "__HIVE_DEFAULT_PARTITION__")):
+        rows = table.filter(pc.equal(table.column(key), value))
+        (parts / f"{key}={directory}").mkdir(parents=True)
+        pq.write_table(rows.drop_columns([key]), parts / f"{key}={directory}" / "part-0.parquet")
+        ordered.append(rows)
+    assert sum(t.num_rows for t in ordered) == 15
+    pacsv.write_csv(pa.concat_tables(ordered), tmp_path / "joined.csv")
+    run_batch(tmp_path / "joined.csv", tmp_path / "local.csv", rules)
+    got = run_spark_batch(parts, tmp_path / "spark.csv")
+    assert (got.rows, got.written, got.rejected) == (15, 9, 6)
+    assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert (tmp_path / "spark.csv.rejects.csv").read_bytes() == (
+        tmp_path / "local.csv.rejects.csv").read_bytes()
+
+
 def test_spark_refuses_csv_parts_whose_columns_are_in_another_order(
         tmp_path: Path) -> None:
     """Spark reads every CSV part by the column positions of one part's header, so a part

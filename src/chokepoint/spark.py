@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date
 from pathlib import Path, PurePath
 from typing import Any
@@ -188,7 +188,31 @@ def numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | Non
     row passes through the driver), with ``row`` numbered in file order from 1. ``inp``
     is a file or a directory of part files, local or any URI Spark reads; ``fmt``
     ("parquet" or "csv") is needed when its name does not end in either, ``encoding`` for a
-    CSV book not in UTF-8. With the number of rows."""
+    CSV book not in UTF-8. With the number of rows. A partitioned dataset's partition
+    values (``date=2025-06-02/``) are read as text, as every other cell."""
+    with _partition_values_as_text(spark):
+        return _numbered_book(spark, inp, mapping, fmt, encoding)
+
+
+@contextmanager
+def _partition_values_as_text(spark: Any) -> Iterator[None]:
+    """Spark's inference of partition values' types off while the book is read (and put
+    back as it was): it would read ``item_eccn=3E001`` as the number 30 and ``0801`` as
+    801."""
+    key = "spark.sql.sources.partitionColumnTypeInference.enabled"
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None,
+                   fmt: str | None, encoding: str | None) -> tuple[Any, int]:
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import ArrayType
 

@@ -99,7 +99,8 @@ def part_files(book: Path) -> list[Path]:
             continue
         if path.is_dir():
             raise BatchError(f"{path}: a directory inside the book (a partitioned "
-                             "dataset?); chokepoint reads the part files of one directory")
+                             "dataset?); chokepoint reads the part files of one directory "
+                             "(--engine spark reads a partitioned dataset)")
         if book_format(path) != suffix:
             raise BatchError(f"{path}: not a {suffix} part of the book {book.name}; move it "
                              "out of the directory (every other file is read as a part)")
