@@ -359,8 +359,8 @@ def test_spark_reads_partition_values_as_text(tmp_path: Path, rules: RuleSet) ->
     """A dataset partitioned by a fact (``us_plant_direct_product_of=3E001/``): Spark took
     the value for a number, 30, so the Korean tool made with 3E001 technology was answered
     on a fact it was not given. The values are now read as text, and the rows are the
-    local engine's for the book the partitions make (in the order of their paths; an
-    empty value is Hive's null partition, an unknown cell)."""
+    local engines' for the dataset, and for the book its partitions make (in the order of
+    their paths; an empty value is Hive's null partition, an unknown cell)."""
     pytest.importorskip("pyspark")
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -372,21 +372,29 @@ def test_spark_reads_partition_values_as_text(tmp_path: Path, rules: RuleSet) ->
     table = pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(
         column_types=dict.fromkeys(HEADER.split(","), pa.string()),
         strings_can_be_null=False))
-    parts = tmp_path / "export.parquet"
     ordered = []
-    for value, directory in (("3E001", "3E001"), ("", "__HIVE_DEFAULT_PARTITION__")):
-        rows = table.filter(pc.equal(table.column(key), value))
-        (parts / f"{key}={directory}").mkdir(parents=True)
-        pq.write_table(rows.drop_columns([key]), parts / f"{key}={directory}" / "part-0.parquet")
-        ordered.append(rows)
-    assert sum(t.num_rows for t in ordered) == 15
-    pacsv.write_csv(pa.concat_tables(ordered), tmp_path / "joined.csv")
+    for kind, write in (("parquet", pq.write_table), ("csv", pacsv.write_csv)):
+        parts = tmp_path / f"export.{kind}"
+        for value, directory in (("3E001", "3E001"), ("", "__HIVE_DEFAULT_PARTITION__")):
+            rows = table.filter(pc.equal(table.column(key), value))
+            (parts / f"{key}={directory}").mkdir(parents=True)
+            write(rows.drop_columns([key]), parts / f"{key}={directory}" / f"part-0.{kind}")
+            ordered.append(rows)
+    assert sum(t.num_rows for t in ordered[:2]) == 15
+    pacsv.write_csv(pa.concat_tables(ordered[:2]), tmp_path / "joined.csv")
     run_batch(tmp_path / "joined.csv", tmp_path / "local.csv", rules)
-    got = run_spark_batch(parts, tmp_path / "spark.csv")
-    assert (got.rows, got.written, got.rejected) == (15, 9, 6)
-    assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
-    assert (tmp_path / "spark.csv.rejects.csv").read_bytes() == (
-        tmp_path / "local.csv.rejects.csv").read_bytes()
+    for kind in ("parquet", "csv"):
+        parts = tmp_path / f"export.{kind}"
+        got = run_spark_batch(parts, tmp_path / f"spark-{kind}.csv")
+        assert (got.rows, got.written, got.rejected) == (15, 9, 6)
+        assert (tmp_path / f"spark-{kind}.csv").read_bytes() == (
+            tmp_path / "local.csv").read_bytes(), kind
+        assert (tmp_path / f"spark-{kind}.csv.rejects.csv").read_bytes() == (
+            tmp_path / "local.csv.rejects.csv").read_bytes(), kind
+        for engine in ("scalar", "columnar"):  # (the local engines read the dataset alike)
+            run_batch(parts, tmp_path / f"{kind}-{engine}.csv", rules, engine=engine)
+            assert (tmp_path / f"{kind}-{engine}.csv").read_bytes() == (
+                tmp_path / "local.csv").read_bytes(), (kind, engine)
 
 
 def test_spark_refuses_csv_parts_whose_columns_are_in_another_order(

@@ -152,7 +152,25 @@ def test_a_directory_that_is_not_one_book_is_refused_naming_the_file(
             "double")
     nested = parts("nested.parquet", table)
     (nested / "date=2025-01-01").mkdir()
-    refused(nested, r"date=2025-01-01: a directory inside the book.*--engine spark reads")
+    refused(nested, r"date=2025-01-01: a directory beside part files")
+    for name, layout, match in (
+            ("plain", ["2025/part-0.parquet"], r"2025: a directory inside the book not "
+             "named key=value"),
+            ("blank", ["date=/part-0.parquet"], r"date=: an empty partition value"),
+            ("twice", ["date=1/date=2/part-0.parquet"], r"date=2: partitioned by 'date' "
+             "twice"),
+            ("depths", ["a=1/b=2/part-0.parquet", "a=2/part-0.parquet"],
+             r"a=2/part-0\.parquet: under the partition keys \['a'\], unlike "
+             r"a=1/b=2/part-0\.parquet \(\['a', 'b'\]\)"),
+            ("keys", ["a=1/part-0.parquet", "b=1/part-0.parquet"],
+             r"b=1/part-0\.parquet: under the partition keys \['b'\]"),
+            ("again", ["to_country=CN/part-0.parquet"],
+             r"the column 'to_country' appears 2 times")):
+        book = tmp_path / f"{name}.parquet"
+        for part in layout:
+            (book / part).parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, book / part)
+        refused(book, match)
     stray = parts("stray.parquet", table)
     (stray / "README.txt").write_text("exported nightly")
     refused(stray, r"README\.txt: not a \.parquet part of the book stray\.parquet")
@@ -190,3 +208,80 @@ def test_the_commands_take_a_directory_of_parts(tmp_path: Path, rules: RuleSet) 
                              check=False)
     assert refused.returncode == 2 and "among the book's parts" in refused.stderr
     assert not (book / "moved.csv").exists()
+
+
+def _hive(book: Path, table: pa.Table, keys: list[str], write: Any) -> pa.Table:
+    """The table as a partitioned dataset under ``book`` (``key=value`` directories as
+    Hive and Spark name them: escaped, a null as __HIVE_DEFAULT_PARTITION__), one part
+    a directory, written by ``write(table, path)``; and the table in the order of the
+    parts' paths, which is the book's row order."""
+    from urllib.parse import quote
+
+    def directory(values: tuple[Any, ...]) -> str:
+        return "/".join(f"{k}={'__HIVE_DEFAULT_PARTITION__' if v is None else quote(v, safe='')}"
+                        for k, v in zip(keys, values, strict=True))
+
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, values in enumerate(zip(*(table.column(k).to_pylist() for k in keys),
+                                   strict=True)):
+        groups.setdefault(values, []).append(i)
+    ordered = []
+    for values in sorted(groups, key=directory):
+        rows = table.take(pa.array(groups[values], pa.int64()))
+        (book / directory(values)).mkdir(parents=True)
+        write(rows.drop_columns(keys), book / directory(values) / "part-0")
+        ordered.append(rows)
+    return pa.concat_tables(ordered)
+
+
+def test_every_engine_reads_a_partitioned_dataset(tmp_path: Path, rules: RuleSet) -> None:
+    """A dataset partitioned by two facts, as Spark or Hive writes one
+    (``exporter_name=Tokyo%20Electron/item_eccn=3B993/part-0.parquet``): each part's rows
+    get the values of its directories (escapes undone, Hive's null partition unknown), in
+    the order of the parts' paths - the rows of a file holding them so. Two workers with
+    700-row blocks read their own row groups across parts."""
+    from chokepoint.batch.columnar_run import block_at
+
+    table = _whole(tmp_path, seed=11)
+    keys = ["exporter_name", "item_eccn"]
+    names = table.column("exporter_name").to_pylist()
+    names[3] = "Example Co/Ltd 100%"  # (escaped in its directory's name)
+    table = table.set_column(table.schema.get_field_index("exporter_name"),
+                             "exporter_name", pa.array(names, pa.string()))
+    book = tmp_path / "lake.parquet"
+    joined = _hive(book, table, keys,
+                   lambda t, p: pq.write_table(t, p.with_suffix(".parquet"),
+                                               row_group_size=300))
+    assert table.column("item_eccn").null_count  # (a null partition among them)
+    (book / "_SUCCESS").write_text("")
+    pq.write_table(joined, tmp_path / "joined.parquet")
+    run_batch(tmp_path / "joined.parquet", tmp_path / "ref.csv", rules, engine="scalar")
+    ref = (tmp_path / "ref.csv").read_bytes()
+    assert count_rows(book) == 4000
+    part = block_at(book, {}, 1000, 700)
+    assert part.select(joined.column_names).to_pylist() == joined.slice(1000, 700).to_pylist()
+    for engine, workers, block in (("scalar", 1, None), ("columnar", 1, None),
+                                   ("columnar", 2, 700), ("auto", 1, None)):
+        out = tmp_path / f"{engine}-{workers}.csv"
+        run_batch(book, out, rules, engine=engine, workers=workers, block=block)
+        assert out.read_bytes() == ref, (engine, workers)
+
+
+def test_a_partitioned_csv_dataset_and_its_resume(tmp_path: Path, rules: RuleSet,
+                                                  interrupt: Any) -> None:
+    table = _whole(tmp_path, seed=12)
+    book = tmp_path / "lake.csv"
+    joined = _hive(book, table, ["to_country"],
+                   lambda t, p: pacsv.write_csv(t, p.with_suffix(".csv")))
+    pacsv.write_csv(joined, tmp_path / "joined.csv")
+    run_batch(tmp_path / "joined.csv", tmp_path / "ref.csv", rules, engine="scalar")
+    ref = (tmp_path / "ref.csv").read_bytes()
+    for engine in ("scalar", "columnar"):
+        out = tmp_path / f"{engine}.csv"
+        run_batch(book, out, rules, engine=engine)
+        assert out.read_bytes() == ref, engine
+    out = tmp_path / "resumed.csv"
+    interrupt(lambda progress: run_batch(book, out, rules, engine="columnar", block=1000,
+                                         progress=progress), 2000)
+    run_batch(book, out, rules, engine="columnar", block=1000, resume=True)
+    assert out.read_bytes() == ref

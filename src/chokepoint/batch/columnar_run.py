@@ -21,10 +21,17 @@ from typing import Any
 import pyarrow as pa
 
 from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
+from chokepoint.batch.columnar.arrow import repeated
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
 from chokepoint.batch.errors import ColumnarRefused
-from chokepoint.batch.parts import arrow_stream, book_format, decompressing, part_files
+from chokepoint.batch.parts import (
+    arrow_stream,
+    book_format,
+    decompressing,
+    part_files,
+    partition_values,
+)
 from chokepoint.batch.run import (
     REGIMES,
     ResultWriter,
@@ -55,11 +62,25 @@ def blocks(path: Path, mapping: dict[str, str], block: int, encoding: str | None
         # and hash again (codes.encode); the id column is all distinct, so read as text.
         # (The reader then stops each batch at the end of a row group.)
         yield from _rebatched(chain.from_iterable(
-            _alike(_parquet(p, mapping).iter_batches(batch_size=block)) for p in parts),
+            _alike(_partitioned(_parquet(p, mapping).iter_batches(batch_size=block),
+                                partition_values(path, p))) for p in parts),
             block, mapping)
         return
-    yield from _rebatched(chain.from_iterable(_csv_batches(p, encoding)
-                                              for p in parts), block, mapping)
+    yield from _rebatched(chain.from_iterable(
+        _partitioned(_csv_batches(p, encoding), partition_values(path, p)) for p in parts),
+        block, mapping)
+
+
+def _partitioned(batches: Iterable[pa.RecordBatch], values: dict[str, str | None]
+                 ) -> Iterator[pa.RecordBatch]:
+    """Record batches with a column for each partition value of their part (a partitioned
+    dataset's ``key=value`` directories), after the file's own, as Spark adds them."""
+    for batch in batches:
+        if values:
+            batch = pa.RecordBatch.from_arrays(
+                [*batch.columns, *(repeated(v, batch.num_rows) for v in values.values())],
+                names=[*batch.schema.names, *values])
+        yield batch
 
 
 def _alike(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -149,7 +170,10 @@ def block_at(path: Path, mapping: dict[str, str], start: int, count: int) -> pa.
         if wanted:
             table = reader.read_row_groups(wanted, use_threads=False)
             table = pa.Table.from_arrays(table.columns, schema=_loosened(table.schema))
-            pieces.append(table.slice(offset, count - sum(t.num_rows for t in pieces)))
+            table = table.slice(offset, count - sum(t.num_rows for t in pieces))
+            for key, value in partition_values(path, part).items():
+                table = table.append_column(key, repeated(value, table.num_rows))
+            pieces.append(table)
         if pos >= start + count:
             break
     return _renamed(pa.concat_tables(pieces), mapping)

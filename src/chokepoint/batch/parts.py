@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
+from urllib.parse import unquote
 
 from chokepoint.batch.errors import BatchError
 
@@ -80,40 +81,86 @@ def arrow_stream(path: Path) -> Any:
     return pa.input_stream(str(path), compression=compression(path))
 
 
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+"""The directory value Hive and Spark write for a null partition value (an unknown fact)."""
+
+
 def part_files(book: Path) -> list[Path]:
     """The files holding ``book``'s rows, in row order: the book itself, or a directory's
-    files in the order of their names (as ``--engine spark`` numbers them; CSV parts may be
-    compressed, see :data:`COMPRESSED`). Names starting
-    with ``_`` or ``.`` are left out, as Spark leaves them (``_SUCCESS``, ``.crc`` files).
-    BatchError for a directory not named .csv or .parquet, one holding a directory (a
-    partitioned dataset) or a file of another format, or one with no part file."""
+    files in the order of their paths within it (as ``--engine spark`` numbers them; CSV
+    parts may be compressed, see :data:`COMPRESSED`). The files may sit in ``key=value``
+    directories, a partitioned dataset (:func:`partition_values`). Names starting with
+    ``_`` or ``.`` are left out, as Spark leaves them (``_SUCCESS``, ``.crc`` files).
+    BatchError for a directory not named .csv or .parquet or with no part file, and inside
+    it for a file of another format, a directory not named ``key=value``, or parts not all
+    under the same partition keys."""
     if not book.is_dir():
         return [book]
     suffix = book.suffix.lower()
     if suffix not in FORMATS:
         raise BatchError(f"{book}: a directory of part files is read as CSV or Parquet; "
                          "name it .csv or .parquet as its parts are")
-    parts = []
-    for path in sorted(book.iterdir(), key=lambda p: p.name):
-        if path.name.startswith(("_", ".")):
-            continue
-        if path.is_dir():
-            raise BatchError(f"{path}: a directory inside the book (a partitioned "
-                             "dataset?); chokepoint reads the part files of one directory "
-                             "(--engine spark reads a partitioned dataset)")
-        if book_format(path) != suffix:
-            raise BatchError(f"{path}: not a {suffix} part of the book {book.name}; move it "
-                             "out of the directory (every other file is read as a part)")
-        parts.append(path)
-    if not parts:
+    keys: dict[Path, tuple[str, ...]] = {}
+    _walk(book, book, (), suffix, keys)
+    if not keys:
         raise BatchError(f"{book}: a directory with no {suffix} part files")
+    parts = sorted(keys, key=lambda p: p.relative_to(book).as_posix())
+    first = parts[0]
+    for part in parts[1:]:
+        if keys[part] != keys[first]:
+            raise BatchError(
+                f"{part}: under the partition keys {list(keys[part])}, unlike "
+                f"{first.relative_to(book)} ({list(keys[first])}); every part of a "
+                "partitioned dataset sits under the same key=value directories")
     return parts
+
+
+def _walk(book: Path, directory: Path, above: tuple[str, ...], suffix: str,
+          keys: dict[Path, tuple[str, ...]]) -> None:
+    """Each part file under ``directory`` into ``keys``, with the partition keys of the
+    directories above it (BatchError as :func:`part_files` says)."""
+    entries = [p for p in directory.iterdir() if not p.name.startswith(("_", "."))]
+    inner = [p for p in entries if p.is_dir()]
+    if inner and len(inner) < len(entries):
+        raise BatchError(f"{inner[0]}: a directory beside part files; the parts of a "
+                         "partitioned dataset sit only in its key=value directories")
+    for path in entries:
+        if not path.is_dir():
+            if book_format(path) != suffix:
+                raise BatchError(f"{path}: not a {suffix} part of the book {book.name}; "
+                                 "move it out of the directory (every other file is read "
+                                 "as a part)")
+            keys[path] = above
+            continue
+        key, equals, value = path.name.partition("=")
+        if not equals or not key:
+            raise BatchError(f"{path}: a directory inside the book not named key=value; "
+                             "chokepoint reads part files, and the directories of a "
+                             "partitioned dataset (date=2025-06-02/)")
+        if not value:
+            raise BatchError(f"{path}: an empty partition value (a null one is written "
+                             f"{NULL_PARTITION}, as Hive and Spark write it)")
+        if unquote(key) in above:
+            raise BatchError(f"{path}: partitioned by {unquote(key)!r} twice")
+        _walk(book, path, (*above, unquote(key)), suffix, keys)
+
+
+def partition_values(book: Path, part: Path) -> dict[str, str | None]:
+    """The cells a part's ``key=value`` directories give each of its rows, by key (text,
+    as Hive and Spark escape it undone; None for :data:`NULL_PARTITION`, unknown)."""
+    if part == book:
+        return {}
+    values: dict[str, str | None] = {}
+    for name in part.relative_to(book).parent.parts:
+        key, _, value = name.partition("=")
+        values[unquote(key)] = None if value == NULL_PARTITION else unquote(value)
+    return values
 
 
 def read_here(book: Path) -> bool:
     """Whether chokepoint's own readers take the book: a file, or a directory of part files
-    as :func:`part_files` reads it (not, e.g., a partitioned dataset, which only
-    ``--engine spark`` reads)."""
+    as :func:`part_files` reads it (not, e.g., one holding parts of other names, which
+    ``--engine spark`` reads as CSV)."""
     try:
         part_files(book)
     except BatchError:
@@ -127,8 +174,8 @@ def stamp(book: Path) -> list[Any]:
     if not book.is_dir():
         stat = book.stat()
         return [book.name, stat.st_size, stat.st_mtime_ns]
-    return [book.name, [[p.name, p.stat().st_size, p.stat().st_mtime_ns]
-                        for p in part_files(book)]]
+    return [book.name, [[p.relative_to(book).as_posix(), p.stat().st_size,
+                         p.stat().st_mtime_ns] for p in part_files(book)]]
 
 
 def inside(out: Path, book: Path) -> bool:

@@ -43,6 +43,7 @@ from chokepoint.batch.parts import (
     open_bytes,
     open_text,
     part_files,
+    partition_values,
     stamp,
 )
 from chokepoint.contract import InputError, loads_json, validate_transaction
@@ -168,9 +169,13 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
     parts, which must all have the same (BatchError naming the first that differs)."""
     # (an empty CSV part - no header either, as Spark may write for an empty partition,
     # compressed or not - holds no rows; the first part with a header sets it)
-    layouts = [(p, *_layout(p, encoding)) for p in part_files(path)]
+    files = part_files(path)
+    layouts = [(p, *_layout(p, encoding)) for p in files]
     kept = [x for x in layouts if book_format(x[0]) != ".csv" or x[1]] or layouts[:1]
     first, header, types = kept[0]
+    # (a partitioned dataset's keys, the same for every part: part_files, come after the
+    # files' columns, as Spark reads them)
+    keys = list(partition_values(path, files[0]))
     for part, theirs, their_types in kept[1:]:
         if theirs != header:
             differs = f"its columns are {theirs}"
@@ -181,7 +186,7 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
         if differs:
             raise BatchError(f"{part}: {differs}, unlike {first.name}; the parts of a "
                              "book share one header")
-    return header
+    return header + keys if header else header
 
 
 def _layout(path: Path, encoding: str | None) -> tuple[list[str] | None, list[Any]]:
@@ -277,9 +282,10 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
         for part in part_files(path):  # (a directory's parts, numbered on)
             cells = (_csv_rows(part, mapping, encoding) if suffix == ".csv"
                      else _parquet_rows(part, mapping))
+            given = {mapping.get(k, k): v for k, v in partition_values(path, part).items()}
             for raw in cells:
                 n += 1
-                yield n, raw
+                yield n, (raw | given if given else raw)
     else:
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl (CSV and JSON "
                          "Lines may be compressed: .csv.gz, .jsonl.bz2)")

@@ -59,3 +59,15 @@ def strings(values: list[str]) -> pa.Array:
     large = pa.Array.from_buffers(pa.large_string(), len(encoded),
                                   [None, pa.py_buffer(offsets), data])
     return large
+
+
+def repeated(value: str | None, n: int) -> pa.Array:
+    """``value`` (None: null) ``n`` times, as a text dictionary of one entry."""
+    zeros = np.zeros(n, dtype=np.int32)
+    if value is None:  # (every index null: a validity bitmap of zeros)
+        indices = pa.Array.from_buffers(
+            pa.int32(), n, [pa.py_buffer(np.zeros(-(-n // 8), dtype=np.uint8)),
+                            pa.py_buffer(zeros)], null_count=n)
+    else:
+        indices = integers(zeros)
+    return pa.DictionaryArray.from_arrays(indices, strings([value or ""]))
