@@ -328,7 +328,7 @@ def test_spark_reads_compressed_csv_as_the_local_engines_do(tmp_path: Path,
                                                            rules: RuleSet) -> None:
     """A gzip CSV file, and a directory of parts compressed with gzip and bzip2 (as Spark
     writes with compression=...), give the local engines' bytes; Spark decompresses them
-    with Hadoop's codecs, chosen by the same suffixes."""
+    with Hadoop's codecs, chosen by the same suffixes. OUT may be compressed too."""
     pytest.importorskip("pyspark")
     import bz2
     import gzip
@@ -353,6 +353,9 @@ def test_spark_reads_compressed_csv_as_the_local_engines_do(tmp_path: Path,
             tmp_path / "local.csv").read_bytes(), name
         assert (tmp_path / f"{name}.csv.rejects.csv").read_bytes() == (
             tmp_path / "local.csv.rejects.csv").read_bytes(), name
+    run_spark_batch(packed, tmp_path / "out.csv.gz")  # (a compressed OUT, as locally)
+    assert gzip.decompress((tmp_path / "out.csv.gz").read_bytes()) == (
+        tmp_path / "local.csv").read_bytes()
 
 
 def test_spark_reads_partition_values_as_text(tmp_path: Path, rules: RuleSet) -> None:

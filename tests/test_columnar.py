@@ -532,7 +532,8 @@ def test_the_batch_command_takes_the_columnar_engine_where_it_can(
                               str(tmp_path / "out.xlsx")], capture_output=True, text=True,
                              check=False)
     assert refused.returncode == 2 and refused.stderr == (
-        f"chokepoint: {tmp_path / 'out.xlsx'}: output must be .csv, .parquet or .jsonl\n")
+        f"chokepoint: {tmp_path / 'out.xlsx'}: output must be .csv, .parquet or .jsonl "
+        "(CSV and JSON Lines may be .gz or .bz2)\n")
     assert not list(tmp_path.glob("out.xlsx*"))
     # a run that starts again over an interrupted one's checkpoint says so
     (tmp_path / "again.parquet.checkpoint").write_text("{}")

@@ -408,7 +408,7 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     from pyspark.sql import SparkSession
 
     import chokepoint
-    from chokepoint.batch.run import REJECT_COLUMNS, ResultWriter
+    from chokepoint.batch.run import OUTPUTS, REJECT_COLUMNS, ResultWriter
 
     if file_format(inp) not in (".csv", ".parquet"):
         raise ValueError("--engine spark reads the flat layout (.csv or .parquet, or a "
@@ -421,8 +421,8 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
     if inside(out, inp):  # (where the next run would read them as parts)
         raise ValueError(f"{out}: the results would be written among the book's parts; "
                          f"name a file outside {inp.name}")
-    if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
-        raise ValueError(f"{out}: output must be .csv, .parquet or .jsonl")
+    if file_format(out) not in (".csv", ".parquet", ".jsonl"):
+        raise ValueError(f"{out}: output must be {OUTPUTS}")
     text_encoding(inp, encoding)  # (BatchError, a ValueError, for a name Python lacks)
     if read_here(inp):
         # (a directory's parts must share one header - BatchError naming the first that

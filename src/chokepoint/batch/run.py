@@ -12,8 +12,11 @@ their results are still written here, in input order, by this process alone.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
+import gzip
+import io
 import json
 import multiprocessing
 import os
@@ -22,7 +25,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePath
-from typing import Any
+from typing import IO, Any, cast
 
 import yaml
 
@@ -38,6 +41,7 @@ from chokepoint.batch.flat import (
 from chokepoint.batch.lacking import tally
 from chokepoint.batch.parts import (
     book_format,
+    compression,
     decompressing,
     inside,
     open_bytes,
@@ -53,6 +57,9 @@ from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import determine_screened, imported_state
 
 CHUNK = 1000
+
+OUTPUTS = ".csv, .parquet or .jsonl (CSV and JSON Lines may be .gz or .bz2)"
+"""What ``batch`` writes, by OUT's name."""
 REGIMES = ("US", "NL", "JP")
 OUT_COLUMNS = ["row", "id", "outcome", "rules_version", "as_of",
                *[f"{r}_outcome" for r in REGIMES], *[f"{r}_rules" for r in REGIMES],
@@ -489,10 +496,14 @@ class ResultWriter:
                  parts_done: int = 0, checkpoints: bool = True) -> None:
         self.path, self.columns = path, columns
         self.checkpoints = checkpoints
-        self.kind = path.suffix.lower()
+        self.kind = book_format(path)
+        self.packing = compression(path) if self.kind in (".csv", ".jsonl") else None
         mode = "a" if append else "w"
         self._rows: list[dict[str, Any]] = []
-        if self.kind == ".csv":
+        if self.packing is not None:  # (in members: one ends at each checkpoint)
+            self.raw: IO[bytes] = self.partial.open(mode + "b")
+            self._member(header=not append)
+        elif self.kind == ".csv":
             self.fh = path.with_name(path.name + ".partial").open(mode, newline="",
                                                                   encoding="utf-8")
             self.csv = csv.DictWriter(self.fh, fieldnames=columns)
@@ -514,17 +525,46 @@ class ResultWriter:
             for i in range(self.parts):  # a resumed run: the rows already done
                 self._streamed(self._read_part(i))
         else:
-            raise BatchError(f"{path}: output must be .csv, .parquet or .jsonl")
+            raise BatchError(f"{path}: output must be {OUTPUTS}")
 
     @property
     def partial(self) -> Path:
         return self.path.with_name(self.path.name + ".partial")
 
+    def _member(self, header: bool = False) -> None:
+        """Start the next compressed member of a .gz/.bz2 output (text written to it; the
+        CSV header first if ``header``).
+        A member ends at each checkpoint, so that the checkpoint's offset is where a
+        resumed run cuts the file and appends; the members read as one text."""
+        packer = cast(IO[bytes], (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, compresslevel=6,
+                          mtime=0)  # (no time: the same rows give the same bytes)
+            if self.packing == "gzip" else bz2.BZ2File(self.raw, mode="wb")))
+        self.fh = io.TextIOWrapper(packer, encoding="utf-8", newline="")
+        if self.kind == ".csv":
+            self.csv = csv.DictWriter(self.fh, fieldnames=self.columns)
+            if header:
+                self.csv.writeheader()
+
+    def _durable(self) -> int:
+        """Flush what is written to disk; its size in bytes (the checkpoint's offset)."""
+        if self.packing is not None:
+            self.fh.close()  # (ends the member; the file beneath stays open)
+            self.raw.flush()
+            os.fsync(self.raw.fileno())
+            end = self.raw.tell()  # (before the next member's header)
+            self._member()
+            return end
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
+
     def write(self, row: dict[str, Any]) -> None:
         if self.kind == ".csv":
             self.csv.writerow(row)
-        elif self.kind == ".jsonl":
-            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif self.kind == ".jsonl":  # (keys in the columns' order, as write_table's rows)
+            self.fh.write(json.dumps({c: row.get(c) for c in self.columns},
+                                     ensure_ascii=False) + "\n")
         else:
             self._rows.append(row)
             if len(self._rows) >= 10 * PARQUET_PART_ROWS:  # a caller that never syncs
@@ -598,9 +638,7 @@ class ResultWriter:
         """The durable checkpoint offset after whole blocks were written."""
         if self.kind == ".parquet":
             return self.parts
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        return self.fh.tell()
+        return self._durable()
 
     def sync(self) -> int | None:
         """Flush to disk; the checkpoint offset (the partial file's size, or the number of
@@ -610,20 +648,22 @@ class ResultWriter:
                 return None
             self._write_part()
             return self.parts
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        return self.fh.tell()
+        return self._durable()
 
     def abandon(self) -> None:
         """A failed run: close the files, keep the checkpoint for ``resume``."""
         if self.fh is not None:
             self.fh.close()
+            if self.packing is not None:
+                self.raw.close()
         elif self._stream is not None:
             self._stream.close()
 
     def close(self) -> None:
         if self.kind != ".parquet":
             self.fh.close()
+            if self.packing is not None:
+                self.raw.close()
             return
         if self._rows:
             self._write_part()
@@ -687,8 +727,8 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
                          f"next run would read them as one); name a file outside {inp.name}")
     if not out.parent.is_dir():
         raise BatchError(f"{out.parent}: no such directory for the results")
-    if out.suffix.lower() not in (".csv", ".parquet", ".jsonl"):
-        raise BatchError(f"{out}: output must be .csv, .parquet or .jsonl")
+    if book_format(out) not in (".csv", ".parquet", ".jsonl"):
+        raise BatchError(f"{out}: output must be {OUTPUTS}")
     if engine not in ("auto", "scalar", "columnar"):
         raise BatchError(f"engine must be auto, scalar or columnar, not {engine!r}")
     if engine == "columnar":  # (auto takes it only where these hold: pick_engine)
@@ -742,7 +782,7 @@ def run_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None = N
         state = json.loads(checkpoint.read_text())
         done = int(state["rows"])
         targets = [(rejects_partial, state["reject_bytes"])]
-        if out.suffix.lower() != ".parquet":  # Parquet parts are dropped by the writer
+        if book_format(out) != ".parquet":  # Parquet parts are dropped by the writer
             targets.append((out.with_name(out.name + ".partial"), state["bytes"]))
         for target, size in targets:
             with target.open("r+b") as fh:

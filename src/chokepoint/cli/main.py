@@ -283,9 +283,11 @@ _ENCODING_HELP = ("The encoding of a CSV book, if not UTF-8: e.g. gbk or gb18030
 @app.command()
 def batch(
     inp: Annotated[Path, typer.Argument(
-        metavar="IN", help="Order book: .csv, .parquet, .jsonl, or a directory of .csv or "
-        ".parquet part files (read in name order)")],
-    out: Annotated[Path, typer.Argument(metavar="OUT", help="Results: .csv, .parquet, .jsonl")],
+        metavar="IN", help="Order book: .csv, .parquet, .jsonl (CSV and JSON Lines may be "
+        ".gz or .bz2), or a directory of .csv or .parquet part files, partitioned "
+        "(key=value directories) or not, read in the order of their paths")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Results: .csv, .parquet, .jsonl "
+                                        "(CSV and JSON Lines may be .gz or .bz2)")],
     on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
     columns: Annotated[Path | None, typer.Option(
         "--columns", help="YAML map of your column names to the flat layout's.")] = None,
@@ -509,8 +511,8 @@ def diff(
     date_from: Annotated[str, typer.Option("--from", help="Earlier date (YYYY-MM-DD).")],
     date_to: Annotated[str, typer.Option("--to", help="Later date (YYYY-MM-DD).")],
     orders: Annotated[Path | None, typer.Argument(
-        help="Order book (.yaml/.json transactions, or .csv/.parquet/.jsonl, or a "
-        "directory of .csv/.parquet part files).")] = None,
+        help="Order book (.yaml/.json transactions, or .csv/.parquet/.jsonl, .gz or .bz2 "
+        "for text, or a directory of .csv/.parquet part files).")] = None,
     format: Annotated[Format, typer.Option("--format", help="json or text")] = Format.text,
     out: Annotated[Path | None, typer.Option(
         "--out", help="With ORDERS: write the orders that change to this table (.csv, "
@@ -534,9 +536,13 @@ def diff(
     assert d1 is not None and d2 is not None
     if d2 < d1:
         raise _fail("--to must not be before --from", 2)
-    if out is not None and (orders is None or out.suffix.lower() not in (
-            ".csv", ".parquet", ".jsonl")):
-        raise _fail("--out takes ORDERS and a .csv, .parquet or .jsonl file", 2)
+    if out is not None:
+        from chokepoint.batch.parts import book_format
+
+        if orders is None or book_format(out) not in (".csv", ".parquet", ".jsonl"):
+            from chokepoint.batch.run import OUTPUTS
+
+            raise _fail(f"--out takes ORDERS and a table: {OUTPUTS}", 2)
     if (columns is not None or encoding is not None) and orders is None:
         raise _fail("--columns and --encoding are for ORDERS: name the book", 2)
     if out is not None and orders is not None and out.resolve() == orders.resolve():
