@@ -98,13 +98,15 @@ def columnar(book: Path, rules: Any, args: Any, scalar_rate: float, tmp: Path) -
         later = per_block[1:]
         print(f"  first block {per_block[0][1]:.2f} s; later blocks "
               f"{sum(n for n, _ in later) / sum(t for _, t in later):,.0f} rows/s")
-    for workers in sorted({1, args.workers}):
+    # (each output format: CSV rows are built a block at a time, Parquet streamed)
+    for workers, kind in [(w, k) for w in sorted({1, args.workers})
+                          for k in ("parquet", "csv")]:
         start = time.perf_counter()
-        summary = run_batch(book, tmp / f"columnar{workers}.parquet", rules,
+        summary = run_batch(book, tmp / f"columnar{workers}.{kind}", rules,
                             override=args.date, engine="columnar", workers=workers)
         elapsed = time.perf_counter() - start
-        print(f"columnar path, whole run (read, evaluate, write), {workers} process(es): "
-              f"{summary.written:,} rows in {elapsed:.1f} s = "
+        print(f"columnar path, whole run (read, evaluate, write {kind}), {workers} "
+              f"process(es): {summary.written:,} rows in {elapsed:.1f} s = "
               f"{summary.written / elapsed:,.0f} rows/s (the rule set's caches warm from "
               "the runs above; `chokepoint batch` in a fresh process starts cold)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

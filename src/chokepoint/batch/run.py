@@ -455,31 +455,54 @@ def write_part(table: Any, path: Path) -> None:
 
 def _csv_lines(table: Any) -> str:
     """Rows as csv.DictWriter writes them (the scalar path's bytes): a cell quoted only when
-    it holds a comma, a quote or a line break. Arrow writes them when no cell does."""
-    import io
-
+    it holds a comma, a quote or a line break, its quotes doubled; a null an empty cell;
+    lines ending in CRLF. Built by Arrow's compute functions, a column at a time (a
+    screening hit's "Co., Ltd." quotes a cell in nearly every block of a real book; row
+    by row, 500,000 rows took 24 s)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
 
-    def needs_quotes(column: Any) -> bool:
-        for chunk in column.chunks:
-            values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
-            if (pa.types.is_string(values.type) and
-                    pc.any(pc.match_substring_regex(values, '[,"\r\n]')).as_py()):
-                return True
+    from chokepoint.batch.columnar.arrow import integers, strings
+
+    cells = []
+    for column in table.columns:
+        text = column.cast(pa.string()).combine_chunks()
+        if not _may_need_quotes(text):  # (most columns never do)
+            cells.append(text)
+            continue
+        needs = pc.match_substring_regex(text, '[,"\r\n]')
+        if pc.any(needs).as_py():
+            quoted = pc.replace_substring_regex(pc.replace_substring(text, '"', '""'),
+                                                pattern=r"(?s)\A(.*)\z",
+                                                replacement=r'"\1"')
+            text = pc.if_else(needs, quoted, text)
+        cells.append(text)
+    # (separators as Arrow scalars: a Python text would be made one by pa.scalar, which
+    # imports pandas)
+    comma, eol = strings([",", "\r\n"])
+    lines = pc.binary_join_element_wise(*cells, comma, null_handling="replace",
+                                        null_replacement="")
+    out = []
+    for start in range(0, len(lines), 100_000):  # (a text value holds at most 2 GiB)
+        part = lines.slice(start, 100_000)
+        each = pa.ListArray.from_arrays(integers(np.array([0, len(part)], dtype=np.int32)),
+                                        part)
+        out.append(pc.binary_join(each, eol)[0].as_py() + "\r\n")
+    return "".join(out)
+
+
+def _may_need_quotes(text: Any) -> bool:
+    """Whether a text array's bytes hold a comma, a quote or a line break anywhere (in its
+    data buffer: a sliced array's neighbours may say yes too, never no wrongly)."""
+    import numpy as np
+
+    data = text.buffers()[2]
+    if data is None or not data.size:
         return False
-
-    if not any(needs_quotes(c) for c in table.columns):
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, pacsv.WriteOptions(
-            include_header=False, eol="\r\n", quoting_style="none"))
-        return buffer.getvalue().decode("utf-8")
-    text = io.StringIO()
-    rows = csv.writer(text)  # (QUOTE_MINIMAL, "\r\n": csv.DictWriter's defaults)
-    for row in table.to_pylist():
-        rows.writerow(["" if v is None else v for v in row.values()])
-    return text.getvalue()
+    marks = np.zeros(256, dtype=np.bool_)
+    marks[list(b',"\r\n')] = True
+    return bool(marks[np.frombuffer(data, dtype=np.uint8)].any())
 
 
 class ResultWriter:
