@@ -39,6 +39,7 @@ from chokepoint.batch.flat import (
     row_to_transaction,
 )
 from chokepoint.batch.lacking import tally
+from chokepoint.batch.lines import csv_lines, json_lines
 from chokepoint.batch.parts import (
     book_format,
     compression,
@@ -453,58 +454,6 @@ def write_part(table: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def _csv_lines(table: Any) -> str:
-    """Rows as csv.DictWriter writes them (the scalar path's bytes): a cell quoted only when
-    it holds a comma, a quote or a line break, its quotes doubled; a null an empty cell;
-    lines ending in CRLF. Built by Arrow's compute functions, a column at a time (a
-    screening hit's "Co., Ltd." quotes a cell in nearly every block of a real book; row
-    by row, 500,000 rows took 24 s)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from chokepoint.batch.columnar.arrow import integers, strings
-
-    cells = []
-    for column in table.columns:
-        text = column.cast(pa.string()).combine_chunks()
-        if not _may_need_quotes(text):  # (most columns never do)
-            cells.append(text)
-            continue
-        needs = pc.match_substring_regex(text, '[,"\r\n]')
-        if pc.any(needs).as_py():
-            quoted = pc.replace_substring_regex(pc.replace_substring(text, '"', '""'),
-                                                pattern=r"(?s)\A(.*)\z",
-                                                replacement=r'"\1"')
-            text = pc.if_else(needs, quoted, text)
-        cells.append(text)
-    # (separators as Arrow scalars: a Python text would be made one by pa.scalar, which
-    # imports pandas)
-    comma, eol = strings([",", "\r\n"])
-    lines = pc.binary_join_element_wise(*cells, comma, null_handling="replace",
-                                        null_replacement="")
-    out = []
-    for start in range(0, len(lines), 100_000):  # (a text value holds at most 2 GiB)
-        part = lines.slice(start, 100_000)
-        each = pa.ListArray.from_arrays(integers(np.array([0, len(part)], dtype=np.int32)),
-                                        part)
-        out.append(pc.binary_join(each, eol)[0].as_py() + "\r\n")
-    return "".join(out)
-
-
-def _may_need_quotes(text: Any) -> bool:
-    """Whether a text array's bytes hold a comma, a quote or a line break anywhere (in its
-    data buffer: a sliced array's neighbours may say yes too, never no wrongly)."""
-    import numpy as np
-
-    data = text.buffers()[2]
-    if data is None or not data.size:
-        return False
-    marks = np.zeros(256, dtype=np.bool_)
-    marks[list(b',"\r\n')] = True
-    return bool(marks[np.frombuffer(data, dtype=np.uint8)].any())
-
-
 class ResultWriter:
     """Appends result rows to OUT.partial in the output's format. A Parquet output is
     written to ``OUT.partial`` as it comes and, as each checkpoint's durable copy, as part
@@ -652,10 +601,9 @@ class ResultWriter:
             assert not self._rows
             self._write_part(table)
         elif self.kind == ".csv":
-            self.fh.write(_csv_lines(table))
+            self.fh.write(csv_lines(table))
         else:
-            for row in table.to_pylist():
-                self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.fh.write(json_lines(table))
 
     def offset(self) -> int:
         """The durable checkpoint offset after whole blocks were written."""

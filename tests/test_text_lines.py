@@ -1,11 +1,13 @@
-"""The CSV rows the columnar engine and Spark write a block at a time are the bytes Python's
-csv.DictWriter writes row by row (the row-by-row engine's): a cell quoted only when it
-holds a comma, a quote or a line break, quotes doubled, a null an empty cell, CRLF."""
+"""The CSV and JSON Lines rows the columnar engine and Spark write a block at a time
+(batch.lines) are the bytes Python's csv.DictWriter and json.dumps write row by row (the
+row-by-row engine's): a CSV cell quoted only when it holds a comma, a quote or a line
+break, quotes doubled, a null an empty cell, CRLF; JSON text escaped as json escapes it."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chokepoint.batch.run import _csv_lines
+from chokepoint.batch.lines import csv_lines, json_lines
 
 CELL = st.one_of(st.none(), st.lists(st.sampled_from(
     list('ab ,"\r\n;:->()中芯\u00e9\t') + ["Co., Ltd.", '""']), max_size=8).map("".join))
@@ -46,18 +48,47 @@ def test_block_rows_are_the_csv_writers_bytes(rows: list[tuple[int, str | None, 
         "coded": pa.array(second, pa.string()).dictionary_encode(),
     })
     part = table.slice(min(offset, len(rows)))
-    assert _csv_lines(part) == _reference(part)
+    assert csv_lines(part) == _reference(part)
+
+
+JSON_CELL = st.one_of(st.none(), st.text(alphabet=st.one_of(
+    st.sampled_from(list('ab ,"\\/;中芯\u00e9\u2028\x7f')),
+    st.characters(max_codepoint=0x1F)), max_size=8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.integers(-5, 10**12)), JSON_CELL,
+                               JSON_CELL), max_size=30),
+       offset=st.integers(0, 5))
+def test_block_rows_are_json_dumps_lines(rows: list[tuple[int | None, str | None,
+                                                           str | None]],
+                                         offset: int) -> None:
+    """Quotes, backslashes and every control character escaped as json escapes them
+    (backslashes first), other characters kept (ensure_ascii=False), nulls null."""
+    numbers, first, second = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [],
+                                                                                      [])
+    table = pa.table({"row": pa.array(numbers, pa.int64()),
+                      "text": pa.array(first, pa.string()),
+                      "coded": pa.array(second, pa.string()).dictionary_encode()})
+    part = table.slice(min(offset, len(rows)))
+    want = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.to_pylist())
+    assert json_lines(part) == want
+
+
+def test_json_rows_of_other_types_are_written_row_by_row() -> None:
+    table = pa.table({"row": pa.array([1], pa.int64()), "flag": [True], "x": [0.5]})
+    assert json_lines(table) == '{"row": 1, "flag": true, "x": 0.5}\n'
 
 
 def test_a_real_blocks_screening_hits_are_quoted_as_the_scalar_path_does() -> None:
     table = pa.table({"row": pa.array([1, 2], pa.int64()), "outcome": ["a", None],
                       "screening_hits": ["Example Co., Ltd.->Example Co., Ltd. (1.0)", ""]})
-    assert _csv_lines(table) == (
+    assert csv_lines(table) == (
         '1,a,"Example Co., Ltd.->Example Co., Ltd. (1.0)"\r\n2,,\r\n')
-    assert _csv_lines(table.slice(0, 0)) == ""
+    assert csv_lines(table.slice(0, 0)) == ""
 
 
-def test_a_columnar_run_to_csv_does_not_import_pandas(tmp_path: Path) -> None:
+def test_a_columnar_run_to_csv_or_json_lines_does_not_import_pandas(tmp_path: Path) -> None:
     """(As test_columnar_arrow's run to Parquet: the CSV writer builds its separators as
     Arrow scalars from buffers, not with pa.scalar.)"""
     from chokepoint.batch.synthetic import write_book
@@ -72,6 +103,8 @@ from chokepoint.batch.run import run_batch
 from chokepoint.rules.loader import load_rules
 run_batch(Path({str(book)!r}), Path({str(tmp_path / 'out.csv')!r}), load_rules(),
           today=date(2026, 11, 26), engine="columnar", workers=1, block=500)
+run_batch(Path({str(book)!r}), Path({str(tmp_path / 'out.jsonl')!r}), load_rules(),
+          today=date(2026, 11, 26), engine="columnar", workers=1, block=500)
 print("pandas" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -79,3 +112,4 @@ print("pandas" in sys.modules)
                                            "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
     assert '"' in (tmp_path / "out.csv").read_text()  # (a quoted cell was written)
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2000
