@@ -51,7 +51,8 @@ def test_strings_are_the_array_pyarrow_makes() -> None:
 
 def test_a_columnar_run_does_not_import_pandas(tmp_path: Path) -> None:
     """pyarrow imports pandas on its first pa.array/to_numpy call (0.3 s a process): the
-    columnar path, from reading the book to writing Parquet, never makes one."""
+    columnar path, from reading the book to writing Parquet, CSV or JSON Lines (whose
+    rows batch.lines builds with Arrow scalars made from buffers), never makes one."""
     book = tmp_path / "book.parquet"
     write_book(book, 2000, seed=3)
     script = f"""
@@ -60,8 +61,9 @@ from datetime import date
 from pathlib import Path
 from chokepoint.batch.run import run_batch
 from chokepoint.rules.loader import load_rules
-run_batch(Path({str(book)!r}), Path({str(tmp_path / 'out.parquet')!r}), load_rules(),
-          today=date(2026, 11, 26), engine="columnar", workers=1, block=500)
+for name in ("out.parquet", "out.csv", "out.jsonl"):
+    run_batch(Path({str(book)!r}), Path({str(tmp_path)!r}) / name, load_rules(),
+              today=date(2026, 11, 26), engine="columnar", workers=1, block=500)
 print("pandas" in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -69,3 +71,5 @@ print("pandas" in sys.modules)
                                            "PATH": "/usr/bin:/bin"})
     assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
     assert (tmp_path / "out.parquet").exists()
+    assert '"' in (tmp_path / "out.csv").read_text()  # (a quoted cell was written)
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2000

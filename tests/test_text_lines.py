@@ -8,9 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow as pa
 from hypothesis import given, settings
@@ -86,30 +83,3 @@ def test_a_real_blocks_screening_hits_are_quoted_as_the_scalar_path_does() -> No
     assert csv_lines(table) == (
         '1,a,"Example Co., Ltd.->Example Co., Ltd. (1.0)"\r\n2,,\r\n')
     assert csv_lines(table.slice(0, 0)) == ""
-
-
-def test_a_columnar_run_to_csv_or_json_lines_does_not_import_pandas(tmp_path: Path) -> None:
-    """(As test_columnar_arrow's run to Parquet: the CSV writer builds its separators as
-    Arrow scalars from buffers, not with pa.scalar.)"""
-    from chokepoint.batch.synthetic import write_book
-
-    book = tmp_path / "book.parquet"
-    write_book(book, 2000, seed=3)
-    script = f"""
-import sys
-from datetime import date
-from pathlib import Path
-from chokepoint.batch.run import run_batch
-from chokepoint.rules.loader import load_rules
-run_batch(Path({str(book)!r}), Path({str(tmp_path / 'out.csv')!r}), load_rules(),
-          today=date(2026, 11, 26), engine="columnar", workers=1, block=500)
-run_batch(Path({str(book)!r}), Path({str(tmp_path / 'out.jsonl')!r}), load_rules(),
-          today=date(2026, 11, 26), engine="columnar", workers=1, block=500)
-print("pandas" in sys.modules)
-"""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, env={"CHOKEPOINT_CACHE_DIR": "off",
-                                           "PATH": "/usr/bin:/bin"})
-    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
-    assert '"' in (tmp_path / "out.csv").read_text()  # (a quoted cell was written)
-    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2000
