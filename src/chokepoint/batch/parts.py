@@ -1,6 +1,7 @@
 """A book as one file or as a directory of part files (a dataset as Spark, Hive or an ERP
-export writes one): its files in the order their rows are numbered, and what a resumed
-run checks of them."""
+export writes one, partitioned in key=value directories or not): its files in the order
+their rows are numbered, the cells a partition's directories give, how a text file is
+compressed and opened, and what a resumed run checks of them."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def _walk(book: Path, directory: Path, above: tuple[str, ...], suffix: str,
           keys: dict[Path, tuple[str, ...]]) -> None:
     """Each part file under ``directory`` into ``keys``, with the partition keys of the
     directories above it (BatchError as :func:`part_files` says)."""
-    entries = [p for p in directory.iterdir() if not p.name.startswith(("_", "."))]
+    entries = sorted((p for p in directory.iterdir() if not p.name.startswith(("_", "."))),
+                     key=lambda p: p.name)  # (the same file named in every refusal)
     inner = [p for p in entries if p.is_dir()]
     if inner and len(inner) < len(entries):
         raise BatchError(f"{inner[0]}: a directory beside part files; the parts of a "

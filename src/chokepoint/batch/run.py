@@ -61,6 +61,7 @@ CHUNK = 1000
 
 OUTPUTS = ".csv, .parquet or .jsonl (CSV and JSON Lines may be .gz or .bz2)"
 """What ``batch`` writes, by OUT's name."""
+
 REGIMES = ("US", "NL", "JP")
 OUT_COLUMNS = ["row", "id", "outcome", "rules_version", "as_of",
                *[f"{r}_outcome" for r in REGIMES], *[f"{r}_rules" for r in REGIMES],
@@ -192,8 +193,8 @@ def book_header(path: Path, encoding: str | None = None) -> list[str] | None:
                             in zip(header or (), types, their_types, strict=False)
                             if a != b), "")
         if differs:
-            raise BatchError(f"{part}: {differs}, unlike {first.name}; the parts of a "
-                             "book share one header")
+            raise BatchError(f"{part}: {differs}, unlike {first.relative_to(path)}; the "
+                             "parts of a book share one header")
     return header + keys if header else header
 
 
