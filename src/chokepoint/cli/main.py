@@ -333,7 +333,7 @@ def batch(
     )
 
     override = _parse_date(on)
-    # (a directory only Spark reads - a partitioned dataset - has no header to read here)
+    # (a directory only Spark reads - one holding files of other names - is not read here)
     if inp.exists() and (engine != "spark" or read_here(inp)):
         try:
             for warning in layout_warnings(inp, columns, encoding):
