@@ -63,6 +63,50 @@ def test_a_pool_worker_ends_when_its_parent_is_killed(tmp_path: Path, watched: b
             os.kill(child, signal.SIGKILL)
 
 
+LATE_CHILD = """
+import os, sys, time
+from chokepoint.service.orphans import exit_with_parent
+
+parent = int(sys.argv[1])
+while os.getppid() == parent:  # (still starting up when its parent is killed)
+    time.sleep(0.05)
+exit_with_parent(parent=parent if sys.argv[2] == "given" else None)
+time.sleep(600)
+"""
+
+LATE_PARENT = """
+import subprocess, sys, os, time
+child = subprocess.Popen([sys.executable, sys.argv[1], str(os.getpid()), sys.argv[2]])
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("given", [True, False])
+def test_a_child_whose_parent_died_before_it_looked_ends(tmp_path: Path,
+                                                         given: bool) -> None:
+    (tmp_path / "child.py").write_text(LATE_CHILD)
+    (tmp_path / "parent.py").write_text(LATE_PARENT)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"),
+                               str(tmp_path / "child.py"), "given" if given else "asked"],
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        # (told its parent's pid, it ends at its first look; left to ask os.getppid() it
+        # would take its new parent for the one that started it, and run on)
+        deadline = time.time() + (10 if given else 3)
+        while time.time() < deadline and not _gone(child):
+            time.sleep(0.1)
+        assert _gone(child) is given
+    finally:
+        if not _gone(child):
+            os.kill(child, signal.SIGKILL)
+
+
 def test_the_audit_writer_commits_and_ends_when_its_supervisor_is_killed(
         tmp_path: Path) -> None:
     db = tmp_path / "audit.db"
@@ -103,15 +147,25 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_serve_workers_end_when_the_supervisor_is_killed(tmp_path: Path,
-                                                         start_server: Any) -> None:
+@pytest.mark.parametrize("when", ["listening", "starting"])
+def test_serve_workers_end_when_the_supervisor_is_killed(tmp_path: Path, start_server: Any,
+                                                         when: str) -> None:
     env = {**os.environ, "CHOKEPOINT_DATA_DIR": str(tmp_path / "data")}
-    server, _ = start_server(["--workers", "2", "--database",
-                              f"sqlite:///{tmp_path / 'service.db'}"], env)
+    args = ["--workers", "2", "--database", f"sqlite:///{tmp_path / 'service.db'}"]
+    if when == "listening":  # (the port is open; the workers may still be starting)
+        server, _ = start_server(args, env)
+    else:  # killed as soon as its workers exist, long before they can serve
+        server = subprocess.Popen([sys.executable, "-m", "chokepoint", "serve", "--port",
+                                   "0", *args], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
     children: list[int] = []
     try:
-        children = _children(server.pid)
-        assert len(children) >= 3  # (the audit writer and two workers at least)
+        # (the audit writer, multiprocessing's resource tracker and the two workers)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(children) < 4:
+            time.sleep(0.05)
+            children = _children(server.pid)
+        assert len(children) >= 4
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
         # (each ends within about 5.5 s of its look at the parent: orphans.py; the rest is

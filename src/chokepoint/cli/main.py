@@ -693,9 +693,11 @@ def serve(
     if workers > 1:
         from chokepoint.service.app import WRITER_SOCKET
         from chokepoint.service.audit_writer import WriterUnavailable, running_writer
+        from chokepoint.service.orphans import PARENT_PID
 
         migrate(url)  # once, before the workers start
         os.environ["CHOKEPOINT_DATABASE_URL"] = url
+        os.environ[PARENT_PID] = str(os.getpid())  # (the workers end when this process has)
         try:
             # one process appends to the audit chain for all workers (see audit_writer)
             with running_writer(url) as writer:

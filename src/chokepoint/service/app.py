@@ -139,9 +139,9 @@ def app_from_env() -> FastAPI:
     the audit queue flushed) once the supervising process has gone, killed or not."""
     import signal
 
-    from chokepoint.service.orphans import exit_with_parent
+    from chokepoint.service.orphans import exit_with_parent, parent_from_env
 
-    exit_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    exit_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM), parent_from_env())
     return create_app(None, audit_writer=os.environ.get(WRITER_SOCKET))
 
 

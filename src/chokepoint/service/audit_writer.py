@@ -125,16 +125,17 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
 
 
-def serve_writer(url: str, path: str, ready: Any = None) -> None:
+def serve_writer(url: str, path: str, ready: Any = None, parent: int | None = None) -> None:
     """Run the writer process: commit the batches sent to the Unix socket ``path``, until
-    the process is stopped. ``ready`` (an Event) is set once it accepts connections."""
+    the process is stopped. ``ready`` (an Event) is set once it accepts connections;
+    ``parent``: the pid of the process that started it."""
     Path(path).unlink(missing_ok=True)
     writer = GroupWriter(make_engine(url), max_batch=1024)
     with _Server(path, _Handler) as server:
         server.writer = writer
         os.chmod(path, 0o600)
         if ready is not None:  # (a process of its own: it ends when its supervisor has gone,
-            exit_with_parent(server.shutdown)  # after committing what it holds)
+            exit_with_parent(server.shutdown, parent)  # after committing what it holds)
             ready.set()
         try:
             server.serve_forever(poll_interval=0.2)
@@ -170,7 +171,8 @@ class SupervisedWriter:
 
     def _start(self) -> Any:
         ready = self.ctx.Event()
-        process = self.ctx.Process(target=serve_writer, args=(self.url, self.path, ready),
+        process = self.ctx.Process(target=serve_writer,
+                                   args=(self.url, self.path, ready, os.getpid()),
                                    name="chokepoint-audit-writer", daemon=True)
         process.start()
         if not ready.wait(60):

@@ -5,6 +5,10 @@ killed (SIGKILL, or a SIGTERM whose shutdown returns before its pool has told th
 stop), they would be left running with nobody to talk to, each holding a few hundred MB.
 A thread in each such child watches its parent: once the child has been handed to another
 parent, it stops - as the caller says, or at once.
+
+A child still starting up when its parent is killed has already been handed on when it
+first looks, so it cannot learn its parent from ``os.getppid()``: the parent passes its own
+pid (``PARENT_PID`` in the environment for children it does not start itself).
 """
 
 from __future__ import annotations
@@ -15,12 +19,25 @@ import time
 from collections.abc import Callable
 
 INTERVAL = 0.5  # seconds between looks at the parent
+PARENT_PID = "CHOKEPOINT_PARENT_PID"
+"""The environment variable a parent sets to its pid before starting children through a
+library (uvicorn's workers), for ``parent_from_env``."""
 
 
-def exit_with_parent(stop: Callable[[], None] | None = None) -> threading.Thread:
-    """In a child process: end it once its parent is gone - ``stop()`` (which should make
-    the process end by itself), else at once. Returns the watching thread (a daemon)."""
-    parent = os.getppid()
+def parent_from_env() -> int | None:
+    """The pid a parent left in ``PARENT_PID``, if any."""
+    value = os.environ.get(PARENT_PID, "")
+    return int(value) if value.isdigit() else None
+
+
+def exit_with_parent(stop: Callable[[], None] | None = None,
+                     parent: int | None = None) -> threading.Thread:
+    """In a child process: end it once ``parent`` (the pid of the process that started it;
+    default: its parent now) is gone - ``stop()`` (which should make the process end by
+    itself), else at once; at the first look if it had gone before this call. Returns the
+    watching thread (a daemon)."""
+    if parent is None:
+        parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:

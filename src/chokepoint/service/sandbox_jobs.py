@@ -113,7 +113,8 @@ class Jobs:
         self.engine, self.url = engine, url
         self.pool = ProcessPoolExecutor(max_workers=1,
                                         mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=exit_with_parent)
+                                        initializer=exit_with_parent,
+                                        initargs=(None, os.getpid()))
         # runs whose owning process is gone were interrupted (a restart, a crash); runs of
         # another live worker of this service are left alone
         with Session(engine) as s, s.begin():
