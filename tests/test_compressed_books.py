@@ -18,9 +18,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from chokepoint.batch.compressed import book_format, compression
 from chokepoint.batch.errors import BatchError
 from chokepoint.batch.impact import book_impact
-from chokepoint.batch.parts import book_format, compression
 from chokepoint.batch.run import count_rows, run_batch
 from chokepoint.rules.ruleset import RuleSet
 

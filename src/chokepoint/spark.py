@@ -24,9 +24,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from chokepoint.batch.compressed import COMPRESSED
+from chokepoint.batch.compressed import book_format as file_format
 from chokepoint.batch.flat import RAGGED, ragged
-from chokepoint.batch.parts import COMPRESSED, inside, read_here
-from chokepoint.batch.parts import book_format as file_format
+from chokepoint.batch.parts import inside, read_here
 from chokepoint.batch.run import (
     OUT_COLUMNS,
     Summary,

@@ -24,14 +24,9 @@ from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.arrow import repeated
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
+from chokepoint.batch.compressed import arrow_stream, book_format, decompressing
 from chokepoint.batch.errors import ColumnarRefused
-from chokepoint.batch.parts import (
-    arrow_stream,
-    book_format,
-    decompressing,
-    part_files,
-    partition_values,
-)
+from chokepoint.batch.parts import part_files, partition_values
 from chokepoint.batch.run import (
     REGIMES,
     ResultWriter,

@@ -29,6 +29,13 @@ from typing import IO, Any, cast
 
 import yaml
 
+from chokepoint.batch.compressed import (
+    book_format,
+    compression,
+    decompressing,
+    open_bytes,
+    open_text,
+)
 from chokepoint.batch.errors import BatchError, ColumnarRefused
 from chokepoint.batch.flat import (
     LAYOUT,
@@ -40,17 +47,7 @@ from chokepoint.batch.flat import (
 )
 from chokepoint.batch.lacking import tally
 from chokepoint.batch.lines import csv_lines, json_lines
-from chokepoint.batch.parts import (
-    book_format,
-    compression,
-    decompressing,
-    inside,
-    open_bytes,
-    open_text,
-    part_files,
-    partition_values,
-    stamp,
-)
+from chokepoint.batch.parts import inside, part_files, partition_values, stamp
 from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.engine.determine import as_of
 from chokepoint.rules.loader import strict_yaml

@@ -537,7 +537,7 @@ def diff(
     if d2 < d1:
         raise _fail("--to must not be before --from", 2)
     if out is not None:
-        from chokepoint.batch.parts import book_format
+        from chokepoint.batch.compressed import book_format
 
         if orders is None or book_format(out) not in (".csv", ".parquet", ".jsonl"):
             from chokepoint.batch.run import OUTPUTS
@@ -599,6 +599,7 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         TimeElapsedColumn,
     )
 
+    from chokepoint.batch.compressed import book_format
     from chokepoint.batch.errors import BatchError
     from chokepoint.batch.impact import (
         book_impact,
@@ -606,7 +607,6 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
         changed_rows_table,
         write_changed_rows,
     )
-    from chokepoint.batch.parts import book_format
     from chokepoint.batch.run import count_rows
     from chokepoint.diff import impact_summary, order_impact
 
@@ -648,7 +648,7 @@ def _book_impact(orders: Path, rules: RuleSet, d1: date, d2: date, out: Path | N
 
 def _read_book(path: Path, assertions: Collection[str], mapping: dict[str, str] | None = None,
                encoding: str | None = None) -> list[dict[str, object]]:
-    from chokepoint.batch.parts import book_format
+    from chokepoint.batch.compressed import book_format
 
     if book_format(path) in (".csv", ".parquet", ".jsonl"):
         from chokepoint.batch.flat import RowError
