@@ -285,3 +285,28 @@ def test_a_partitioned_csv_dataset_and_its_resume(tmp_path: Path, rules: RuleSet
                                          progress=progress), 2000)
     run_batch(book, out, rules, engine="columnar", block=1000, resume=True)
     assert out.read_bytes() == ref
+
+
+def test_partition_keys_are_mapped_as_columns_are(tmp_path: Path, rules: RuleSet) -> None:
+    """An ERP's dataset partitioned under its own names (``Destination=CN/``): the column
+    map renames the keys as it renames columns, in every local engine."""
+    table = _whole(tmp_path, seed=13)
+    ours = {"to_country": "Destination", "item_eccn": "Export Class"}
+    table = table.rename_columns([ours.get(c, c) for c in table.column_names])
+    columns = tmp_path / "map.yaml"
+    columns.write_text("Destination: to_country\nExport Class: item_eccn\n")
+    book = tmp_path / "lake.parquet"
+    joined = _hive(book, table, ["Destination", "Export Class"],
+                   lambda t, p: pq.write_table(t, p.with_suffix(".parquet"),
+                                               row_group_size=300))
+    pq.write_table(joined, tmp_path / "joined.parquet")
+    run_batch(tmp_path / "joined.parquet", tmp_path / "ref.csv", rules, engine="scalar",
+              columns=columns)
+    ref = (tmp_path / "ref.csv").read_bytes()
+    assert b",license_required," in ref  # (the mapped facts were read)
+    for engine, workers, block in (("scalar", 1, None), ("columnar", 1, None),
+                                   ("columnar", 2, 700)):
+        out = tmp_path / f"{engine}-{workers}.csv"
+        run_batch(book, out, rules, engine=engine, workers=workers, block=block,
+                  columns=columns)
+        assert out.read_bytes() == ref, (engine, workers)
