@@ -39,28 +39,34 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")  # (a zombie left to init has ended)
 
 
+def _ends_with_parent(command: list[str], wait: float) -> bool:
+    """Starts ``command`` (a parent that prints its child's pid), kills it with SIGKILL
+    and says whether the child has ended within ``wait`` seconds (it is killed after)."""
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        assert not _gone(child)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.time() + wait
+        while time.time() < deadline and not _gone(child):
+            time.sleep(0.1)
+        return _gone(child)
+    finally:
+        if not _gone(child):
+            os.kill(child, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("watched", [True, False])
 def test_a_pool_worker_ends_when_its_parent_is_killed(tmp_path: Path, watched: bool) -> None:
     script = tmp_path / "starter.py"
     script.write_text(STARTER)
-    parent = subprocess.Popen([sys.executable, str(script),
-                               "watched" if watched else "plain"],
-                              stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    try:
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait(10)
-        # (a watched child looks every INTERVAL, 0.5 s; the unwatched one shows what
-        # happens without: after 4 intervals it still runs)
-        deadline = time.time() + (5 if watched else 2)
-        while time.time() < deadline and not _gone(child):
-            time.sleep(0.1)
-        assert _gone(child) is watched
-    finally:
-        if not _gone(child):
-            os.kill(child, signal.SIGKILL)
+    # (a watched child looks every INTERVAL, 0.5 s; the unwatched one shows what happens
+    # without: after 4 intervals it still runs)
+    assert _ends_with_parent([sys.executable, str(script), "watched" if watched else "plain"],
+                             5 if watched else 2) is watched
 
 
 LATE_CHILD = """
@@ -88,23 +94,11 @@ def test_a_child_whose_parent_died_before_it_looked_ends(tmp_path: Path,
                                                          given: bool) -> None:
     (tmp_path / "child.py").write_text(LATE_CHILD)
     (tmp_path / "parent.py").write_text(LATE_PARENT)
-    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"),
-                               str(tmp_path / "child.py"), "given" if given else "asked"],
-                              stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    try:
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait(10)
-        # (told its parent's pid, it ends at its first look; left to ask os.getppid() it
-        # would take its new parent for the one that started it, and run on)
-        deadline = time.time() + (10 if given else 3)
-        while time.time() < deadline and not _gone(child):
-            time.sleep(0.1)
-        assert _gone(child) is given
-    finally:
-        if not _gone(child):
-            os.kill(child, signal.SIGKILL)
+    # (told its parent's pid, it ends at its first look; left to ask os.getppid() it
+    # would take its new parent for the one that started it, and run on)
+    assert _ends_with_parent([sys.executable, str(tmp_path / "parent.py"),
+                              str(tmp_path / "child.py"), "given" if given else "asked"],
+                             10 if given else 3) is given
 
 
 def test_the_audit_writer_commits_and_ends_when_its_supervisor_is_killed(
@@ -117,21 +111,7 @@ with running_writer("sqlite:///{db}") as writer:
     print(writer.process.pid, flush=True)
     time.sleep(600)
 """
-    supervisor = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                  text=True)
-    assert supervisor.stdout is not None
-    child = int(supervisor.stdout.readline())
-    try:
-        assert not _gone(child)
-        os.kill(supervisor.pid, signal.SIGKILL)
-        supervisor.wait(10)
-        deadline = time.time() + 10
-        while time.time() < deadline and not _gone(child):
-            time.sleep(0.1)
-        assert _gone(child)
-    finally:
-        if not _gone(child):
-            os.kill(child, signal.SIGKILL)
+    assert _ends_with_parent([sys.executable, "-c", code], 10)
 
 
 def _children(pid: int) -> list[int]:
