@@ -7,6 +7,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
 import subprocess
 import sys
 from datetime import date
@@ -220,9 +221,11 @@ def test_the_cli_and_diff_read_a_compressed_book(tmp_path: Path, rules: RuleSet)
     assert book_impact(book, rules, d1, d2) == book_impact(plain, rules, d1, d2)
     done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(book),
                            str(tmp_path / "out.parquet")], capture_output=True, text=True,
-                          check=False)
+                          check=False, env={**os.environ, "FORCE_COLOR": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{ROWS} rows: {ROWS} determined" in done.stderr
+    # (on a terminal, a spinner while the rows are counted through the decompression)
+    assert "counting the book's rows" in done.stderr
     assert pq.read_table(tmp_path / "out.parquet").num_rows == ROWS
     for name in ("moved.csv", "moved.csv.gz"):
         cli = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from",
