@@ -17,12 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chokepoint.batch.columnar.arrow import integers, strings
+from chokepoint.batch.columnar.arrow import strings
+
+Text = bytes | memoryview
+"""UTF-8 text as written to a file (a view of an Arrow buffer, not copied)."""
 
 
-def csv_lines(table: Any) -> str:
-    """Rows as csv.DictWriter writes them: a cell quoted only when it holds a comma, a
-    quote or a line break, its quotes doubled; a null an empty cell; lines ending in CRLF
+def csv_lines(table: Any) -> Text:
+    """Rows as csv.DictWriter writes them, UTF-8: a cell quoted only when it holds a comma,
+    a quote or a line break, its quotes doubled; a null an empty cell; lines ending in CRLF
     (a screening hit's "Co., Ltd." is quoted in nearly every block of a real book)."""
     cells = []
     for column in table.columns:
@@ -37,13 +40,17 @@ def csv_lines(table: Any) -> str:
                                                 replacement=r'"\1"')
             text = pc.if_else(needs, quoted, text)
         cells.append(text)
-    lines = pc.binary_join_element_wise(*cells, _texts(",")[0], null_handling="replace",
+    comma, end, empty = _texts(",", "\r\n", "")
+    if cells:  # (the line's end joined to its last cell: one pass over a column, not all)
+        cells[-1] = pc.binary_join_element_wise(cells[-1], end, empty,
+                                                null_handling="replace", null_replacement="")
+    lines = pc.binary_join_element_wise(*cells, comma, null_handling="replace",
                                         null_replacement="")
-    return _joined(lines, "\r\n")
+    return _data(lines)
 
 
-def json_lines(table: Any) -> str:
-    """Rows as ``json.dumps(row, ensure_ascii=False)`` writes them, one a line ("\\n"):
+def json_lines(table: Any) -> Text:
+    """Rows as ``json.dumps(row, ensure_ascii=False)`` writes them, UTF-8, one a line ("\\n"):
     keys in the table's column order, text escaped as json escapes it (quote, backslash,
     control characters; other characters as they are), a null ``null``. A column neither
     integer nor text sends the block row by row."""
@@ -57,17 +64,18 @@ def json_lines(table: Any) -> str:
             value = _json_text(column.cast(pa.string()).combine_chunks())
         else:
             rows: list[dict[str, Any]] = table.to_pylist()
-            return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            return "".join(json.dumps(row, ensure_ascii=False) + "\n"
+                           for row in rows).encode("utf-8")
         key = json.dumps(name, ensure_ascii=False) + ": "
         pieces += [("{" if k == 0 else ", ") + key, value]
     if not pieces:
-        return "{}\n" * int(table.num_rows)
-    literals = iter(_texts(*(p for p in pieces[::2]), "}", ""))
+        return b"{}\n" * int(table.num_rows)
+    literals = iter(_texts(*(p for p in pieces[::2]), "}\n", ""))
     args = [next(literals) if i % 2 == 0 else p for i, p in enumerate(pieces)]
     close, empty = next(literals), next(literals)
     lines = pc.binary_join_element_wise(*args, close, empty, null_handling="replace",
                                         null_replacement="null")
-    return _joined(lines, "\n")
+    return _data(lines)
 
 
 _JSON_ESCAPES = {0x5C: "\\\\", 0x22: '\\"', 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n",
@@ -104,12 +112,11 @@ def _texts(*values: str) -> list[pa.Scalar]:
     return list(strings(list(values)))
 
 
-def _joined(lines: pa.Array, end: str) -> str:
-    """The lines as one text, each ended by ``end``."""
-    out = []
-    for start in range(0, len(lines), 100_000):  # (a text value holds at most 2 GiB)
-        part = lines.slice(start, 100_000)
-        each = pa.ListArray.from_arrays(integers(np.array([0, len(part)], dtype=np.int32)),
-                                        part)
-        out.append(pc.binary_join(each, _texts(end)[0])[0].as_py() + end)
-    return "".join(out)
+def _data(lines: pa.Array) -> Text:
+    """The lines' bytes, each already ended: the text array's data as it lies (no copy)."""
+    if not len(lines):
+        return b""
+    wide = pa.types.is_large_string(lines.type)
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64 if wide else np.int32)
+    first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return memoryview(lines.buffers()[2]).cast("B")[first:last]

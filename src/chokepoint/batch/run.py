@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePath
-from typing import IO, Any, cast
+from typing import IO, Any, TextIO, cast
 
 import yaml
 
@@ -480,7 +480,8 @@ class ResultWriter:
             if not append:
                 self.csv.writeheader()
         elif self.kind == ".jsonl":
-            self.fh = path.with_name(path.name + ".partial").open(mode, encoding="utf-8")
+            self.fh = path.with_name(path.name + ".partial").open(mode, encoding="utf-8",
+                                                                  newline="")
         elif self.kind == ".parquet":
             self.fh = None  # type: ignore[assignment]
             self.parts_dir = path.with_name(path.name + ".parts")
@@ -598,10 +599,10 @@ class ResultWriter:
         if self.kind == ".parquet":
             assert not self._rows
             self._write_part(table)
-        elif self.kind == ".csv":
-            self.fh.write(csv_lines(table))
-        else:
-            self.fh.write(json_lines(table))
+        else:  # (UTF-8 bytes as Arrow built them, after the text written before)
+            lines = csv_lines(table) if self.kind == ".csv" else json_lines(table)
+            self.fh.flush()
+            cast(TextIO, self.fh).buffer.write(lines)
 
     def offset(self) -> int:
         """The durable checkpoint offset after whole blocks were written."""
