@@ -306,7 +306,10 @@ def test_spark_reads_a_directory_of_parts_as_the_local_engines_do(
     parts = tmp_path / "export.parquet"
     parts.mkdir()
     pq.write_table(table.slice(0, 200), parts / "part-0.parquet")
-    pq.write_table(table.slice(200), parts / "part-1.parquet")
+    # (names whose order Spark's file URIs would reverse: "part-1 a" < "part-1!", but
+    # "part-1%20a" > "part-1!")
+    pq.write_table(table.slice(200, 1000), parts / "part-1 a.parquet")
+    pq.write_table(table.slice(1200), parts / "part-1!.parquet")
     run_batch(whole, tmp_path / "local.csv", rules)
     done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(parts),
                            str(tmp_path / "spark.csv"), "--engine", "spark"],

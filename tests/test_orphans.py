@@ -3,11 +3,13 @@ process that started them is killed, instead of running on with nobody to serve.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +41,21 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")  # (a zombie left to init has ended)
 
 
-def _ends_with_parent(command: list[str], wait: float) -> bool:
-    """Starts ``command`` (a parent that prints its child's pid), kills it with SIGKILL
-    and says whether the child has ended within ``wait`` seconds (it is killed after)."""
+def _ends_with_parent(command: list[str], wait: float,
+                     killed: Callable[[list[str]], None] | None = None) -> bool:
+    """Starts ``command`` (a parent that prints a line: its child's pid, then any other
+    words), kills it with SIGKILL, calls ``killed`` with the line's other words, and says
+    whether the child has ended within ``wait`` seconds of the kill (it is killed after)."""
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
-    child = int(parent.stdout.readline())
+    first, *words = parent.stdout.readline().split()
+    child = int(first)
     try:
         assert not _gone(child)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
+        if killed is not None:
+            killed(words)
         deadline = time.time() + wait
         while time.time() < deadline and not _gone(child):
             time.sleep(0.1)
@@ -103,15 +110,35 @@ def test_a_child_whose_parent_died_before_it_looked_ends(tmp_path: Path,
 
 def test_the_audit_writer_commits_and_ends_when_its_supervisor_is_killed(
         tmp_path: Path) -> None:
-    db = tmp_path / "audit.db"
+    from chokepoint.service import audit
+    from chokepoint.service.audit_writer import RemoteLog, WriterUnavailable
+    from chokepoint.service.db import make_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    migrate(url)
     code = f"""
 import sys, time
-from chokepoint.service.audit_writer import running_writer
-with running_writer("sqlite:///{db}") as writer:
-    print(writer.process.pid, flush=True)
+from chokepoint.service import audit
+from chokepoint.service.audit_writer import RemoteLog, running_writer
+with running_writer("{url}") as writer:
+    RemoteLog(writer.path).append([audit.make_record("determination", "before", {{}},
+                                                     {{}}, "h") for _ in range(3)])
+    print(writer.process.pid, writer.path, flush=True)
     time.sleep(600)
 """
-    assert _ends_with_parent([sys.executable, "-c", code], 10)
+    late: list[int] = []
+
+    def send_late(words: list[str]) -> None:
+        # (a batch sent while the writer may still be serving, its supervisor gone: it is
+        # either committed and acknowledged, or refused - never acknowledged and lost)
+        with contextlib.suppress(WriterUnavailable):
+            late.extend(RemoteLog(words[0]).append(
+                [audit.make_record("determination", "after", {}, {}, "h")]))
+
+    assert _ends_with_parent([sys.executable, "-c", code], 10, send_late)
+    intact, problems, count = audit.verify(make_engine(url))
+    assert intact and not problems
+    assert count == 3 + len(late)  # the supervisor's three records, and any acknowledged
 
 
 def _children(pid: int) -> list[int]:

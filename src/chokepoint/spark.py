@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date
 from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 
@@ -275,7 +276,9 @@ def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | No
     runs = tagged.groupBy("_file", "_part").agg(F.count(F.lit(1)).alias("n"),
                                                  F.min("_mid").alias("first")).collect()
     starts, total = [], 0
-    for run in sorted(runs, key=lambda r: (r["_file"], r["_part"])):
+    # (by the names as the local engines sort them: a URI escapes a name's characters, and
+    # "part 2" < "part!" but "part%202" > "part!")
+    for run in sorted(runs, key=lambda r: (unquote(r["_file"]), r["_part"])):
         # (each run's rows are numbered from its first id: row = id + its start)
         starts += [F.lit(f"{run['_file']}\0{run['_part']}"), F.lit(total - run["first"])]
         total += run["n"]
