@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from chokepoint.batch.run import read_column_map
+from chokepoint.batch.columns import read_column_map
 from chokepoint.spark import determine_dataframe, read_book
 
 

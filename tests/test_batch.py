@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chokepoint.batch.columns import read_column_map
 from chokepoint.batch.errors import BatchError
 from chokepoint.batch.flat import RowError, row_to_transaction
 from chokepoint.batch.run import layout_warnings, resumed_day, run_batch, run_identity
@@ -251,6 +252,15 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     mapping = {"Order": "id", "Date": "date", "Origin": "from_country", "Dest": "to_country"}
     run_spark_batch(erp, tmp_path / "mapped.csv", mapping=mapping)
     assert (tmp_path / "mapped.csv").read_text() == local.read_text()
+    # and with a value map: the ERP's "China" read as CN, by Spark as by the local engine
+    cmap = tmp_path / "values.yaml"
+    cmap.write_text("".join(f"{k}: {v}\n" for k, v in mapping.items() if k != "Dest")
+                    + "Dest:\n  column: to_country\n  values: {China: CN}\n")
+    recoded = run_batch(erp, tmp_path / "recoded.csv", rules, columns=cmap)
+    assert (recoded.written, recoded.rejected) == (12, 3)  # (po-3 now answered)
+    run_spark_batch(erp, tmp_path / "spark-recoded.csv", mapping=read_column_map(cmap))
+    for name in ("recoded.csv", "recoded.csv.rejects.csv"):
+        assert (tmp_path / f"spark-{name}").read_bytes() == (tmp_path / name).read_bytes()
 
 
 def test_spark_keeps_the_row_order_of_a_book_read_as_many_partitions(

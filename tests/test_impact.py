@@ -175,6 +175,7 @@ def test_a_table_of_moved_orders_that_fails_midway_leaves_nothing(
 
 
 def test_diff_reads_a_book_with_its_own_column_names(tmp_path: Path) -> None:
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     from chokepoint.batch.synthetic import write_book
@@ -184,9 +185,15 @@ def test_diff_reads_a_book_with_its_own_column_names(tmp_path: Path) -> None:
     table = pq.read_table(src)
     theirs = {"to_country": "Dest", "party_name": "Customer", "item_model": "Part"}
     erp = tmp_path / "erp.csv"
-    pacsv.write_csv(table.rename_columns([theirs.get(c, c) for c in table.column_names]), erp)
+    table = table.rename_columns([theirs.get(c, c) for c in table.column_names])
+    # (and China in the ERP's words, read back by a value map)
+    dest = table.column("Dest")
+    table = table.set_column(table.column_names.index("Dest"), "Dest",
+                             pc.if_else(pc.equal(dest, "CN"), "China", dest))
+    pacsv.write_csv(table, erp)
     cmap = tmp_path / "map.yaml"
-    cmap.write_text("".join(f"{v}: {k}\n" for k, v in theirs.items()))
+    cmap.write_text("".join(f"{v}: {k}\n" for k, v in theirs.items() if v != "Dest")
+                    + "Dest:\n  column: to_country\n  values: {China: CN}\n")
 
     def diff(*args: str) -> dict[str, Any]:
         done = subprocess.run([sys.executable, "-m", "chokepoint", "diff", "--from",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import date
 from pathlib import Path, PurePath
@@ -25,8 +25,10 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
+from chokepoint.batch.columns import recode_table, value_maps
 from chokepoint.batch.compressed import COMPRESSED
 from chokepoint.batch.compressed import book_format as file_format
+from chokepoint.batch.errors import BatchError
 from chokepoint.batch.flat import RAGGED, ragged
 from chokepoint.batch.parts import inside, read_here
 from chokepoint.batch.run import (
@@ -216,13 +218,13 @@ def _partition_values_as_text(spark: Any) -> Iterator[None]:
 def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | None,
                    fmt: str | None, encoding: str | None) -> tuple[Any, int]:
     from pyspark.sql import functions as F  # noqa: N812
-    from pyspark.sql.types import ArrayType
+    from pyspark.sql.types import ArrayType, StringType
 
     whole = None
     if book_format(inp, fmt) == "parquet":
         df = spark.read.parquet(str(inp))
     else:
-        from pyspark.sql.types import StringType, StructField, StructType
+        from pyspark.sql.types import StructField, StructType
 
         # RFC 4180 quoting, as Python's csv module reads it; empty cells are nulls (unknown)
         reader_options = {
@@ -253,11 +255,15 @@ def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | No
     if whole is not None:
         cells.append(F.when(F.col(whole).isNotNull(), F.concat(
             F.lit(f"{len(df.columns) - 1}\n"), F.col(whole))).alias(RAGGED))
+    recode = value_maps(mapping)
     for f in df.schema.fields:
         if f.name in (whole, RAGGED):  # (a book cannot set the row's own cell)
             continue
         name = f.name.lstrip("\ufeff")
         name = (mapping or {}).get(name, name)
+        if name in recode and not isinstance(f.dataType, StringType):
+            raise BatchError(f"{inp}: the column {f.name!r} is {f.dataType.simpleString()}, "
+                             "not text; a value map (--columns) reads text cells")
         col = F.col(f"`{f.name}`")
         if isinstance(f.dataType, ArrayType):  # (as flat.list_cell: [] is "known: none")
             items = col.cast("array<string>")
@@ -285,7 +291,20 @@ def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | No
     run_of = F.concat_ws("\0", F.col("_file"), F.col("_part").cast("string"))
     base = F.create_map(*starts) if starts else F.create_map(F.lit(""), F.lit(0))
     row = (base[run_of] + F.col("_mid") + 1).cast("long")
-    return tagged.withColumn("row", row).drop("_file", "_part", "_mid"), total
+    book = tagged.withColumn("row", row).drop("_file", "_part", "_mid")
+    if recode:  # (in Python, as the local engines apply them: the same cells match)
+        book = book.mapInArrow(_recoding(recode), book.schema)
+    return book, total
+
+
+def _recoding(recode: dict[str, dict[str, str]]
+              ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A ``mapInArrow`` function applying a column map's value maps to the flat book."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            table = recode_table(pa.Table.from_batches([batch]), recode)
+            yield from table.cast(batch.schema).to_batches()
+    return run
 
 
 SPREAD_MIN_ROWS = 1_000  # runs of fewer rows are not worth a slice of their own

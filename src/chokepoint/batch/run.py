@@ -27,8 +27,12 @@ from datetime import date
 from pathlib import Path, PurePath
 from typing import IO, Any, TextIO, cast
 
-import yaml
-
+from chokepoint.batch.columns import (
+    read_column_map,
+    recode_row,
+    text_columns_only,
+    value_maps,
+)
 from chokepoint.batch.compressed import (
     book_format,
     compression,
@@ -50,7 +54,6 @@ from chokepoint.batch.lines import csv_lines, json_lines
 from chokepoint.batch.parts import inside, part_files, partition_values, stamp
 from chokepoint.contract import InputError, loads_json, validate_transaction
 from chokepoint.engine.determine import as_of
-from chokepoint.rules.loader import strict_yaml
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.service import determine_screened, imported_state
 
@@ -117,22 +120,14 @@ def review_note(summary: Summary) -> None:
             "missing (a row's --trace names the files)")
 
 
-def read_column_map(path: Path | None) -> dict[str, str]:
-    """A column map file as {their column: the layout's}; every target must be a column of
-    the flat layout (a misspelt one would leave its fact unknown on every row)."""
-    if path is None:
-        return {}
-    try:
-        data = strict_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise BatchError(f"{path}: not a valid column map: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise BatchError(f"{path}: a column map is 'their column: our column' pairs")
-    for theirs, ours in data.items():
-        if ours not in LAYOUT:
-            raise BatchError(f"{path}: {theirs!r} is mapped to {ours!r}, which is not a "
-                             "column of the flat layout (docs/batch.md)")
-    return {str(k): v for k, v in data.items()}
+def check_value_maps(inp: Path, mapping: dict[str, str]) -> None:
+    """BatchError when the column map has a value map for a Parquet column that is not
+    text (the parts are alike: the first part's schema stands for all)."""
+    if value_maps(mapping) and book_format(inp) == ".parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(part_files(inp)[0])
+        text_columns_only(str(inp), schema.names, schema.types, mapping)
 
 
 CSV_ENCODING = "utf-8-sig"  # a CSV book's, unless --encoding names another (a BOM is skipped)
@@ -256,6 +251,7 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
     if header is None:
         return []
     check_header(inp, header, mapping)
+    check_value_maps(inp, mapping)
     out = []
     unread = [c for c in header if mapping.get(c, c) not in LAYOUT]
     if unread:
@@ -267,6 +263,11 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
     if absent:
         out.append(f"{columns}: mapped column(s) not in {inp.name}: "
                    + ", ".join(repr(c) for c in absent))
+    read = {mapping.get(c, c) for c in header}
+    unmatched = [c for c in value_maps(mapping) if c not in read]
+    if unmatched:
+        out.append(f"{columns}: value map(s) for column(s) {inp.name} does not have: "
+                   + ", ".join(repr(c) for c in unmatched))
     return out
 
 
@@ -289,9 +290,11 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
             cells = (_csv_rows(part, mapping, encoding) if suffix == ".csv"
                      else _parquet_rows(part, mapping))
             given = {mapping.get(k, k): v for k, v in partition_values(path, part).items()}
+            recode = value_maps(mapping)
             for raw in cells:
                 n += 1
-                yield n, (raw | given if given else raw)
+                row = raw | given if given else raw
+                yield n, (recode_row(row, recode) if recode else row)
     else:
         raise BatchError(f"{path}: input must be .csv, .parquet or .jsonl (CSV and JSON "
                          "Lines may be compressed: .csv.gz, .jsonl.bz2)")
@@ -710,6 +713,7 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
     mapping = read_column_map(columns)
     text_encoding(inp, encoding)  # (a name Python knows, for a CSV book)
     check_header(inp, book_header(inp, encoding), mapping)
+    check_value_maps(inp, mapping)
     checkpoint = out.with_name(out.name + ".checkpoint")
     if resume:
         if not checkpoint.exists():
@@ -838,7 +842,8 @@ def checkpoint_after(checkpoint: Path, rows: int, offset: int, rej_fh: Any) -> N
 
 
 _SETTINGS = {"book": "the book (its size or modification time)", "date": "--date",
-             "columns": "--columns", "trace": "--trace",
+             "columns": "--columns", "values": "--columns (its value maps)",
+             "trace": "--trace",
              "rules_version": "the rules (rules_version)",
              "lists": "the imported screening lists", "encoding": "--encoding"}
 """What a resumed run must share with the interrupted one, as the user knows each."""
@@ -850,7 +855,8 @@ def run_identity(inp: Path, override: date | None, mapping: dict[str, str],
     """What decides a run's rows besides the engine and the worker count (which give the
     same rows): the book, the settings, the rules and the imported lists."""
     return {"book": stamp(inp),
-            "date": override.isoformat() if override else None, "columns": mapping,
+            "date": override.isoformat() if override else None, "columns": dict(mapping),
+            "values": value_maps(mapping) or None,
             "trace": with_trace, "rules_version": rules.content_hash,
             "lists": json.loads(json.dumps(imported_state(), default=str)),
             "encoding": encoding}

@@ -290,7 +290,8 @@ def batch(
                                         "(CSV and JSON Lines may be .gz or .bz2)")],
     on: Annotated[str | None, typer.Option("--date", help=_DATE_HELP)] = None,
     columns: Annotated[Path | None, typer.Option(
-        "--columns", help="YAML map of your column names to the flat layout's.")] = None,
+        "--columns", help="YAML map of your column names (and values) to the flat "
+        "layout's (docs/batch.md).")] = None,
     encoding: Annotated[str | None, typer.Option(
         "--encoding", help=_ENCODING_HELP)] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Add the full determination.")] = False,
@@ -320,6 +321,7 @@ def batch(
         TimeRemainingColumn,
     )
 
+    from chokepoint.batch.columns import read_column_map
     from chokepoint.batch.errors import BatchError
     from chokepoint.batch.parts import read_here
     from chokepoint.batch.run import (
@@ -328,7 +330,6 @@ def batch(
         count_rows,
         layout_warnings,
         pick_engine,
-        read_column_map,
         run_batch,
     )
 
@@ -560,8 +561,9 @@ def diff(
         sys.stdout.write(json.dumps(changes, indent=2, ensure_ascii=False) + "\n"
                          if format is Format.json else render_changes(changes, d1, d2))
         return
+    from chokepoint.batch.columns import read_column_map
     from chokepoint.batch.errors import BatchError
-    from chokepoint.batch.run import layout_warnings, read_column_map
+    from chokepoint.batch.run import layout_warnings
 
     try:
         mapping = read_column_map(columns)
