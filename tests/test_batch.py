@@ -252,12 +252,18 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
     mapping = {"Order": "id", "Date": "date", "Origin": "from_country", "Dest": "to_country"}
     run_spark_batch(erp, tmp_path / "mapped.csv", mapping=mapping)
     assert (tmp_path / "mapped.csv").read_text() == local.read_text()
-    # and with a value map: the ERP's "China" read as CN, by Spark as by the local engine
+    # and with a value map and a date format: the ERP's "China" read as CN and its
+    # "02.06.2025" as 2025-06-02, by Spark as by the local engine
     cmap = tmp_path / "values.yaml"
-    cmap.write_text("".join(f"{k}: {v}\n" for k, v in mapping.items() if k != "Dest")
-                    + "Dest:\n  column: to_country\n  values: {China: CN}\n")
+    cmap.write_text("".join(f"{k}: {v}\n" for k, v in mapping.items() if k not in ("Dest",
+                                                                                 "Date"))
+                    + "Dest:\n  column: to_country\n  values: {China: CN}\n"
+                    + "Date:\n  column: date\n  format: '%d.%m.%Y'\n")
+    erp.write_text(erp.read_text().replace(",2025-06-02,", ",02.06.2025,"))
     recoded = run_batch(erp, tmp_path / "recoded.csv", rules, columns=cmap)
     assert (recoded.written, recoded.rejected) == (12, 3)  # (po-3 now answered)
+    with (tmp_path / "recoded.csv").open(newline="") as fh:
+        assert {r["as_of"] for r in csv.DictReader(fh)} == {"2025-06-02"}
     run_spark_batch(erp, tmp_path / "spark-recoded.csv", mapping=read_column_map(cmap))
     for name in ("recoded.csv", "recoded.csv.rejects.csv"):
         assert (tmp_path / f"spark-{name}").read_bytes() == (tmp_path / name).read_bytes()

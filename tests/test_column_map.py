@@ -17,7 +17,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from chokepoint.batch.columns import ColumnMap, read_column_map, recode_row, recode_table
+from chokepoint.batch.columns import (
+    CellMap,
+    ColumnMap,
+    read_column_map,
+    recode_row,
+    recode_table,
+)
 from chokepoint.batch.errors import BatchError
 from chokepoint.batch.run import layout_warnings, run_batch
 from chokepoint.batch.synthetic import write_book
@@ -38,14 +44,17 @@ Destination:
   values: {{"Yes": true, "No": false, "n/a": null}}
 item_made_in:
   values: {{{WORDS}}}
+Delivery Date:
+  column: date
+  format: "%d.%m.%Y"
 """
 
 
 def _erp(rows: list[dict[str, str]]) -> tuple[list[str], list[list[str]]]:
     """The book as an ERP would export it: its own names for two columns, and words for
     countries and booleans (with the spaces some exports pad cells with)."""
-    header = [{"to_country": "Destination", "exporter_is_us_person": "US person?"}.get(c, c)
-              for c in rows[0]]
+    header = [{"to_country": "Destination", "exporter_is_us_person": "US person?",
+               "date": "Delivery Date"}.get(c, c) for c in rows[0]]
     out = []
     for n, row in enumerate(rows):
         cells = dict(row)
@@ -54,6 +63,9 @@ def _erp(rows: list[dict[str, str]]) -> tuple[list[str], list[list[str]]]:
         cells["exporter_is_us_person"] = BOOLEANS[row["exporter_is_us_person"]]
         if n % 7 == 0:
             cells["to_country"] = f" {cells['to_country']} "
+        if row["date"] and n % 5:  # (the export's own date format; a few rows in ISO)
+            year, month, day = row["date"].split("-")
+            cells["date"] = f"{day}.{month}.{year}"
         out.append(list(cells.values()))
     return header, out
 
@@ -126,21 +138,24 @@ def test_a_value_the_map_does_not_name_is_read_as_given(tmp_path: Path, rules: R
     first[header.index("Destination")] = "Chine"
     second = next(csv.reader([text[2]]))
     second[header.index("US person?")] = "YES"
-    lines = [text[0], ",".join(json.dumps(c) for c in first),
-             ",".join(json.dumps(c) for c in second)]
+    third = next(csv.reader([text[3]]))  # (a day the format reads no date in)
+    third[header.index("Delivery Date")] = "31.02.2025"
+    lines = [text[0], *(",".join(json.dumps(c) for c in row)
+                        for row in (first, second, third))]
     erp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     for engine in ("scalar", "columnar"):
         out = tmp_path / f"{engine}.csv"
         summary = run_batch(erp, out, rules, columns=cmap, engine=engine)
-        assert summary.written == 1 and summary.rejected == 1, engine  # ("YES" is a bool)
+        assert summary.written == 1 and summary.rejected == 2, engine  # ("YES" is a bool)
         with (tmp_path / f"{engine}.csv.rejects.csv").open(encoding="utf-8") as fh:
-            (reject,) = list(csv.DictReader(fh))
-        assert reject["row"] == "1" and reject["field"] == "to_country"
-        assert "Chine" in reject["message"]
+            rejects = list(csv.DictReader(fh))
+        assert [(r["row"], r["field"]) for r in rejects] == [("1", "to_country"),
+                                                             ("3", "date")]
+        assert "Chine" in rejects[0]["message"] and "31.02.2025" in rejects[1]["message"]
 
 
 def test_value_maps_apply_alike_to_a_row_and_to_a_block() -> None:
-    recode = {"to_country": {"China": "CN", "Korea": "KR", "n/a": ""}}
+    recode = {"to_country": CellMap({"China": "CN", "Korea": "KR", "n/a": ""})}
     cells = ["China", " China ", "china", "Korea", "n/a", "", "KR", None, "\u3000China\t"]
     rows = [recode_row({"to_country": c, "id": "x"}, recode)["to_country"] for c in cells]
     assert rows == ["CN", "CN", "china", "KR", "", "", "KR", None, "CN"]
@@ -151,6 +166,12 @@ def test_value_maps_apply_alike_to_a_row_and_to_a_block() -> None:
         assert table.column("id").to_pylist() == ["x"] * len(cells)
     with pytest.raises(BatchError, match="'to_country' is int64, not text"):
         recode_table(pa.table({"to_country": [1, 2]}), recode)
+    day = CellMap({"n/a": ""}, "%d.%m.%Y")
+    cells = ["28.11.2026", " 1.2.2025 ", "2026-11-28", "31.02.2025", "n/a", "28/11/2026", ""]
+    want = ["2026-11-28", "2025-02-01", "2026-11-28", "31.02.2025", "", "28/11/2026", ""]
+    assert [day(c) for c in cells] == want
+    table = recode_table(pa.table({"date": cells}), {"date": day})
+    assert table.column("date").to_pylist() == want
 
 
 @pytest.mark.parametrize(("text", "error"), [
@@ -163,8 +184,10 @@ def test_value_maps_apply_alike_to_a_row_and_to_a_block() -> None:
      "'Dest' is mapped to 'to_countries', which is not a column"),
     ("Dest:\n  column: to_country\n  values: {' China': CN}\n", "spaces around it"),
     ("Dest:\n  column: to_country\n  values: {China: [CN]}\n", "mapped to ['CN'], not text"),
+    ("Dest:\n  column: to_country\n  format: '%d.%m.%Y'\n", "'format' is the date column's"),
+    ("Day:\n  column: date\n  format: 'DD.MM.YYYY'\n", "a strptime format such as"),
     ("Dest:\n  column: to_country\n  values: {China: CN}\n"
-     "to_country:\n  values: {Japan: JP}\n", "two value maps for 'to_country'"),
+     "to_country:\n  values: {Japan: JP}\n", "two value maps or formats for 'to_country'"),
 ])
 def test_a_bad_value_map_is_refused_naming_its_entry(tmp_path: Path, text: str,
                                                      error: str) -> None:
@@ -177,13 +200,17 @@ def test_a_bad_value_map_is_refused_naming_its_entry(tmp_path: Path, text: str,
 def test_what_a_column_map_reads(tmp_path: Path, books: tuple[Path, Path, Path]) -> None:
     _, erp, cmap = books
     mapping = read_column_map(cmap)
-    assert dict(mapping) == {"Destination": "to_country", "US person?": "exporter_is_us_person"}
-    assert mapping.recode["exporter_is_us_person"] == {"Yes": "true", "No": "false", "n/a": ""}
-    assert mapping.recode["item_made_in"]["Korea, Republic of"] == "KR"
+    assert dict(mapping) == {"Destination": "to_country", "US person?": "exporter_is_us_person",
+                             "Delivery Date": "date"}
+    assert mapping.cells["date"] == CellMap({}, "%d.%m.%Y")
+    assert mapping.cells["exporter_is_us_person"] == CellMap(
+        {"Yes": "true", "No": "false", "n/a": ""})
+    assert mapping.cells["item_made_in"].values["Korea, Republic of"] == "KR"
     # a value map for a column the book does not have is named before the run
     cmap.write_text(MAP + "party2_country:\n  values: {China: CN}\n", encoding="utf-8")
     assert layout_warnings(erp, cmap)[-1] == (
-        f"{cmap}: value map(s) for column(s) erp.csv does not have: 'party2_country'")
+        f"{cmap}: value map(s) or format(s) for column(s) erp.csv does not have: "
+        "'party2_country'")
 
 
 def test_a_value_map_for_a_parquet_column_that_is_not_text_is_refused(
@@ -218,7 +245,7 @@ def test_a_resume_with_other_value_maps_is_refused(tmp_path: Path, rules: RuleSe
     identity = run_identity(erp, None, read_column_map(cmap), False, rules)
     run_file.write_text(json.dumps({**identity, "today": "2026-11-28"}))
     cmap.write_text(MAP.replace('"n/a": null', '"n/a": false'), encoding="utf-8")
-    with pytest.raises(BatchError, match=r"--columns \(its value maps\) differ"):
+    with pytest.raises(BatchError, match=r"--columns \(its value maps and formats\) differ"):
         run_batch(erp, out, rules, columns=cmap, resume=True)
     assert ColumnMap({"a": "id"}) == {"a": "id"}  # (a map of renames alone: as before)
 
@@ -236,6 +263,7 @@ def test_the_sample_erp_export_reads_through_its_column_map(tmp_path: Path) -> N
     assert "1 column(s) not in the flat layout, not read: 'Plant Notes'" in done.stderr
     with out.open(newline="", encoding="utf-8") as fh:
         rows = {r["id"]: r for r in csv.DictReader(fh)}
+    assert rows["4500012001"]["as_of"] == "2025-06-02"  # (read as 02.06.2025)
     # a US-made H100 shipped from the United States to China needs a US licence
     assert rows["4500012001"]["US_outcome"] == "license_required"
     # the Dutch scanner shipped from the Netherlands is read under the Dutch regime

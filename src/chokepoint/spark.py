@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
-from chokepoint.batch.columns import recode_table, value_maps
+from chokepoint.batch.columns import CellMap, cell_maps, recode_table
 from chokepoint.batch.compressed import COMPRESSED
 from chokepoint.batch.compressed import book_format as file_format
 from chokepoint.batch.errors import BatchError
@@ -255,7 +255,7 @@ def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | No
     if whole is not None:
         cells.append(F.when(F.col(whole).isNotNull(), F.concat(
             F.lit(f"{len(df.columns) - 1}\n"), F.col(whole))).alias(RAGGED))
-    recode = value_maps(mapping)
+    recode = cell_maps(mapping)
     for f in df.schema.fields:
         if f.name in (whole, RAGGED):  # (a book cannot set the row's own cell)
             continue
@@ -292,14 +292,15 @@ def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | No
     base = F.create_map(*starts) if starts else F.create_map(F.lit(""), F.lit(0))
     row = (base[run_of] + F.col("_mid") + 1).cast("long")
     book = tagged.withColumn("row", row).drop("_file", "_part", "_mid")
-    if recode:  # (in Python, as the local engines apply them: the same cells match)
+    if recode:  # (in Python, as the local engines convert them: the same cells match)
         book = book.mapInArrow(_recoding(recode), book.schema)
     return book, total
 
 
-def _recoding(recode: dict[str, dict[str, str]]
+def _recoding(recode: dict[str, CellMap]
               ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A ``mapInArrow`` function applying a column map's value maps to the flat book."""
+    """A ``mapInArrow`` function converting the flat book's cells by the column map (its
+    value maps and date format)."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             table = recode_table(pa.Table.from_batches([batch]), recode)

@@ -24,7 +24,7 @@ from chokepoint.batch.columnar import Unsupported, cache, evaluate_table
 from chokepoint.batch.columnar.arrow import repeated
 from chokepoint.batch.columnar.codes import readable
 from chokepoint.batch.columnar.items import check_supported
-from chokepoint.batch.columns import recode_table, value_maps
+from chokepoint.batch.columns import cell_maps, recode_table
 from chokepoint.batch.compressed import arrow_stream, book_format, decompressing
 from chokepoint.batch.errors import ColumnarRefused
 from chokepoint.batch.parts import part_files, partition_values
@@ -207,7 +207,7 @@ def _rebatched(batches: Iterable[pa.RecordBatch], block: int, mapping: dict[str,
 def _renamed(table: pa.Table, mapping: dict[str, str]) -> pa.Table:
     """A block's columns named as the flat layout, with the column map's value maps."""
     table = table.rename_columns([mapping.get(c, c) for c in table.column_names])
-    recode = value_maps(mapping)
+    recode = cell_maps(mapping)
     return recode_table(table, recode) if recode else table
 
 

@@ -28,10 +28,10 @@ from pathlib import Path, PurePath
 from typing import IO, Any, TextIO, cast
 
 from chokepoint.batch.columns import (
+    cell_maps,
     read_column_map,
     recode_row,
     text_columns_only,
-    value_maps,
 )
 from chokepoint.batch.compressed import (
     book_format,
@@ -123,7 +123,7 @@ def review_note(summary: Summary) -> None:
 def check_value_maps(inp: Path, mapping: dict[str, str]) -> None:
     """BatchError when the column map has a value map for a Parquet column that is not
     text (the parts are alike: the first part's schema stands for all)."""
-    if value_maps(mapping) and book_format(inp) == ".parquet":
+    if cell_maps(mapping) and book_format(inp) == ".parquet":
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(part_files(inp)[0])
@@ -264,9 +264,10 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
         out.append(f"{columns}: mapped column(s) not in {inp.name}: "
                    + ", ".join(repr(c) for c in absent))
     read = {mapping.get(c, c) for c in header}
-    unmatched = [c for c in value_maps(mapping) if c not in read]
+    unmatched = [c for c in cell_maps(mapping) if c not in read]
     if unmatched:
-        out.append(f"{columns}: value map(s) for column(s) {inp.name} does not have: "
+        out.append(f"{columns}: value map(s) or format(s) for column(s) {inp.name} does "
+                   "not have: "
                    + ", ".join(repr(c) for c in unmatched))
     return out
 
@@ -290,7 +291,7 @@ def read_rows(path: Path, mapping: dict[str, str], encoding: str | None = None
             cells = (_csv_rows(part, mapping, encoding) if suffix == ".csv"
                      else _parquet_rows(part, mapping))
             given = {mapping.get(k, k): v for k, v in partition_values(path, part).items()}
-            recode = value_maps(mapping)
+            recode = cell_maps(mapping)
             for raw in cells:
                 n += 1
                 row = raw | given if given else raw
@@ -842,7 +843,7 @@ def checkpoint_after(checkpoint: Path, rows: int, offset: int, rej_fh: Any) -> N
 
 
 _SETTINGS = {"book": "the book (its size or modification time)", "date": "--date",
-             "columns": "--columns", "values": "--columns (its value maps)",
+             "columns": "--columns", "values": "--columns (its value maps and formats)",
              "trace": "--trace",
              "rules_version": "the rules (rules_version)",
              "lists": "the imported screening lists", "encoding": "--encoding"}
@@ -856,7 +857,7 @@ def run_identity(inp: Path, override: date | None, mapping: dict[str, str],
     same rows): the book, the settings, the rules and the imported lists."""
     return {"book": stamp(inp),
             "date": override.isoformat() if override else None, "columns": dict(mapping),
-            "values": value_maps(mapping) or None,
+            "values": {c: m.record() for c, m in cell_maps(mapping).items()} or None,
             "trace": with_trace, "rules_version": rules.content_hash,
             "lists": json.loads(json.dumps(imported_state(), default=str)),
             "encoding": encoding}
