@@ -239,9 +239,10 @@ def test_spark_local_mode_gives_identical_rows(tmp_path: Path, rules: RuleSet) -
 
     src = book(tmp_path / "in.csv", ROWS * 3)
     local, spark = tmp_path / "local.csv", tmp_path / "spark.csv"
-    run_batch(src, local, rules)
+    here = run_batch(src, local, rules)
     got = run_spark_batch(src, spark)
     assert (got.rows, got.written, got.rejected) == (15, 9, 6)
+    assert (got.rejected_by, got.first_reject) == (here.rejected_by, here.first_reject)
     assert spark.read_text() == local.read_text()
     assert (tmp_path / "spark.csv.rejects.csv").read_text() == (
         tmp_path / "local.csv.rejects.csv").read_text()
@@ -940,6 +941,27 @@ def test_batch_ends_with_the_columns_that_would_answer_undetermined_rows(
     tail = done.stderr[done.stderr.index("facts the answers lack"):].splitlines()
     assert "party_designations  (parties[0].designations)" in done.stderr
     assert len(tail) == 12 and tail[-1].startswith("  ... and ")
+
+
+def test_the_run_ends_with_the_rejected_rows_by_the_column_that_stopped_them(
+        tmp_path: Path, rules: RuleSet) -> None:
+    """A book whose export writes a fact in its own words (po-3's "China") has every such
+    row rejected: the closing lines count them by column, with the first one's message,
+    so that the user sees what to map. Both local engines count alike (Spark's count is
+    compared in test_spark_local_mode_gives_identical_rows)."""
+    src = book(tmp_path / "in.csv", ROWS * 3)
+    for engine in ("scalar", "columnar"):
+        summary = run_batch(src, tmp_path / f"{engine}.csv", rules, engine=engine)
+        assert summary.rejected_by == {"to_country": 3, "chip_tpp": 3}, engine
+        assert summary.first_reject["chip_tpp"].startswith("row 4 (id 'po-4'): chip_tpp: ")
+        assert summary.first_reject["to_country"].startswith(
+            "row 3 (id 'po-3'): to_country: 'China'")
+    done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(src),
+                           str(tmp_path / "out.csv")], capture_output=True, text=True,
+                          check=True)
+    tail = done.stderr[done.stderr.index("rows rejected, by the column"):].splitlines()
+    assert tail[1] == f"  3 rows  to_country  first: {summary.first_reject['to_country']}"
+    assert tail[2].startswith("  3 rows  chip_tpp  first: row 4 (id 'po-4')")
 
 
 def test_rows_answered_past_the_rule_files_review_say_so_in_every_engine(

@@ -36,6 +36,7 @@ from chokepoint.batch.run import (
     Summary,
     book_header,
     check_header,
+    count_reject,
     count_results,
     evaluate_row,
     new_summary,
@@ -494,10 +495,10 @@ def run_spark_batch(inp: Any, out: Any, override: date | None = None,
             for table in in_row_order(sorted(staging.glob("part-*.parquet")), rows):
                 bad = pc.not_equal(pc.fill_null(table.column("reject_message"), ""), "")
                 for r in table.filter(bad).to_pylist():
-                    rejects.writerow({"row": r["row"], "id": r["id"],
-                                      "field": r["reject_field"],
-                                      "message": r["reject_message"]})
-                    summary.rejected += 1
+                    reject = {"row": r["row"], "id": r["id"], "field": r["reject_field"],
+                              "message": r["reject_message"]}
+                    rejects.writerow(reject)
+                    count_reject(summary, reject)
                 ok = table.filter(pc.invert(bad)).select(list(OUT_COLUMNS))
                 if ok.num_rows:
                     writer.write_table(ok)

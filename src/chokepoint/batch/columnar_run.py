@@ -35,6 +35,7 @@ from chokepoint.batch.run import (
     book_header,
     checkpoint_after,
     conformed,
+    count_reject,
     count_results,
     count_rows,
     evaluate_row,
@@ -321,8 +322,8 @@ def write_columnar(inp: Path, mapping: dict[str, str], done: int, rules: RuleSet
                 writer.write_table(result)
             for row in block_rejects:
                 rejects.writerow(row)
+                count_reject(summary, row)
             count_results(summary, result)
-            summary.rejected += len(block_rejects)
             summary.rows = last
             checkpoint_after(checkpoint, last, writer.offset(), rej_fh)
             if progress is not None:

@@ -79,6 +79,16 @@ class Summary:
     missing: dict[str, int] = field(default_factory=dict)  # rows lacking each fact
     reviewed_until: str = "9999-12-31"  # (ISO) the rule files' review horizons' first end
     past_review: int = 0  # rows answered as of a later day
+    rejected_by: dict[str, int] = field(default_factory=dict)  # rejected rows by field
+    first_reject: dict[str, str] = field(default_factory=dict)  # and the first one's message
+
+
+def count_reject(summary: Summary, reject: dict[str, Any]) -> None:
+    """Count a rejected row (a row of the rejects file) under the field that stopped it."""
+    summary.rejected += 1
+    where = str(reject["field"])
+    summary.rejected_by[where] = summary.rejected_by.get(where, 0) + 1
+    summary.first_reject.setdefault(where, str(reject["message"]))
 
 
 def new_summary(rules: RuleSet) -> Summary:
@@ -896,7 +906,7 @@ def _write_all(results: Iterator[tuple[str, dict[str, Any]]], writer: ResultWrit
             summary.past_review += row["as_of"] > summary.reviewed_until
         else:
             rejects.writerow(row)
-            summary.rejected += 1
+            count_reject(summary, row)
         if n % CHUNK == 0 and (size := writer.sync()) is not None:
             checkpoint_after(checkpoint, n, size, rej_fh)
         if progress is not None:

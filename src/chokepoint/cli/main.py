@@ -434,6 +434,13 @@ def _closing_lines(summary: Summary, out: Path) -> None:
     typer.echo(f"{summary.rows} rows: {summary.written} determined, {summary.rejected} "
                f"rejected (see {out.name}.rejects.csv); outcomes: {outcomes or 'none'}",
                err=True)
+    if summary.rejected_by:  # (what stops rows: often the export's own words)
+        typer.echo("rows rejected, by the column that stopped them (every one is in "
+                   f"{out.name}.rejects.csv; a value map or date format in --columns reads "
+                   "an export's own words and dates: docs/batch.md):", err=True)
+        for where, count in sorted(summary.rejected_by.items(), key=lambda i: -i[1]):
+            typer.echo(f"  {count:,} row{'s' if count > 1 else ''}  {where}  first: "
+                       f"{summary.first_reject[where]}", err=True)
     if summary.missing:  # (what to add to the export first)
         from chokepoint.batch.lacking import report
 
