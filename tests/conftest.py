@@ -57,6 +57,32 @@ def interrupt() -> Callable[[Callable[[Callable[[int], None]], object], int], No
     return run
 
 
+MapRefused = Callable[[Path, Path, str, str], None]
+
+
+@pytest.fixture()
+def map_refused(tmp_path: Path, rules: RuleSet) -> MapRefused:
+    """Checks that a book read with a column map is refused before anything is written:
+    by the warnings before a run and by the run (BatchError matching ``error``), and by
+    ``chokepoint batch`` (exit 2, ``stderr`` in its message)."""
+    from chokepoint.batch.errors import BatchError
+    from chokepoint.batch.run import layout_warnings, run_batch
+
+    def check(book: Path, cmap: Path, error: str, stderr: str) -> None:
+        out = tmp_path / "refused.csv"
+        for call in (lambda: layout_warnings(book, cmap),
+                     lambda: run_batch(book, out, rules, columns=cmap)):
+            with pytest.raises(BatchError, match=error):
+                call()
+        assert not list(tmp_path.glob("refused.csv*"))
+        done = subprocess.run([sys.executable, "-m", "chokepoint", "batch", str(book),
+                               str(out), "--columns", str(cmap)],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 2 and stderr in done.stderr
+        assert not list(tmp_path.glob("refused.csv*"))
+    return check
+
+
 Server = Callable[[list[str], dict[str, str]], tuple["subprocess.Popen[bytes]", int]]
 
 
