@@ -263,3 +263,15 @@ def test_the_sample_erp_export_reads_through_its_column_map(tmp_path: Path) -> N
     assert rows["4500012001"]["US_outcome"] == "license_required"
     # the Dutch scanner shipped from the Netherlands is read under the Dutch regime
     assert rows["4500012002"]["NL_outcome"] == "license_required"
+
+
+def test_a_column_map_for_a_json_lines_book_is_refused(tmp_path: Path,
+                                                      map_refused: MapRefused) -> None:
+    """A JSON Lines book holds contract transactions: there are no columns to map, and a
+    map given for it would be ignored."""
+    book = tmp_path / "b.jsonl"
+    book.write_text(json.dumps({"id": "j1", "to_country": "China"}) + "\n")
+    cmap = tmp_path / "map.yaml"
+    cmap.write_text("to_country:\n  values: {China: CN}\n", encoding="utf-8")
+    map_refused(book, cmap, "a JSON Lines book holds contract transactions",
+                "--columns maps the columns of a CSV or Parquet book")

@@ -130,9 +130,14 @@ def review_note(summary: Summary) -> None:
             "missing (a row's --trace names the files)")
 
 
-def check_value_maps(inp: Path, mapping: dict[str, str]) -> None:
-    """BatchError when the column map has a value map for a Parquet column that is not
-    text (the parts are alike: the first part's schema stands for all)."""
+def check_column_map(inp: Path, columns: Path | None, mapping: dict[str, str]) -> None:
+    """BatchError when a column map is given for a JSON Lines book (contract transactions,
+    which have no columns to map: it would be ignored), or converts the cells of a Parquet
+    column that is not text (the parts are alike: the first part's schema stands for
+    all)."""
+    if columns is not None and book_format(inp) == ".jsonl":
+        raise BatchError(f"{inp}: --columns maps the columns of a CSV or Parquet book; a "
+                         "JSON Lines book holds contract transactions, read as they are")
     if cell_maps(mapping) and book_format(inp) == ".parquet":
         import pyarrow.parquet as pq
 
@@ -257,11 +262,11 @@ def layout_warnings(inp: Path, columns: Path | None = None, encoding: str | None
     them), and column-map entries for columns the book does not have. Errors in the map
     itself, or a column named twice, raise :class:`BatchError`."""
     mapping = read_column_map(columns)
+    check_column_map(inp, columns, mapping)
     header = book_header(inp, encoding)
     if header is None:
         return []
     check_header(inp, header, mapping)
-    check_value_maps(inp, mapping)
     out = []
     unread = [c for c in header if mapping.get(c, c) not in LAYOUT]
     if unread:
@@ -724,7 +729,7 @@ def check_batch(inp: Path, out: Path, rules: RuleSet, *, override: date | None =
     mapping = read_column_map(columns)
     text_encoding(inp, encoding)  # (a name Python knows, for a CSV book)
     check_header(inp, book_header(inp, encoding), mapping)
-    check_value_maps(inp, mapping)
+    check_column_map(inp, columns, mapping)
     checkpoint = out.with_name(out.name + ".checkpoint")
     if resume:
         if not checkpoint.exists():
