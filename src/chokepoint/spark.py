@@ -25,10 +25,9 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
-from chokepoint.batch.columns import CellMap, cell_maps, recode_table
+from chokepoint.batch.columns import CellMap, cell_maps, not_text, recode_table
 from chokepoint.batch.compressed import COMPRESSED
 from chokepoint.batch.compressed import book_format as file_format
-from chokepoint.batch.errors import BatchError
 from chokepoint.batch.flat import RAGGED, ragged
 from chokepoint.batch.parts import inside, read_here
 from chokepoint.batch.run import (
@@ -263,8 +262,7 @@ def _numbered_book(spark: Any, inp: str | PurePath, mapping: dict[str, str] | No
         name = f.name.lstrip("\ufeff")
         name = (mapping or {}).get(name, name)
         if name in recode and not isinstance(f.dataType, StringType):
-            raise BatchError(f"{inp}: the column {f.name!r} is {f.dataType.simpleString()}, "
-                             "not text; a value map (--columns) reads text cells")
+            raise not_text(str(inp), f.name, f.dataType.simpleString())
         col = F.col(f"`{f.name}`")
         if isinstance(f.dataType, ArrayType):  # (as flat.list_cell: [] is "known: none")
             items = col.cast("array<string>")

@@ -174,10 +174,8 @@ def recode_table(table: pa.Table, cells: dict[str, CellMap]) -> pa.Table:
         if column not in table.column_names:
             continue
         found = table.column(column)
-        kind = found.type.value_type if pa.types.is_dictionary(found.type) else found.type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            raise BatchError(f"the column {column!r} is {kind}, not text; a value map "
-                             "(--columns) reads text cells")
+        if not is_text(found.type):
+            raise not_text(None, column, found.type)
         chunks = []
         for chunk in found.chunks:
             coded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
@@ -190,15 +188,24 @@ def recode_table(table: pa.Table, cells: dict[str, CellMap]) -> pa.Table:
     return table
 
 
+def is_text(kind: pa.DataType) -> bool:
+    """Whether a column of this Arrow type holds text (dictionary-encoded or not)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def not_text(book: str | None, column: str, kind: Any) -> BatchError:
+    """The refusal of a value map or date format for a column that is not text (its
+    values are not written as text, so no text of the map would match)."""
+    return BatchError(f"{book + ': ' if book else ''}the column {column!r} is {kind}, not "
+                      "text; a value map or date format (--columns) reads text cells")
+
+
 def text_columns_only(book: str, names: list[str], types: list[pa.DataType],
                       mapping: Mapping[str, str]) -> None:
-    """BatchError when a value map or format is given for a Parquet column that is not
-    text (its values are not written as text, so no text of the map would match)."""
+    """BatchError when the column map converts the cells of a column that is not text."""
     cells = cell_maps(mapping)
     for name, kind in zip(names, types, strict=False):
-        ours = mapping.get(name, name)
-        if ours in cells and not (pa.types.is_string(kind) or pa.types.is_large_string(kind)
-                                  or (pa.types.is_dictionary(kind)
-                                      and pa.types.is_string(kind.value_type))):
-            raise BatchError(f"{book}: the column {name!r} is {kind}, not text; a value "
-                             "map (--columns) reads text cells")
+        if mapping.get(name, name) in cells and not is_text(kind):
+            raise not_text(book, name, kind)
