@@ -55,7 +55,7 @@ VALUES: dict[str, list[str]] = {
     "kind": ["", "chip", "sme", "sme_part_or_component", "other", "software"],
     "eccn": ["", "3A090.a", "3A090", "4A090.a", "3B001.a.4", "3B001.p.2", "3B993", "3B090.a",
              "5A992.z", "3A001.z", "EAR99", "3A991"],
-    "model": ["", *MODELS[:12]],
+    "model": ["", *MODELS],  # chips and tools (a tool's ECCN and list status too)
     "tpp": ["", "300", "1600", "2400", "4800", "6000", "abc", "nan", "inf"],
     "area": ["", "100", "600", "814"],
     "share": ["", "0", "0.05", "0.1", "0.25", "0.3"],

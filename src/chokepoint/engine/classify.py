@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from chokepoint.engine import eccn as eccn_mod
+from chokepoint.engine.catalogue import CONFLICTS
 from chokepoint.engine.evaluate import Context, Reads, evaluate
 from chokepoint.engine.facts import MISSING, get
 from chokepoint.engine.logic import Unknown
@@ -82,6 +83,12 @@ def _ask_inputs(unknowns: list[Unknown], txn: dict[str, Any], snap: Snapshot) ->
         missing = [i for i in inputs if get(txn, i) is MISSING]
         out.extend(Unknown(m, None, u.rule) for m in (missing or [u.field]))
     return list({u.field: u for u in out}.values())
+
+
+def _set_aside(txn: dict[str, Any], unknowns: list[Unknown]) -> list[str]:
+    """The open inputs of a classification that the catalogue contradicted (catalogue.py)."""
+    conflicts = txn.get(CONFLICTS) or {}
+    return [u.field for u in unknowns if u.field in conflicts]
 
 
 def _contradicts(given: str, derived: str | None, regime_patterns: tuple[str, ...]) -> bool:
@@ -173,6 +180,15 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
                                 f"The given ECCN {given} contradicts the chip's specifications, "
                                 f"which show {shown}. Which is right? Correct the ECCN or the "
                                 "specifications.", "classification")]
+            eccn = None
+        elif not decided and (set_aside := _set_aside(txn, unknowns)):
+            # a figure the test turns on was set aside as contradicting the catalogue:
+            # the given ECCN cannot be checked, and the figure may be the one that is right
+            trace.append({"rule": "classification", "result":
+                          f"the given ECCN {given} cannot be checked against the "
+                          f"specifications: {', '.join(set_aside)} contradicted the "
+                          f"catalogue and {'was' if len(set_aside) == 1 else 'were'} set "
+                          "aside; the ECCN is treated as unknown"})
             eccn = None
         else:
             unknowns = []

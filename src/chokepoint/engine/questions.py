@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chokepoint.engine.catalogue import CONFLICTS
 from chokepoint.engine.facts import MISSING, get
 from chokepoint.engine.logic import Unknown
 
@@ -41,6 +42,9 @@ class _Blank(dict[str, Any]):
 def question_for(u: Unknown, templates: dict[str, str], root: dict[str, Any]) -> str:
     if u.question:
         return u.question
+    conflicts = root.get(CONFLICTS)
+    if conflicts and u.field in conflicts:  # a fact the catalogue contradicted
+        return str(conflicts[u.field])
     pattern = _pattern(u.field)
     template = templates.get(pattern)
     if template is None and u.field.startswith("assertions:"):
