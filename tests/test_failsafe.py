@@ -304,3 +304,53 @@ def test_a_designation_chokepoint_does_not_encode_never_clears(
     assert us["license_exceptions"] == []  # (740.2(a):other-lists)
     if us["outcome"] == "undetermined" and us["subject"] is True:
         assert "rules:US:designation_lists" in {m["field"] for m in us["missing_facts"]}
+
+
+END_USES = ["advanced_node_ic_development_or_production", "ic_development_or_production_other",
+            "sme_development_or_production", "supercomputer",
+            "advanced_computing_item_development_or_production", "military_end_use",
+            "ai_model_training", "other"]
+TECH_LISTS = ("direct_product_of", "plant_direct_product_of",
+              "contains_ic_made_by_plant_direct_product_of")
+
+
+@st.composite
+def addition(draw: Any) -> tuple[tuple[str, ...], Any]:
+    """Where a known list gets one more element, and the element."""
+    where = draw(st.sampled_from([("parties",), ("end_uses",),
+                                  ("item", "us_content", "incorporated_us_items"),
+                                  *(("item", "us_technology", k) for k in TECH_LISTS)]))
+    if where == ("parties",):
+        return where, draw(wide_party)
+    if where == ("end_uses",):
+        return where, draw(st.sampled_from(END_USES))
+    if where[-1] == "incorporated_us_items":
+        return where, {"eccn": draw(st.sampled_from(NAMED_ITEMS)),
+                       "kind": draw(st.sampled_from(["ic", "software", "board"]))}
+    return where, draw(st.sampled_from(NAMED_TECH))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(wide_transaction, addition(), st.sampled_from(DATES))
+def test_one_more_party_end_use_or_us_input_never_clears(
+        txn: dict[str, Any], added: tuple[tuple[str, ...], Any], on: date) -> None:
+    """Parties, end uses, US parts and US technology only ever add restrictions: an order
+    with one more never clears where the order without it did not."""
+    where, element = added
+    more = copy.deepcopy(txn)
+    node: Any = more
+    for key in where:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, list) or element in node:
+        return  # (unknown, or there already: nothing is added)
+    node.append(element)
+    validate_transaction(more, 0)
+    first = determine(txn, RULES, on)["jurisdictions"]
+    second = determine(more, RULES, on)["jurisdictions"]
+    for regime, before in first.items():
+        after = second[regime]
+        if before["outcome"] not in CLEAR:
+            assert after["outcome"] not in CLEAR, (
+                f"{regime} on {on}: adding {element!r} to {'.'.join(where)} turned "
+                f"{before['outcome']} into {after['outcome']}")
