@@ -58,6 +58,8 @@ VALUES: dict[str, list[str]] = {
     "model": ["", *MODELS],  # chips and tools (a tool's ECCN and list status too)
     "tpp": ["", "300", "1600", "2400", "4800", "6000", "abc", "nan", "inf"],
     "area": ["", "100", "600", "814"],
+    "tops": ["", "100", "600", "1979"],  # (x 8 bits: 800, 4800 = a tier's TPP, 15832)
+    "bits": ["", "8", "16"],
     "share": ["", "0", "0.05", "0.1", "0.25", "0.3"],
     "items": ["", "none", "3A090.a:ic", "3A991:ic;3D992:software", ":ic"],
     "technology": ["", "none", "3E001", "3D001;3E001", "3E991"],
@@ -80,7 +82,8 @@ KIND_OF = {"date": "date", "activity": "activity", "from_country": "country",
            "to_country": "country", "exporter_name": "exporter", "exporter_country": "country",
            "exporter_headquartered_in": "country", "exporter_is_us_person": "bool",
            "item_kind": "kind", "item_eccn": "eccn", "item_model": "model",
-           "item_made_in": "country", "chip_tpp": "tpp", "chip_die_area_mm2": "area",
+           "item_made_in": "country", "chip_tpp": "tpp", "chip_tops": "tops",
+           "chip_bit_length": "bits", "chip_die_area_mm2": "area",
            "chip_datacenter": "bool", "us_controlled_share": "share",
            "us_incorporated_items": "items", "us_direct_product_of": "technology",
            "us_plant_direct_product_of": "technology",

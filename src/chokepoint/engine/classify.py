@@ -33,7 +33,10 @@ def _set(root: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Fill in derivable facts that are not given; say so in the trace."""
+    """Fill in derivable facts that are not given; say so in the trace. A given figure that
+    its own given inputs contradict (a TPP of 1000 with 600 TOPS at 8 bits) is set aside
+    as unknown, with a question naming both values (:data:`CONFLICTS`), as the catalogue's
+    contradictions are: the wrong one of the two must not clear an order."""
     out: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = []
     for d in snap.rules.derivations:
@@ -41,8 +44,7 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
         if version is None:
             continue
         current = out if out is not None else txn
-        if get(current, d.target) is not MISSING:
-            continue
+        given = get(current, d.target)
         a, b = (get(current, p) for p in version.inputs)
         if a is MISSING or b is MISSING:
             continue
@@ -50,18 +52,36 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
         if version.operation == "quotient" and y == 0:
             continue
         value = x * y if version.operation == "product" else x / y
+        op = " x " if version.operation == "product" else " / "
+        shown = float(round(value, 4))
+        formula = (f"{d.target} = {version.inputs[0]}{op}{version.inputs[1]} = "
+                   f"{a}{op}{b} = {shown}")
+        if given is not MISSING:
+            if Decimal(str(given)) == value:
+                continue
+            # the figure given and the figures it is computed from disagree: neither is used
+            out = _set(current, d.target, None)
+            out[CONFLICTS] = {**(current.get(CONFLICTS) or {}), d.target: (
+                f"{d.target} is {given!r} (as given, or from the catalogue for the model), "
+                f"but the figures it is computed from make it {shown} "
+                f"({formula.split(' = ', 1)[1]}). Which is right? Correct the figure or the "
+                "model, or the figures it is computed from.")}
+            steps.append({"rule": d.id, "role": "derivation",
+                          "citation": version.citation.short(), "question": d.title,
+                          "result": f"CONFLICT: {d.target} is {given!r} (as given, or "
+                                    f"from the catalogue), but {formula}; set aside as "
+                                    "unknown (neither value is used)",
+                          "evidence": version.citation.evidence})
+            continue
         # Exact decimal arithmetic, stored unrounded: a boundary value (PD 5.92) must not be
         # pushed across its threshold by display rounding.
         out = _set(current, d.target, float(value))
-        shown = float(round(value, 4))
-        op = " x " if version.operation == "product" else " / "
         steps.append({
             "rule": d.id,
             "role": "derivation",
             "citation": version.citation.short(),
             "question": d.title,
-            "result": f"{d.target} = {version.inputs[0]}{op}{version.inputs[1]} = "
-                      f"{a}{op}{b} = {shown}",
+            "result": formula,
             "evidence": version.citation.evidence,
         })
     return (out if out is not None else txn), steps
@@ -86,7 +106,8 @@ def _ask_inputs(unknowns: list[Unknown], txn: dict[str, Any], snap: Snapshot) ->
 
 
 def _set_aside(txn: dict[str, Any], unknowns: list[Unknown]) -> list[str]:
-    """The open inputs of a classification that the catalogue contradicted (catalogue.py)."""
+    """The open inputs of a classification that were set aside as contradicted (by the
+    catalogue, catalogue.py, or by the figures they are computed from, :func:`derive`)."""
     conflicts = txn.get(CONFLICTS) or {}
     return [u.field for u in unknowns if u.field in conflicts]
 
@@ -182,13 +203,15 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
                                 "specifications.", "classification")]
             eccn = None
         elif not decided and (set_aside := _set_aside(txn, unknowns)):
-            # a figure the test turns on was set aside as contradicting the catalogue:
+            # a figure the test turns on was set aside as contradicting the catalogue or
+            # the figures it is computed from (derive):
             # the given ECCN cannot be checked, and the figure may be the one that is right
             trace.append({"rule": "classification", "result":
                           f"the given ECCN {given} cannot be checked against the "
-                          f"specifications: {', '.join(set_aside)} contradicted the "
-                          f"catalogue and {'was' if len(set_aside) == 1 else 'were'} set "
-                          "aside; the ECCN is treated as unknown"})
+                          f"specifications: {', '.join(set_aside)} "
+                          f"{'was' if len(set_aside) == 1 else 'were'} set aside as "
+                          "contradicting the catalogue or the figures it is computed "
+                          "from; the ECCN is treated as unknown"})
             eccn = None
         else:
             unknowns = []

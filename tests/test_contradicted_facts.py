@@ -1,6 +1,7 @@
-"""A fact the user gave that the catalogue contradicts for the named product is set aside:
-neither value is used, the trace says so, and the question names both values
-(engine/catalogue.py). A typing error must not clear an order the catalogue shows to be
+"""A fact the user gave that the catalogue contradicts for the named product, or that the
+figures it is computed from contradict, is set aside: neither value is used, the trace says
+so, and the question names both values (engine/catalogue.py, engine/classify.derive). A
+typing error must not clear an order that the catalogue or the other figures show to be
 controlled."""
 
 from __future__ import annotations
@@ -116,3 +117,23 @@ def test_a_kind_or_country_the_catalogue_contradicts_is_asked_about(rules: RuleS
                          to="MY", sent_from="KR"), rules, ON)
     assert "item.made_in given as 'KR'" in _catalogue_step(d)
     assert "'NL'" in _question(d, "item.made_in")
+
+
+def test_a_tpp_its_own_tops_and_bit_length_contradict_is_set_aside(rules: RuleSet) -> None:
+    chip = {"tops": 600, "bit_length": 8, "die_area_mm2": 800, "datacenter": True}
+    # TPP 1000 given, but 600 TOPS at 8 bits make it 4800: this cleared a 3A090.a chip
+    d = determine(_order({"kind": "chip", "made_in": "TW", "eccn": "EAR99",
+                          "chip": {**chip, "tpp": 1000}}), rules, ON)
+    assert d["jurisdictions"]["US"]["outcome"] == "undetermined"
+    question = _question(d, "item.chip.tpp")
+    assert "1000" in question and "4800" in question
+    assert any(s["result"].startswith("CONFLICT") for s in d["classification"]["trace"])
+    # the same figures agreeing (4800.0 = 600 x 8) decide it
+    d = determine(_order({"kind": "chip", "made_in": "TW", "chip": {**chip, "tpp": 4800.0}}),
+                  rules, ON)
+    assert d["jurisdictions"]["US"]["outcome"] == "license_required"
+    assert not any("CONFLICT" in s["result"] for s in d["classification"]["trace"])
+    # a catalogue figure contradicted by the TOPS given with the model is set aside too
+    d = determine(_order({"model": "H100 SXM", "made_in": "TW",
+                          "chip": {"tops": 100, "bit_length": 8}}), rules, ON)
+    assert "15832" in _question(d, "item.chip.tpp")
