@@ -354,3 +354,20 @@ def test_one_more_party_end_use_or_us_input_never_clears(
             assert after["outcome"] not in CLEAR, (
                 f"{regime} on {on}: adding {element!r} to {'.'.join(where)} turned "
                 f"{before['outcome']} into {after['outcome']}")
+
+
+def test_a_part_not_yet_classified_is_asked_by_744_23_a_4_not_cleared() -> None:
+    """§ 744.23(a)(4) reaches CCL-listed items (not EAR99) for SME development in D:5. Its
+    rule data required the ECCN to be given, so with the ECCN unknown the trace said "requires
+    no licence here"; it now turns on the ECCN and says so."""
+    txn = {"to_country": "CN", "from_country": "US", "end_uses": ["sme_development_or_production"],
+           "parties": [{"role": "end_user", "name": "Example Tool Maker (invented)",
+                        "country": "CN", "headquartered_in": "CN", "designations": []}],
+           "exporter": {"name": "Example Exporter", "country": "US", "headquartered_in": "US",
+                        "is_us_person": True},
+           "us_person_support": False, "item": {"kind": "other", "made_in": "US"}}
+    us = determine(txn, RULES, date(2025, 6, 1))["jurisdictions"]["US"]
+    step = next(s for s in us["trace"] if s["rule"] == "744.23(a)(4)")
+    assert "cannot be decided" in step["result"] and "item.eccn" in step["result"]
+    asked = {m["field"]: m["rules"] for m in us["missing_facts"]}
+    assert "744.23(a)(4)" in asked["item.eccn"]
