@@ -127,25 +127,41 @@ chip = st.fixed_dictionaries({
     "interconnect_bandwidth_gbps": figure([100, 599, 600, 900]),
     "memory_bandwidth_gbps": figure([1000, 3999, 4000, 6500, 8000]),
     "transistor_count": figure([1e10, 3e10, 3.5e10, 4e10, 8e10])})
-wide_item = st.fixed_dictionaries(
-    {"eccn": often(st.sampled_from(NAMED_ITEMS)),
-     "made_in": often(st.sampled_from(COUNTRIES)),
-     "kind": st.sampled_from(["chip", "computer", "sme", "sme_part_or_component", "material",
-                              "software", "technology", "other"]),
-     "us_content": often(st.fixed_dictionaries({
-         "controlled_share": often(st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.25, 0.26, 0.6])),
-         "incorporated_us_items": often(st.lists(st.fixed_dictionaries(
-             {"eccn": st.sampled_from(NAMED_ITEMS)},
-             optional={"kind": st.sampled_from(["ic", "IC", "chip", "software", "board"])}),
-             max_size=2))})),
-     "us_technology": often(st.fixed_dictionaries({
-         key: often(st.lists(st.sampled_from(NAMED_TECH), max_size=2))
-         for key in ("direct_product_of", "plant_direct_product_of",
-                     "contains_ic_made_by_plant_direct_product_of")})),
-     "national_classifications": often(st.dictionaries(
-         st.sampled_from(["NL", "JP", "SG", "TW"]), often(st.just("listed")), max_size=2))},
-    optional={"model": st.sampled_from(sorted({e.model for e in RULES.catalogue.values()})),
-              "chip": chip})
+# An ECCN of the item's kind (the product groups a kind is classified in; EAR99 for any):
+# where the kind is unknown, a provision may tell what the item is from its ECCN, so a kind
+# the ECCN contradicts would be one more contradiction, not a fact made unknown.
+GROUPS_OF = {"chip": ("3A", "4A", "5A"), "computer": ("4A", "5A"), "sme": ("3B",),
+             "sme_part_or_component": ("3B", "3A"), "material": ("3C",),
+             "software": ("3D", "4D", "5D"), "technology": ("3E", "4E", "5E"),
+             "other": ("3A", "3B", "4A", "5A")}
+
+
+def _eccns_of(kind: str) -> list[str]:
+    return [e for e in NAMED if e[:2] in GROUPS_OF[kind]] + ["EAR99"]
+
+
+def _item_of(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({
+        "eccn": often(st.sampled_from(_eccns_of(kind))),
+        "made_in": often(st.sampled_from(COUNTRIES)),
+        "kind": st.just(kind),
+        "us_content": often(st.fixed_dictionaries({
+            "controlled_share": often(st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.25, 0.26, 0.6])),
+            "incorporated_us_items": often(st.lists(st.fixed_dictionaries(
+                {"eccn": st.sampled_from(NAMED_ITEMS)},
+                optional={"kind": st.sampled_from(["ic", "IC", "chip", "software", "board"])}),
+                max_size=2))})),
+        "us_technology": often(st.fixed_dictionaries({
+            key: often(st.lists(st.sampled_from(NAMED_TECH), max_size=2))
+            for key in ("direct_product_of", "plant_direct_product_of",
+                        "contains_ic_made_by_plant_direct_product_of")})),
+        "national_classifications": often(st.dictionaries(
+            st.sampled_from(["NL", "JP", "SG", "TW"]), often(st.just("listed")), max_size=2))},
+        optional={"model": st.sampled_from(sorted({e.model for e in RULES.catalogue.values()})),
+                  "chip": chip})
+
+
+wide_item = st.sampled_from(sorted(GROUPS_OF)).flatmap(_item_of)
 wide_transaction = st.fixed_dictionaries(
     {"to_country": st.sampled_from(COUNTRIES),
      "from_country": st.sampled_from(COUNTRIES),

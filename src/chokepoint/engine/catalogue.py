@@ -9,7 +9,7 @@ of item other than the product's own, a computer built around a catalogued chip 
 of a catalogued tool (:data:`NAMED_AS`); an ECCN neither of which is a sub-paragraph of the
 other; "not listed" against "listed" on a regime's control list. Neither value is then
 used, the trace says so, and a rule that turns on the fact asks which is right
-(:data:`CONFLICTS`): a typing error must not clear an order the catalogue shows to be
+(set_aside.py): a typing error must not clear an order the catalogue shows to be
 controlled.
 """
 
@@ -18,17 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from chokepoint.engine import eccn as eccn_mod
+from chokepoint.engine.set_aside import with_questions
 from chokepoint.rules.names import normalise_name
 from chokepoint.rules.ruleset import Snapshot
 
 FILLED = ("kind", "made_by", "made_in", "chip", "parameters", "eccn",
           "national_classifications")
 """The item's keys ``apply_catalogue`` may fill (others pass through it untouched)."""
-
-CONFLICTS = "catalogue_conflicts"
-"""The key under which ``apply_catalogue`` leaves, in the facts it returns, the question for
-each fact it set aside (by field path): the question asked when a rule turns on it."""
-
 
 NAMED_AS = {"chip": ("chip", "computer"), "sme": ("sme", "sme_part_or_component")}
 """The kinds an item named by a catalogued product's model may be, by the product's kind:
@@ -151,7 +147,4 @@ def apply_catalogue(txn: dict[str, Any], snap: Snapshot
         "result": result,
         "citation": " / ".join(citations),
     }
-    out = {**txn, "item": new_item}
-    if conflicts:
-        out[CONFLICTS] = conflicts
-    return out, [step]
+    return with_questions({**txn, "item": new_item}, conflicts), [step]

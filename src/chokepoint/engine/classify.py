@@ -12,10 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from chokepoint.engine import eccn as eccn_mod
-from chokepoint.engine.catalogue import CONFLICTS
 from chokepoint.engine.evaluate import Context, Reads, evaluate
 from chokepoint.engine.facts import MISSING, get
 from chokepoint.engine.logic import Unknown
+from chokepoint.engine.set_aside import fields_among, with_questions
 from chokepoint.rules.ruleset import Snapshot
 
 
@@ -35,7 +35,7 @@ def _set(root: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Fill in derivable facts that are not given; say so in the trace. A given figure that
     its own given inputs contradict (a TPP of 1000 with 600 TOPS at 8 bits) is set aside
-    as unknown, with a question naming both values (:data:`CONFLICTS`), as the catalogue's
+    as unknown, with a question naming both values (set_aside.py), as the catalogue's
     contradictions are: the wrong one of the two must not clear an order."""
     out: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = []
@@ -60,12 +60,11 @@ def derive(txn: dict[str, Any], snap: Snapshot) -> tuple[dict[str, Any], list[di
             if Decimal(str(given)) == value:
                 continue
             # the figure given and the figures it is computed from disagree: neither is used
-            out = _set(current, d.target, None)
-            out[CONFLICTS] = {**(current.get(CONFLICTS) or {}), d.target: (
+            out = with_questions(_set(current, d.target, None), {d.target: (
                 f"{d.target} is {given!r} (as given, or from the catalogue for the model), "
                 f"but the figures it is computed from make it {shown} "
                 f"({formula.split(' = ', 1)[1]}). Which is right? Correct the figure or the "
-                "model, or the figures it is computed from.")}
+                "model, or the figures it is computed from.")})
             steps.append({"rule": d.id, "role": "derivation",
                           "citation": version.citation.short(), "question": d.title,
                           "result": f"CONFLICT: {d.target} is {given!r} (as given, or "
@@ -103,13 +102,6 @@ def _ask_inputs(unknowns: list[Unknown], txn: dict[str, Any], snap: Snapshot) ->
         missing = [i for i in inputs if get(txn, i) is MISSING]
         out.extend(Unknown(m, None, u.rule) for m in (missing or [u.field]))
     return list({u.field: u for u in out}.values())
-
-
-def _set_aside(txn: dict[str, Any], unknowns: list[Unknown]) -> list[str]:
-    """The open inputs of a classification that were set aside as contradicted (by the
-    catalogue, catalogue.py, or by the figures they are computed from, :func:`derive`)."""
-    conflicts = txn.get(CONFLICTS) or {}
-    return [u.field for u in unknowns if u.field in conflicts]
 
 
 def _contradicts(given: str, derived: str | None, regime_patterns: tuple[str, ...]) -> bool:
@@ -202,7 +194,7 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
                                 f"which show {shown}. Which is right? Correct the ECCN or the "
                                 "specifications.", "classification")]
             eccn = None
-        elif not decided and (set_aside := _set_aside(txn, unknowns)):
+        elif not decided and (set_aside := fields_among(txn, [u.field for u in unknowns])):
             # a figure the test turns on was set aside as contradicting the catalogue or
             # the figures it is computed from (derive):
             # the given ECCN cannot be checked, and the figure may be the one that is right

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chokepoint.engine.catalogue import CONFLICTS
+from chokepoint.engine import set_aside
 from chokepoint.engine.facts import MISSING, get
 from chokepoint.engine.logic import Unknown
 
@@ -42,9 +42,9 @@ class _Blank(dict[str, Any]):
 def question_for(u: Unknown, templates: dict[str, str], root: dict[str, Any]) -> str:
     if u.question:
         return u.question
-    conflicts = root.get(CONFLICTS)
-    if conflicts and u.field in conflicts:  # a fact the catalogue contradicted
-        return str(conflicts[u.field])
+    contradicted = set_aside.question_for(root, u.field)
+    if contradicted is not None:  # a fact set aside: the question says why
+        return contradicted
     pattern = _pattern(u.field)
     template = templates.get(pattern)
     if template is None and u.field.startswith("assertions:"):
