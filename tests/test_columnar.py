@@ -60,6 +60,9 @@ VALUES: dict[str, list[str]] = {
     "area": ["", "100", "600", "814"],
     "tops": ["", "100", "600", "1979"],  # (x 8 bits: 800, 4800 = a tier's TPP, 15832)
     "bits": ["", "8", "16"],
+    "density": ["", "1.5", "2", "2.5", "3.3", "5"],  # memory bandwidth density (3A090.c)
+    "gbps": ["", "100", "600", "900", "4000", "8000"],  # interconnect, memory bandwidth
+    "transistors": ["", "10000000000", "30000000000", "40000000000"],
     "share": ["", "0", "0.05", "0.1", "0.25", "0.3"],
     "items": ["", "none", "3A090.a:ic", "3A991:ic;3D992:software", ":ic"],
     "technology": ["", "none", "3E001", "3D001;3E001", "3E991"],
@@ -84,7 +87,10 @@ KIND_OF = {"date": "date", "activity": "activity", "from_country": "country",
            "item_kind": "kind", "item_eccn": "eccn", "item_model": "model",
            "item_made_in": "country", "chip_tpp": "tpp", "chip_tops": "tops",
            "chip_bit_length": "bits", "chip_die_area_mm2": "area",
-           "chip_datacenter": "bool", "us_controlled_share": "share",
+           "chip_datacenter": "bool", "chip_interconnect_bandwidth_gbps": "gbps",
+           "chip_memory_bandwidth_gbps": "gbps",
+           "chip_memory_bandwidth_density_gbps_per_mm2": "density",
+           "chip_transistor_count": "transistors", "us_controlled_share": "share",
            "us_incorporated_items": "items", "us_direct_product_of": "technology",
            "us_plant_direct_product_of": "technology",
            "us_contains_ic_made_by_plant_direct_product_of": "technology",

@@ -142,10 +142,11 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
 
     ctx.resolve = resolve
     trace: list[dict[str, Any]] = []
-    matched: list[str] = []
+    matched: list[tuple[tuple[int, int], str]] = []
+    undecided: list[tuple[tuple[int, int], str, set[str]]] = []
     unknowns: list[Unknown] = []
     patterns: list[str] = []
-    for prov in provisions:
+    for place, prov in enumerate(provisions):
         version = snap.version(prov)
         if version is None or version.predicate is None or version.eccn is None:
             continue
@@ -163,14 +164,32 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
             "thresholds": list(ctx.reads.thresholds.values()),
             "evidence": version.citation.evidence,
         })
+        # the most specific paragraph met is taken (3A090.a.1 over the presumption's
+        # 3A090.a), the first in id order among equally specific ones
+        rank = (-len(eccn_mod.parse(version.eccn)[1]), place)
         if value is True:
-            matched.append(version.eccn)
+            matched.append((rank, version.eccn))
         elif value is None:
             unknowns.extend(unk)
+            undecided.append((rank, version.eccn, {u.field for u in unk}))
     unknowns = _ask_inputs(unknowns, txn, snap)
-    # the most specific paragraph met (3A090.a.1 over the presumption's 3A090.a)
-    matched.sort(key=lambda e: -len(eccn_mod.parse(e)[1]))
-    derived = matched[0] if matched else None
+    best = min(matched) if matched else None
+    derived = best[1] if best else None
+    # A paragraph not yet decided that would be taken over the one met, and is not a
+    # refinement of it, leaves the class open: 3A090.c met by a memory bandwidth density
+    # says nothing of 3A090.a.1 while the TPP is unknown (co-packaged HBM and logic whose
+    # main function is processing is not 3A090.c). A paragraph that turns on the item's
+    # own ECCN (the .z paragraphs refine a given ECCN) is not a rival here.
+    rivals = [] if best is None else list(dict.fromkeys(
+        eccn for rank, eccn, fields in undecided
+        if rank < best[0] and "item.eccn" not in fields
+        and eccn_mod.match(eccn, best[1]) is False))
+    if rivals:
+        trace.append({"rule": "classification", "result":
+                      f"{derived} is met, but {', '.join(rivals)} cannot be decided yet and "
+                      f"would be taken over it: the class is left open until the facts "
+                      "asked are given"})
+        derived = None
     decided = derived is not None or not unknowns
     given = item.get("eccn")
     out = txn
