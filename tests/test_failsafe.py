@@ -117,16 +117,21 @@ wide_party = st.fixed_dictionaries(
          optional={"footnotes": st.lists(st.sampled_from([1, 2, 3, 4, 5]), max_size=2)}),
          max_size=1)),
      "at_advanced_node_facility": often(st.booleans())})
+# chip figures at and around the thresholds; in RISING, those where more is more capable
+# (a larger die area lowers the performance density, so it is not among them)
+RISING: dict[str, list[float]] = {
+    "tpp": [0, 1000, 1599, 1600, 2399, 2400, 4799, 4800, 4992, 16000],
+    "tops": [50, 150, 300, 600, 2000],
+    "bit_length": [4, 8, 16, 32],
+    "memory_bandwidth_density_gbps_per_mm2": [1, 2, 2.5, 3.3, 5],
+    "interconnect_bandwidth_gbps": [100, 599, 600, 900],
+    "memory_bandwidth_gbps": [1000, 3999, 4000, 6500, 8000],
+    "transistor_count": [1e10, 3e10, 3.5e10, 4e10, 8e10]}
+SHARES = [0.0, 0.05, 0.1, 0.2, 0.25, 0.26, 0.6]
 chip = st.fixed_dictionaries({
-    "tpp": figure([0, 1000, 1599, 1600, 2399, 2400, 4799, 4800, 4992, 16000]),
-    "tops": figure([50, 150, 300, 600, 2000]),
-    "bit_length": figure([4, 8, 16, 32]),
+    **{name: figure(values) for name, values in RISING.items()},
     "die_area_mm2": figure([100, 500, 814, 826, 2000, 10000]),
-    "datacenter": often(st.booleans()),
-    "memory_bandwidth_density_gbps_per_mm2": figure([1, 2, 2.5, 3.3, 5]),
-    "interconnect_bandwidth_gbps": figure([100, 599, 600, 900]),
-    "memory_bandwidth_gbps": figure([1000, 3999, 4000, 6500, 8000]),
-    "transistor_count": figure([1e10, 3e10, 3.5e10, 4e10, 8e10])})
+    "datacenter": often(st.booleans())})
 # An ECCN of the item's kind (the product groups a kind is classified in; EAR99 for any):
 # where the kind is unknown, a provision may tell what the item is from its ECCN, so a kind
 # the ECCN contradicts would be one more contradiction, not a fact made unknown.
@@ -146,7 +151,7 @@ def _item_of(kind: str) -> st.SearchStrategy[dict[str, Any]]:
         "made_in": often(st.sampled_from(COUNTRIES)),
         "kind": st.just(kind),
         "us_content": often(st.fixed_dictionaries({
-            "controlled_share": often(st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.25, 0.26, 0.6])),
+            "controlled_share": often(st.sampled_from(SHARES)),
             "incorporated_us_items": often(st.lists(st.fixed_dictionaries(
                 {"eccn": st.sampled_from(NAMED_ITEMS)},
                 optional={"kind": st.sampled_from(["ic", "IC", "chip", "software", "board"])}),
@@ -383,3 +388,73 @@ def test_a_part_not_yet_classified_is_asked_by_744_23_a_4_not_cleared() -> None:
     assert "cannot be decided" in step["result"] and "item.eccn" in step["result"]
     asked = {m["field"]: m["rules"] for m in us["missing_facts"]}
     assert "744.23(a)(4)" in asked["item.eccn"]
+
+
+# facts where a larger figure, or true for false, only ever makes an order more controlled:
+# a faster chip, more controlled US content, a datacenter chip, a fab known to be
+# advanced-node, a US person or US-person support
+RAISED: dict[tuple[str, ...], list[Any]] = {
+    **{("item", "chip", name): values for name, values in RISING.items()},
+    ("item", "us_content", "controlled_share"): SHARES,
+    ("item", "chip", "datacenter"): [False, True],
+    ("exporter", "is_us_person"): [False, True],
+    ("us_person_support",): [False, True]}
+
+
+def _raised(txn: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
+    """Each fact of RAISED that is given, with the next value up and the largest."""
+    out: list[tuple[tuple[Any, ...], Any]] = []
+    places = [(path, values) for path, values in RAISED.items()]
+    places += [(("parties", i, "at_advanced_node_facility"), [False, True])
+               for i in range(len(txn.get("parties") or []))]
+    for path, values in places:
+        node: Any = txn
+        for key in path:
+            node = node[key] if isinstance(node, (dict, list)) and (
+                isinstance(node, list) or key in node) else None
+        if node is None:
+            continue
+        above = [v for v in values if v > node]
+        out += [(path, v) for v in {above[0], above[-1]}] if above else []
+    return out
+
+
+def _only_its_class_was_open(before: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether the only licence requirement a regime's answer left open was the one that
+    stands for the ECCNs whose requirements are not encoded (it asks a 'rules:' field),
+    and the raised figure classified the item: that requirement then has its ECCN."""
+    still_open = [s for s in before["trace"] if s.get("role") == "licence_requirement"
+                  and str(s["result"]).startswith("cannot be decided")]
+    after = second.get("classification")
+    return bool(still_open and after and after["eccn"]
+                and all("rules:" in str(s["result"]) for s in still_open))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(wide_transaction, st.sampled_from(DATES))
+def test_a_faster_chip_more_us_content_or_a_us_person_never_clears(
+        txn: dict[str, Any], on: date) -> None:
+    """Raising a chip's figure or the controlled US share, or turning datacenter, advanced-
+    node facility, US person or US-person support from false to true, never clears an order
+    that was not cleared, in any regime. (Where the raised figure ends a contradiction - it
+    now matches the catalogue or the chip's own TOPS - the other side decides, as when a
+    fact is removed; and where the answer was open only on the item's class, for the ECCNs
+    whose requirements are not encoded, and the raised figure classifies the item.)"""
+    validate_transaction(txn, 0)
+    first = determine(txn, RULES, on)
+    for path, value in _raised(txn):
+        more = copy.deepcopy(txn)
+        node: Any = more
+        for key in path[:-1]:
+            node = node[key]
+        was, node[path[-1]] = node[path[-1]], value
+        second = determine(more, RULES, on)
+        if not _contradictions(first) <= _contradictions(second):
+            continue  # (a contradiction resolved: the other side decides)
+        for regime, before in first["jurisdictions"].items():
+            after = second["jurisdictions"][regime]
+            if before["outcome"] not in CLEAR and not _only_its_class_was_open(before, second):
+                assert after["outcome"] not in CLEAR, (
+                    f"{regime} on {on}: raising {'.'.join(map(str, path))} from {was!r} to "
+                    f"{value!r} turned {before['outcome']} into {after['outcome']}")
