@@ -137,3 +137,25 @@ def test_a_tpp_its_own_tops_and_bit_length_contradict_is_set_aside(rules: RuleSe
     d = determine(_order({"model": "H100 SXM", "made_in": "TW",
                           "chip": {"tops": 100, "bit_length": 8}}), rules, ON)
     assert "15832" in _question(d, "item.chip.tpp")
+
+
+def test_an_eccn_set_aside_is_not_settled_by_the_chip_figures(rules: RuleSet) -> None:
+    # An EUV scanner's model with a chip's figures and another ECCN: the catalogue set the
+    # ECCN aside, then the memory bandwidth density classified the item 3A090.c and the
+    # order was cleared for the Netherlands. The figures are a third account of what the
+    # item is; they do not settle which of the two ECCNs is right.
+    item = {"model": "TWINSCAN EXE:5000", "kind": "chip", "made_in": "US", "eccn": "3A001",
+            "chip": {"tpp": 0, "memory_bandwidth_density_gbps_per_mm2": 5}}
+    d = determine(_order(item, to="NL"), rules, date(2024, 12, 2))
+    us = d["jurisdictions"]["US"]
+    assert us["outcome"] == "undetermined"
+    assert d["classification"]["eccn"] is None
+    assert any("set aside" in s["result"] and "3A090.c" in s["result"]
+               for s in d["classification"]["trace"])
+    question = _question(d, "item.eccn")
+    assert "3A001" in question and "TWINSCAN EXE:5000" in question
+    # the same figures with no model classify the item, as before
+    del item["model"]
+    del item["eccn"]
+    d = determine(_order(item, to="NL"), rules, date(2024, 12, 2))
+    assert d["classification"]["eccn"] == "3A090.c"

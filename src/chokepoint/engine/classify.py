@@ -229,6 +229,14 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
             trace.append({"rule": "classification", "result":
                           f"the given ECCN {given} is consistent with the specifications"
                           + ("" if decided else " as far as they are given")})
+    elif derived is not None and fields_among(txn, ["item.eccn"]):
+        # the ECCN given was set aside as contradicting the catalogue for the named model:
+        # the specifications are a third account, and do not settle which one is right
+        trace.append({"rule": "classification", "result":
+                      f"the specifications show {derived}, but the ECCN given was set aside "
+                      "as contradicting the catalogue for the named model; the ECCN is "
+                      "left unknown"})
+        unknowns = [Unknown("item.eccn", None, "classification")]
     elif derived is not None:
         eccn = derived
         unknowns = []
