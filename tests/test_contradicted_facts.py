@@ -7,15 +7,19 @@ controlled."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import chokepoint.rules
 from chokepoint.engine import determine
 from chokepoint.engine.classify import classify_item
+from chokepoint.rules.loader import read_rule_tree, rules_from_bytes
 from chokepoint.rules.ruleset import RuleSet
 
 ON = date(2025, 6, 1)
+DATA_DIR = Path(chokepoint.rules.__file__).parent / "data"
 
 
 def _order(item: dict[str, Any], to: str = "CN", sent_from: str = "US") -> dict[str, Any]:
@@ -139,23 +143,30 @@ def test_a_tpp_its_own_tops_and_bit_length_contradict_is_set_aside(rules: RuleSe
     assert "15832" in _question(d, "item.chip.tpp")
 
 
-def test_an_eccn_set_aside_is_not_settled_by_the_chip_figures(rules: RuleSet) -> None:
-    # An EUV scanner's model with a chip's figures and another ECCN: the catalogue set the
-    # ECCN aside, then the memory bandwidth density classified the item 3A090.c and the
-    # order was cleared for the Netherlands. The figures are a third account of what the
-    # item is; they do not settle which of the two ECCNs is right.
-    item = {"model": "TWINSCAN EXE:5000", "kind": "chip", "made_in": "US", "eccn": "3A001",
-            "chip": {"tpp": 0, "memory_bandwidth_density_gbps_per_mm2": 5}}
-    d = determine(_order(item, to="NL"), rules, date(2024, 12, 2))
-    us = d["jurisdictions"]["US"]
-    assert us["outcome"] == "undetermined"
+def test_an_eccn_set_aside_is_not_settled_by_the_chip_figures() -> None:
+    # A catalogue entry that states an ECCN (tools do; this test gives one to a chip), and
+    # an order that gives another: both are set aside. The chip's figures then show a
+    # class, but they are a third account of the item, not a ruling between the two.
+    raw = read_rule_tree(DATA_DIR)
+    path = "catalogue/chips.yaml"
+    text = raw[path].decode()
+    anchor = "  description: A100 variant for China with 400 GB/s interconnect\n"
+    assert anchor in text
+    raw[path] = text.replace(anchor, anchor + (
+        "  versions:\n"
+        "  - from: '2023-11-17'\n"
+        "    eccn: 3A090.a\n"
+        "    citation: {ref: a test's own entry, effective: '2023-11-17', "
+        "evidence: unverified, source: this test}\n")).encode()
+    rules = rules_from_bytes(raw)
+    item = {"model": "A800", "made_in": "TW", "eccn": "4A994"}
+    d = determine(_order(item), rules, ON)
+    assert d["jurisdictions"]["US"]["outcome"] == "undetermined"
     assert d["classification"]["eccn"] is None
-    assert any("set aside" in s["result"] and "3A090.c" in s["result"]
-               for s in d["classification"]["trace"])
+    assert any("the specifications show 3A090.a.1, but the ECCN given was set aside"
+               in s["result"] for s in d["classification"]["trace"])
     question = _question(d, "item.eccn")
-    assert "3A001" in question and "TWINSCAN EXE:5000" in question
-    # the same figures with no model classify the item, as before
-    del item["model"]
-    del item["eccn"]
-    d = determine(_order(item, to="NL"), rules, date(2024, 12, 2))
-    assert d["classification"]["eccn"] == "3A090.c"
+    assert "4A994" in question and "3A090.a" in question and "A800" in question
+    # with no ECCN given, the catalogue's ECCN stands and the figures refine it
+    d = determine(_order({"model": "A800", "made_in": "TW"}), rules, ON)
+    assert d["classification"]["eccn"] == "3A090.a.1"

@@ -430,6 +430,15 @@ def _only_its_class_was_open(before: dict[str, Any], second: dict[str, Any]) -> 
                 and all("rules:" in str(s["result"]) for s in still_open))
 
 
+def _classified_by(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether the raised figure took an item that every classification paragraph had
+    decided against (its ECCN was asked: it may be any other) into a paragraph."""
+    before, after = first.get("classification"), second.get("classification")
+    return bool(before and after and before["eccn"] is None and after["eccn"]
+                and not any(str(s["result"]).startswith("cannot be decided")
+                            for s in before["trace"]))
+
+
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(wide_transaction, st.sampled_from(DATES))
@@ -439,8 +448,9 @@ def test_a_faster_chip_more_us_content_or_a_us_person_never_clears(
     node facility, US person or US-person support from false to true, never clears an order
     that was not cleared, in any regime. (Where the raised figure ends a contradiction - it
     now matches the catalogue or the chip's own TOPS - the other side decides, as when a
-    fact is removed; and where the answer was open only on the item's class, for the ECCNs
-    whose requirements are not encoded, and the raised figure classifies the item.)"""
+    fact is removed; where it classifies an item that every paragraph had decided
+    against; and where the answer was open only on the item's class, for the ECCNs whose
+    requirements are not encoded, and the raised figure classifies the item.)"""
     validate_transaction(txn, 0)
     first = determine(txn, RULES, on)
     for path, value in _raised(txn):
@@ -452,6 +462,8 @@ def test_a_faster_chip_more_us_content_or_a_us_person_never_clears(
         second = determine(more, RULES, on)
         if not _contradictions(first) <= _contradictions(second):
             continue  # (a contradiction resolved: the other side decides)
+        if _classified_by(first, second):
+            continue  # (the ECCN asked is now known)
         for regime, before in first["jurisdictions"].items():
             after = second["jurisdictions"][regime]
             if before["outcome"] not in CLEAR and not _only_its_class_was_open(before, second):
