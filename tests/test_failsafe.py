@@ -404,14 +404,13 @@ RAISED: dict[tuple[str, ...], list[Any]] = {
 def _raised(txn: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
     """Each fact of RAISED that is given, with the next value up and the largest."""
     out: list[tuple[tuple[Any, ...], Any]] = []
-    places = [(path, values) for path, values in RAISED.items()]
-    places += [(("parties", i, "at_advanced_node_facility"), [False, True])
-               for i in range(len(txn.get("parties") or []))]
+    places = [*RAISED.items(), *((("parties", i, "at_advanced_node_facility"), [False, True])
+                                 for i in range(len(txn.get("parties") or [])))]
     for path, values in places:
         node: Any = txn
         for key in path:
-            node = node[key] if isinstance(node, (dict, list)) and (
-                isinstance(node, list) or key in node) else None
+            node = node.get(key) if isinstance(node, dict) else (
+                node[key] if isinstance(node, list) else None)
         if node is None:
             continue
         above = [v for v in values if v > node]

@@ -187,7 +187,7 @@ def classify(txn: dict[str, Any], snap: Snapshot, regime: str, assertions: froze
     if rivals:
         trace.append({"rule": "classification", "result":
                       f"{derived} is met, but {', '.join(rivals)} cannot be decided yet and "
-                      f"would be taken over it: the class is left open until the facts "
+                      "would be taken over it: the class is left open until the facts "
                       "asked are given"})
         derived = None
     decided = derived is not None or not unknowns
