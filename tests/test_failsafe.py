@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,24 @@ def _contradictions(determination: dict[str, Any]) -> set[str]:
             or "cannot be checked" in str(s["result"])}
 
 
+def _never_cleared(first: dict[str, Any], second: dict[str, Any], change: str, on: date,
+                   excused: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None
+                   ) -> None:
+    """No regime that had not cleared the order (a licence or an open question) clears it
+    after the change, and no item subject to a regime becomes not subject - unless
+    `excused(regime's answer before, determination after)` excuses it."""
+    for regime, before in first["jurisdictions"].items():
+        after = second["jurisdictions"].get(regime)
+        assert after is not None, f"{regime}: {change} dropped the regime"
+        if excused and excused(before, second):
+            continue
+        said = f"{regime} on {on}: {change} turned {before['outcome']} into {after['outcome']}"
+        if before["outcome"] not in CLEAR:
+            assert after["outcome"] not in CLEAR, said
+        if before["subject"] is True:
+            assert after["subject"] is not False, said + " (made the item not subject)"
+
+
 def _check_removals(txn: dict[str, Any], on: date) -> None:
     """Make each fact unknown in turn; no regime's answer may clear."""
     validate_transaction(txn, 0)
@@ -268,19 +287,7 @@ def _check_removals(txn: dict[str, Any], on: date) -> None:
             continue  # (one side of a contradiction removed: the other decides)
         if _filled_back(reduced, path, on):
             continue  # (the catalogue's value replaces the one given)
-        where = ".".join(map(str, path))
-        for regime, before in first["jurisdictions"].items():
-            after = second["jurisdictions"].get(regime)
-            assert after is not None, f"{regime}: removing {where} dropped the regime"
-            said = f"{regime} on {on}: removing {where} turned {before['outcome']} into " \
-                   f"{after['outcome']}"
-            if before["outcome"] not in CLEAR:
-                assert after["outcome"] not in CLEAR, said
-            if before["subject"] is True:
-                assert after["subject"] is not False, said + " (made the item not subject)"
-            if before["outcome"] == "license_required":
-                # a licence stays required, or the answer becomes an open question
-                assert after["outcome"] in ("license_required", "undetermined"), said
+        _never_cleared(first, second, f"removing {'.'.join(map(str, path))}", on)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -336,9 +343,18 @@ def addition(draw: Any) -> tuple[tuple[str, ...], Any]:
     """Where a known list gets one more element, and the element."""
     where = draw(st.sampled_from([("parties",), ("end_uses",),
                                   ("item", "us_content", "incorporated_us_items"),
-                                  *(("item", "us_technology", k) for k in TECH_LISTS)]))
+                                  *(("item", "us_technology", k) for k in TECH_LISTS),
+                                  *(("parties", i, "designations") for i in range(3)),
+                                  *(("parties", i, "designations", 0, "footnotes")
+                                    for i in range(3))]))
     if where == ("parties",):
         return where, draw(wide_party)
+    if where[-1] == "designations":
+        return where, draw(st.fixed_dictionaries(
+            {"list": st.just("entity_list")},
+            optional={"footnotes": st.lists(st.sampled_from([1, 2, 3, 4, 5]), max_size=2)}))
+    if where[-1] == "footnotes":
+        return where, draw(st.sampled_from([1, 2, 3, 4, 5]))
     if where == ("end_uses",):
         return where, draw(st.sampled_from(END_USES))
     if where[-1] == "incorporated_us_items":
@@ -352,25 +368,21 @@ def addition(draw: Any) -> tuple[tuple[str, ...], Any]:
 @given(wide_transaction, addition(), st.sampled_from(DATES))
 def test_one_more_party_end_use_or_us_input_never_clears(
         txn: dict[str, Any], added: tuple[tuple[str, ...], Any], on: date) -> None:
-    """Parties, end uses, US parts and US technology only ever add restrictions: an order
-    with one more never clears where the order without it did not."""
+    """Parties, end uses, US parts and US technology, a party's Entity List designations
+    and an entry's footnotes only ever add restrictions: an order with one more never
+    clears where the order without it did not."""
     where, element = added
     more = copy.deepcopy(txn)
     node: Any = more
     for key in where:
-        node = node.get(key) if isinstance(node, dict) else None
+        node = node.get(key) if isinstance(node, dict) else (
+            node[key] if isinstance(node, list) and key < len(node) else None)
     if not isinstance(node, list) or element in node:
         return  # (unknown, or there already: nothing is added)
     node.append(element)
     validate_transaction(more, 0)
-    first = determine(txn, RULES, on)["jurisdictions"]
-    second = determine(more, RULES, on)["jurisdictions"]
-    for regime, before in first.items():
-        after = second[regime]
-        if before["outcome"] not in CLEAR:
-            assert after["outcome"] not in CLEAR, (
-                f"{regime} on {on}: adding {element!r} to {'.'.join(where)} turned "
-                f"{before['outcome']} into {after['outcome']}")
+    _never_cleared(determine(txn, RULES, on), determine(more, RULES, on),
+                   f"adding {element!r} to {'.'.join(map(str, where))}", on)
 
 
 def test_a_part_not_yet_classified_is_asked_by_744_23_a_4_not_cleared() -> None:
@@ -392,7 +404,8 @@ def test_a_part_not_yet_classified_is_asked_by_744_23_a_4_not_cleared() -> None:
 
 # facts where a larger figure, or true for false, only ever makes an order more controlled:
 # a faster chip, more controlled US content, a datacenter chip, a fab known to be
-# advanced-node, a US person or US-person support
+# advanced-node, a US person or US-person support (and, in `_raised`, an item known not to
+# be on a regime's list found to be listed there)
 RAISED: dict[tuple[str, ...], list[Any]] = {
     **{("item", "chip", name): values for name, values in RISING.items()},
     ("item", "us_content", "controlled_share"): SHARES,
@@ -415,6 +428,10 @@ def _raised(txn: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
             continue
         above = [v for v in values if v > node]
         out += [(path, v) for v in {above[0], above[-1]}] if above else []
+    # an item known not to be on a regime's list (null) found to be listed there
+    listings = (txn.get("item") or {}).get("national_classifications") or {}
+    out += [(("item", "national_classifications", regime), "listed")
+            for regime, listing in listings.items() if listing is None]
     return out
 
 
@@ -444,8 +461,9 @@ def _classified_by(first: dict[str, Any], second: dict[str, Any]) -> bool:
 def test_a_faster_chip_more_us_content_or_a_us_person_never_clears(
         txn: dict[str, Any], on: date) -> None:
     """Raising a chip's figure or the controlled US share, or turning datacenter, advanced-
-    node facility, US person or US-person support from false to true, never clears an order
-    that was not cleared, in any regime. (Where the raised figure ends a contradiction - it
+    node facility, US person or US-person support from false to true, or an item known not
+    to be on a regime's list found to be listed there, never clears an order that was not
+    cleared, in any regime. (Where the raised figure ends a contradiction - it
     now matches the catalogue or the chip's own TOPS - the other side decides, as when a
     fact is removed; where it classifies an item that every paragraph had decided
     against; and where the answer was open only on the item's class, for the ECCNs whose
@@ -463,9 +481,53 @@ def test_a_faster_chip_more_us_content_or_a_us_person_never_clears(
             continue  # (a contradiction resolved: the other side decides)
         if _classified_by(first, second):
             continue  # (the ECCN asked is now known)
-        for regime, before in first["jurisdictions"].items():
-            after = second["jurisdictions"][regime]
-            if before["outcome"] not in CLEAR and not _only_its_class_was_open(before, second):
-                assert after["outcome"] not in CLEAR, (
-                    f"{regime} on {on}: raising {'.'.join(map(str, path))} from {was!r} to "
-                    f"{value!r} turned {before['outcome']} into {after['outcome']}")
+        _never_cleared(first, second,
+                       f"raising {'.'.join(map(str, path))} from {was!r} to {value!r}", on,
+                       excused=_only_its_class_was_open)
+
+
+def _shuffled(node: Any, rnd: Any) -> Any:
+    """The same facts with every list in another order."""
+    if isinstance(node, dict):
+        return {k: _shuffled(v, rnd) for k, v in node.items()}
+    if isinstance(node, list):
+        out = [_shuffled(v, rnd) for v in node]
+        rnd.shuffle(out)
+        return out
+    return node
+
+
+def _answer(regime: dict[str, Any]) -> dict[str, Any]:
+    """What a regime decided, with no regard to the order the facts were given in."""
+    return {"outcome": regime["outcome"], "subject": regime["subject"],
+            "basis": sorted(b["rule"] for b in regime["basis"]),
+            # (the review policy's note names the listed parties in the order given)
+            "requirements": sorted((r["rule"], str(r.get("review_policy")))
+                                   for r in regime["license_requirements"]),
+            "exceptions": sorted(map(str, regime["license_exceptions"])),
+            # (a question about a list's element names its place in the list)
+            "missing": sorted((re.sub(r"\[\d+\]", "[]", m["field"]),
+                               tuple(sorted(m.get("rules") or [])))
+                              for m in regime["missing_facts"])}
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(wide_transaction, st.sampled_from(DATES), st.randoms(use_true_random=False))
+def test_the_order_facts_are_listed_in_never_changes_the_answer(
+        txn: dict[str, Any], on: date, rnd: Any) -> None:
+    """Parties, end uses, designations, footnotes, US parts, US technology and assertions
+    are sets in law: no rule may turn on which one comes first. Every list given in
+    another order gives the same outcome, rules, review policies, licence exceptions and
+    questions in every regime."""
+    validate_transaction(txn, 0)
+    other = _shuffled(txn, rnd)
+    first = determine(txn, RULES, on)
+    second = determine(other, RULES, on)
+    assert first["outcome"] == second["outcome"]
+    assert first["classification"] == second["classification"] or (
+        first["classification"] and second["classification"]
+        and first["classification"]["eccn"] == second["classification"]["eccn"])
+    for regime, before in first["jurisdictions"].items():
+        assert _answer(before) == _answer(second["jurisdictions"][regime]), (
+            f"{regime} on {on}: the answer changed with the order of the lists")
