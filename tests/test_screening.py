@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from chokepoint.engine import determine
 from chokepoint.rules.ruleset import RuleSet
 from chokepoint.screening.lists import ListEntry, ListFormatError, load_list
 from chokepoint.screening.match import MATCH, REVIEW, ScreeningIndex
@@ -504,3 +505,72 @@ def test_a_names_file_in_another_encoding_is_read_in_it_or_refused(tmp_path: Pat
     assert found.returncode == 0, found.stderr
     smic = "q1,中芯国际集成电路制造有限公司,entity_list,smic,"
     assert found.stdout.splitlines()[1].startswith(smic)
+
+
+@needs_shared
+def test_an_entity_list_row_without_footnote_marks_leaves_its_footnotes_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Consolidated Screening List row need not show an entry's footnotes (CETC 13's row
+    writes footnote 3 as a plain digit after '734.9(g),'), so a row without a mark read as
+    'no footnotes' would drop the foreign direct product rules. It is read as unknown; the
+    other lists carry no footnotes. An entry stored by an earlier import with none is read
+    the same way."""
+    from chokepoint.screening import service
+
+    entries = load_list(DATA / "csl_samples" / "csl_sample_2025.csv")
+    (cetc,) = [e for e in entries if e.list == "entity_list"]
+    assert cetc.footnotes is None and "734.9(g),3" in cetc.extra["license_requirement"]
+    assert all(e.footnotes == () for e in entries if e.list != "entity_list")
+    monkeypatch.setenv("CHOKEPOINT_DATA_DIR", str(tmp_path))
+    service.import_list(DATA / "csl_samples" / "csl_sample_2025.csv")
+    (stored,) = (tmp_path / "lists").glob("*.json")
+    record = json.loads(stored.read_text())
+    assert [e["footnotes"] for e in record["entries"] if e["list"] == "entity_list"] == [None]
+    for e in record["entries"]:
+        if e["list"] == "entity_list":
+            e["footnotes"] = []  # (as an import before this reading stored it)
+    stored.write_text(json.dumps(record))
+    (read,) = [e for r in service.imported_lists() for e in r["entries"]
+               if e.list == "entity_list"]
+    assert read.footnotes is None
+
+
+def test_a_party_matched_on_several_lists_is_designated_on_each(rules: RuleSet) -> None:
+    """Every list in the match band designates the party, not the best hit's alone; the
+    Entity List's footnotes are those of every entry matched, unknown (left out) where one
+    list does not show them. Before, a party on the SDN list and the Entity List was given
+    the SDN designation only, and one matched first to a list row without footnotes was
+    given none: a Taiwanese 3B993 tool for Fujian Jinhua (footnote 5) was then 'not
+    subject' to the EAR."""
+    on = date(2025, 10, 20)
+    name = "Fujian Jinhua Integrated Circuit Company, Ltd."
+    sdn = ListEntry(list="sdn", entry_id="sdn-x", name=name, source="test")
+    unshown = ListEntry(list="entity_list", entry_id="csl-x", name=name, footnotes=None,
+                        source="test")
+    shown = ListEntry(list="entity_list", entry_id="csl-y", name=name, footnotes=(5,),
+                      source="test")
+    txn: dict[str, Any] = {
+        "from_country": "TW", "to_country": "CN", "us_person_support": False,
+        "exporter": {"name": "Example Taiwan Toolmaker (invented)", "country": "TW",
+                     "headquartered_in": "TW", "is_us_person": False},
+        "item": {"eccn": "3B993.o", "made_in": "TW",
+                 "us_content": {"controlled_share": 0.0, "incorporated_us_items": []},
+                 "us_technology": {"direct_product_of": [], "plant_direct_product_of": [],
+                                   "contains_ic_made_by_plant_direct_product_of": ["3E001"]}},
+        "parties": [{"role": "end_user", "name": name, "country": "CN",
+                     "at_advanced_node_facility": False}],
+        "end_uses": ["ic_development_or_production_other"]}
+
+    def designated(entries: list[ListEntry]) -> tuple[list[dict[str, Any]], str]:
+        out, _, _ = screen_parties(txn, Screener(entries, complete_until=on), on)
+        us = determine(out, rules, on)["jurisdictions"]["US"]
+        return out["parties"][0]["designations"], us["outcome"]
+
+    assert designated([sdn, shown]) == ([{"list": "sdn"},
+                                         {"list": "entity_list", "footnotes": [5]}],
+                                        "license_required")
+    # one list does not show the footnotes: unknown, asked; the snapshot's entry, matched
+    # too, gives them
+    assert designated([shown, unshown]) == ([{"list": "entity_list"}], "undetermined")
+    found, outcome = designated([unshown, *snapshot_entries(rules, on)])
+    assert found == [{"list": "entity_list"}] and outcome == "license_required"

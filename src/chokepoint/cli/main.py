@@ -262,7 +262,8 @@ def screen(
         writer = csv_mod.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "footnotes": ";".join(map(str, r["footnotes"]))})
+            writer.writerow({**r, "footnotes": "unknown" if r["footnotes"] is None
+                             else ";".join(map(str, r["footnotes"]))})
     else:
         if not rows:
             sys.stdout.write("no hit at or above the threshold\n")
@@ -270,7 +271,9 @@ def screen(
             sys.stdout.write(
                 f"{r['score']:.2f} {r['band']:6s} {r['list']}: {r['name']} "
                 f"(matched '{r['matched_name']}'; entry {r['entry_id']}"
-                + (f"; footnotes {r['footnotes']}" if r["footnotes"] else "") + ")\n"
+                + (f"; footnotes {r['footnotes']}" if r["footnotes"] else
+                   "; footnotes not shown by the list" if r["footnotes"] is None else "")
+                + ")\n"
                 + "".join(f"     {e}\n" for e in r["evidence"])
                 + (f"     unmatched: {', '.join(r['unmatched_query_tokens'])}\n"
                    if r["unmatched_query_tokens"] else ""))

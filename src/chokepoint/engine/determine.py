@@ -85,7 +85,9 @@ def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
     A party found gets the entry's designation when its designations are unknown (null)
     or do not name the Entity List: a party the rule data lists under its exact name is
     never cleared by an input saying it is not listed (an export filling a default
-    ``none``). One not found keeps what it was given (null: unknown - the engine then
+    ``none``). Nor by one giving it fewer footnotes than the entry carries (a screening
+    list that does not show them, an older list): the entry's footnotes are added to
+    those given. One not found keeps what it was given (null: unknown - the engine then
     asks). Every party found brings its entry's review policy.
     """
     parties = txn.get("parties")
@@ -115,8 +117,30 @@ def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                       "citation": version.citation.short()}
         party["entity_list_entry"] = {"id": entry.id, "rff": version.rff}
         given = party.get("designations")
-        if given is None or not any(isinstance(d, dict) and d.get("list") == "entity_list"
-                                    for d in given):
+        listed = [d for d in given or ()
+                  if isinstance(d, dict) and d.get("list") == "entity_list"]
+        # (footnotes not given, or fewer than the entry carries)
+        short = [d for d in listed if d.get("footnotes") is None
+                 or not set(version.footnotes) <= set(d["footnotes"])]
+        if short:
+            party["designations"] = [
+                {**d, "footnotes": sorted({*(d.get("footnotes") or ()), *version.footnotes})}
+                if d in short else d for d in given or ()]
+            steps.append({
+                "rule": snap.rules.entity_rule[regime],
+                "role": "definition",
+                "citation": version.citation.short(),
+                "question": f"Which footnotes does {party.get('name')}'s Entity List entry "
+                            "carry?",
+                "result": f"parties[{i}] matches the entry '{entry.name}' by exact name "
+                          f"(footnotes {list(version.footnotes)}); the input gave "
+                          + ", ".join("none" if d.get("footnotes") is None
+                                      else str(d["footnotes"]) for d in short)
+                          + ": the entry's footnotes are added (a party is not cleared by "
+                            "fewer footnotes than its entry carries)",
+                "evidence": version.citation.evidence,
+            })
+        elif not listed:
             party["designations"] = [*(given or ()), {"list": "entity_list",
                                                       "footnotes": list(version.footnotes)}]
             said = ("" if given is None else

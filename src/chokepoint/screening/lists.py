@@ -32,7 +32,9 @@ class ListEntry:
     aliases: tuple[str, ...] = ()
     country: str | None = None
     addresses: tuple[str, ...] = ()
-    footnotes: tuple[int, ...] = ()
+    # An Entity List entry's footnotes (Supp. No. 4 to part 744); None where the list file
+    # does not show them (a Consolidated Screening List row without a footnote mark)
+    footnotes: tuple[int, ...] | None = ()
     programs: str = ""
     start_date: str | None = None
     end_date: str | None = None
@@ -79,13 +81,18 @@ def _address_country(addresses: list[str]) -> str | None:
     return None
 
 
-def _footnotes(*texts: str) -> tuple[int, ...]:
+def _footnotes(listed: str, *texts: str) -> tuple[int, ...] | None:
+    """The footnotes a row's texts mark. For an Entity List row that marks none: unknown,
+    not "none" - the file need not carry the marks, and a footnote brings the foreign
+    direct product rules (§ 734.9(e)) that can make a foreign-made item subject."""
     found = {n for t in texts for mark, n in _FOOTNOTE_MARKS.items() if mark in (t or "")}
     for t in texts:
         low = (t or "").lower()
         for n in range(1, 6):
             if f"footnote {n}" in low:
                 found.add(n)
+    if not found and listed == "entity_list":
+        return None
     return tuple(sorted(found))
 
 
@@ -135,14 +142,15 @@ def load_csl_csv(path: Path) -> list[ListEntry]:
             raise ListFormatError(f"{path}: line {line}: empty name")
         addresses = list(_split(r["addresses"]))
         source = r["source"].strip()
+        listed = _list_name(source)
         entries.append(ListEntry(
-            list=_list_name(source),
+            list=listed,
             entry_id=r.get("_id") or r["entity_number"] or f"{path.name}:{line}",
             name=name,
             aliases=_split(r["alt_names"]),
             country=_address_country(addresses),
             addresses=tuple(addresses),
-            footnotes=_footnotes(r["license_requirement"], r["license_policy"], name),
+            footnotes=_footnotes(listed, r["license_requirement"], r["license_policy"], name),
             programs=r["programs"],
             start_date=r["start_date"] or None,
             end_date=r["end_date"] or None,
@@ -178,11 +186,12 @@ def load_csl_json(path: Path) -> list[ListEntry]:
                 country = _country_code(str(a["country"]))
                 break
         source = str(r.get("source", ""))
+        listed = _list_name(source)
         entries.append(ListEntry(
-            list=_list_name(source), entry_id=str(r.get("id") or r.get("_id") or i),
+            list=listed, entry_id=str(r.get("id") or r.get("_id") or i),
             name=str(r["name"]).strip(), aliases=tuple(str(a) for a in r.get("alt_names") or []),
             country=country, addresses=tuple(addresses),
-            footnotes=_footnotes(str(r.get("license_requirement") or ""),
+            footnotes=_footnotes(listed, str(r.get("license_requirement") or ""),
                                  str(r.get("license_policy") or "")),
             programs=";".join(r.get("programs") or []), start_date=r.get("start_date"),
             end_date=r.get("end_date"), source=source))

@@ -79,7 +79,8 @@ class Hit:
         return {
             "list": e.list, "entry_id": e.entry_id, "name": e.name,
             "matched_name": self.matched_name, "score": round(self.score, 4),
-            "band": self.band, "country": e.country, "footnotes": list(e.footnotes),
+            "band": self.band, "country": e.country,
+            "footnotes": None if e.footnotes is None else list(e.footnotes),
             "source": e.source,
             "matched_tokens": [{"query": q, "name": n, "similarity": round(s, 3)}
                                for q, n, s in self.matched_tokens],

@@ -25,6 +25,7 @@ from chokepoint.screening.lists import ListEntry, load_list
 from chokepoint.screening.match import MATCH, REVIEW, Hit, ScreeningIndex
 
 COMPLETE_FORMATS = ("csl_csv", "csl_json")
+SNAPSHOT = "chokepoint curated Entity List snapshot"  # the source of the rule data's entries
 
 
 def data_dir() -> Path:
@@ -48,7 +49,7 @@ def snapshot_entries(rules: RuleSet, on: date) -> list[ListEntry]:
                                  addresses=tuple(e.addresses),
                                  footnotes=tuple(version.footnotes),
                                  start_date=version.from_.isoformat(),
-                                 source="chokepoint curated Entity List snapshot"))
+                                 source=SNAPSHOT))
     return out
 
 
@@ -96,6 +97,16 @@ def import_list(path: Path, today: date | None = None, current_on: date | None =
                                                                   "stored_at": str(out)}
 
 
+def _stored_footnotes(entry: dict[str, Any]) -> tuple[int, ...] | None:
+    """An imported entry's footnotes as stored. An Entity List entry stored with none was
+    imported before a list row without footnote marks was read as "not shown" (lists.py):
+    it is read so now, as if imported again."""
+    notes = entry["footnotes"]
+    if notes is None or (not notes and entry["list"] == "entity_list"):
+        return None
+    return tuple(notes)
+
+
 def imported_lists() -> list[dict[str, Any]]:
     folder = data_dir() / "lists"
     if not folder.exists():
@@ -105,7 +116,7 @@ def imported_lists() -> list[dict[str, Any]]:
         record = json.loads(f.read_text())
         record["entries"] = [ListEntry(**{**e, "aliases": tuple(e["aliases"]),
                                           "addresses": tuple(e["addresses"]),
-                                          "footnotes": tuple(e["footnotes"])})
+                                          "footnotes": _stored_footnotes(e)})
                              for e in record["entries"]]
         records.append(record)
     return records
@@ -209,11 +220,11 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
             hits_out.append({"party_index": i, "party": party["name"], **h.as_dict()})
         best = hits[0] if hits else None
         if best is not None and best.score >= MATCH:
-            designation: dict[str, Any] = {"list": best.entry.list}
-            if best.entry.list == "entity_list":
-                designation["footnotes"] = list(best.entry.footnotes)
-                party["screened_entry_id"] = best.entry.entry_id
-            party["designations"] = [designation]
+            party["designations"] = _designations([h for h in hits if h.score >= MATCH])
+            snapshot = [h.entry.entry_id for h in hits if h.score >= MATCH
+                        and h.entry.list == "entity_list" and h.entry.source == SNAPSHOT]
+            if snapshot:
+                party["screened_entry_id"] = snapshot[0]
         elif best is not None:
             review[i] = (f"Is {party['name']} the listed '{best.entry.name}' "
                          f"({best.entry.list}, matched '{best.matched_name}' at "
@@ -221,6 +232,26 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
         elif screener.can_clear(on):
             party["designations"] = []
     return out, hits_out, review
+
+
+def _designations(matched: list[Hit]) -> list[dict[str, Any]]:
+    """A party's designations from its hits in the match band: every list it matched, not
+    only the best hit's (a party on the SDN list and the Entity List is on both). The Entity
+    List's footnotes are those of every entry matched; unknown if one does not show them."""
+    out: dict[str, dict[str, Any]] = {}
+    for h in matched:
+        designation = out.setdefault(h.entry.list, {"list": h.entry.list})
+        if h.entry.list != "entity_list":
+            continue
+        notes = designation.get("footnotes", [])
+        if h.entry.footnotes is None or notes is None:
+            designation["footnotes"] = None
+        else:
+            designation["footnotes"] = sorted({*notes, *h.entry.footnotes})
+    for designation in out.values():
+        if designation.get("footnotes", 0) is None:
+            del designation["footnotes"]  # (absent: unknown - the engine asks)
+    return list(out.values())
 
 
 _SCREENERS: dict[tuple[Any, ...], Screener] = {}
