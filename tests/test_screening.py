@@ -574,3 +574,30 @@ def test_a_party_matched_on_several_lists_is_designated_on_each(rules: RuleSet) 
     assert designated([shown, unshown]) == ([{"list": "entity_list"}], "undetermined")
     found, outcome = designated([unshown, *snapshot_entries(rules, on)])
     assert found == [{"list": "entity_list"}] and outcome == "license_required"
+
+
+def test_a_possible_entry_that_would_add_to_a_match_keeps_the_designations_unknown(
+        rules: RuleSet) -> None:
+    """A party matched on one list, with a review-band hit on another list (or on an Entity
+    List entry with footnotes the matched entries lack), is asked about: its designations
+    stay unknown, and the question names both. Before, the match alone designated it, and
+    the possible Entity List entry (footnote 5) was dropped without a word."""
+    on = date(2025, 10, 20)
+    name = "中芯国际集成电路制造有限公司"
+    sdn = ListEntry(list="sdn", entry_id="sdn-x", name=name, source="test")
+    # without SMIC's own entry, the name matches SMIC Shenzhen (no footnotes) and may be
+    # SMIC Beijing (footnote 5)
+    others = [e for e in snapshot_entries(rules, on) if e.entry_id != "smic"]
+    txn = {"parties": [{"role": "end_user", "name": name}]}
+    for entries in ([sdn, *others], others):
+        out, hits, review = screen_parties(txn, Screener(entries, complete_until=on), on)
+        assert out["parties"][0].get("designations") is None
+        assert "smic-beijing" in {h["entry_id"] for h in hits if h["band"] == "review"}
+        assert "Semiconductor Manufacturing International (Beijing)" in review[0]
+        assert review[0].startswith(f"{name} matches ")
+    # with SMIC's entry (footnote 5) matched, the review-band entries add nothing
+    out, _, review = screen_parties(
+        txn, Screener([sdn, *snapshot_entries(rules, on)], complete_until=on), on)
+    assert out["parties"][0]["designations"] == [{"list": "sdn"},
+                                                 {"list": "entity_list", "footnotes": [5]}]
+    assert review == {}

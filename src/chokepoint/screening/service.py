@@ -218,17 +218,27 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
         hits = screener.screen(party["name"], party.get("country"))
         for h in hits[:3]:
             hits_out.append({"party_index": i, "party": party["name"], **h.as_dict()})
-        best = hits[0] if hits else None
-        if best is not None and best.score >= MATCH:
-            party["designations"] = _designations([h for h in hits if h.score >= MATCH])
-            snapshot = [h.entry.entry_id for h in hits if h.score >= MATCH
-                        and h.entry.list == "entity_list" and h.entry.source == SNAPSHOT]
+        matched = [h for h in hits if h.score >= MATCH]
+        designations = _designations(matched)
+        # a review-band hit that would add a list, or Entity List footnotes, to those
+        # matched: the designations stay unknown (a match on the SDN list must not hide a
+        # possible Entity List entry, nor one entry without footnotes another with them)
+        doubt = next((h for h in hits if h.score < MATCH
+                      and _adds_to(designations, h.entry)), None)
+        lists = {d["list"] for d in designations}
+        if matched and doubt is None:
+            party["designations"] = designations
+            snapshot = [h.entry.entry_id for h in matched
+                        if h.entry.list == "entity_list" and h.entry.source == SNAPSHOT]
             if snapshot:
                 party["screened_entry_id"] = snapshot[0]
-        elif best is not None:
-            review[i] = (f"Is {party['name']} the listed '{best.entry.name}' "
-                         f"({best.entry.list}, matched '{best.matched_name}' at "
-                         f"{best.score:.2f})? Answer with its designations, or [] if not.")
+        elif doubt is not None:
+            said = (f"{party['name']} matches '{matched[0].entry.name}' "
+                    f"({', '.join(sorted(lists))}). " if matched else "")
+            review[i] = (f"{said}Is {party['name']} the listed '{doubt.entry.name}' "
+                         f"({doubt.entry.list}, matched '{doubt.matched_name}' at "
+                         f"{doubt.score:.2f})? Answer with all its designations, or [] if "
+                         "none.")
         elif screener.can_clear(on):
             party["designations"] = []
     return out, hits_out, review
@@ -252,6 +262,17 @@ def _designations(matched: list[Hit]) -> list[dict[str, Any]]:
         if designation.get("footnotes", 0) is None:
             del designation["footnotes"]  # (absent: unknown - the engine asks)
     return list(out.values())
+
+
+def _adds_to(designations: list[dict[str, Any]], entry: ListEntry) -> bool:
+    """Whether being this entry would add to the designations: another list, or Entity List
+    footnotes they do not hold (unknown footnotes are asked about in any case)."""
+    same = next((d for d in designations if d["list"] == entry.list), None)
+    if same is None:
+        return True
+    if entry.list != "entity_list" or "footnotes" not in same:
+        return False
+    return entry.footnotes is None or not set(entry.footnotes) <= set(same["footnotes"])
 
 
 _SCREENERS: dict[tuple[Any, ...], Screener] = {}
