@@ -26,6 +26,7 @@ from chokepoint.contract import validate_transaction
 from chokepoint.engine import determine
 from chokepoint.engine.catalogue import apply_catalogue
 from chokepoint.rules.loader import default_rules
+from chokepoint.rules.names import normalise_name
 
 RULES = default_rules()
 COUNTRIES = ["US", "CN", "MO", "HK", "NL", "JP", "KR", "TW", "SG", "MY", "VN", "IL", "FR", "IR",
@@ -107,10 +108,12 @@ def figure(values: list[float]) -> st.SearchStrategy[Any]:
     return often(st.sampled_from(values))
 
 
+# parties the curated Entity List names (footnotes 1 and 2; none, then 5 from 2024-12-02)
+LISTED_NAMES = ["Huawei Technologies Co., Ltd.", "Fujian Jinhua Integrated Circuit Co., Ltd."]
 wide_party = st.fixed_dictionaries(
     {"role": st.sampled_from(["purchaser", "intermediate_consignee", "ultimate_consignee",
                               "end_user", "service_provider", "other"]),
-     "name": st.sampled_from(["Alpha Fab", "Beta Cloud", "Gamma Tools"]),
+     "name": st.sampled_from(["Alpha Fab", "Beta Cloud", "Gamma Tools", *LISTED_NAMES]),
      "country": often(st.sampled_from(COUNTRIES)),
      "headquartered_in": often(st.sampled_from(COUNTRIES)),
      "designations": often(st.lists(st.fixed_dictionaries(
@@ -245,6 +248,16 @@ def _filled_back(reduced: dict[str, Any], path: tuple[Any, ...], on: date) -> bo
     return node is not None
 
 
+def _listed_by_name(txn: dict[str, Any], path: tuple[Any, ...], on: date) -> bool:
+    """Whether the removed fact is a designation (or its footnotes) of a party the curated
+    Entity List names exactly, in force on the day: the entry then decides."""
+    if len(path) < 3 or path[0] != "parties" or path[2] != "designations":
+        return False
+    name = normalise_name(txn["parties"][path[1]]["name"])
+    return any(normalise_name(e.name) == name and e.version_on(on) is not None
+               for e in RULES.entities.get("US", []))
+
+
 def _contradictions(determination: dict[str, Any]) -> set[str]:
     """What was set aside as contradicting another fact: an ECCN the specifications
     contradict or cannot check, a figure, kind, ECCN or listing the catalogue contradicts."""
@@ -287,6 +300,8 @@ def _check_removals(txn: dict[str, Any], on: date) -> None:
             continue  # (one side of a contradiction removed: the other decides)
         if _filled_back(reduced, path, on):
             continue  # (the catalogue's value replaces the one given)
+        if _listed_by_name(txn, path, on):
+            continue  # (the Entity List entry replaces the designation given)
         _never_cleared(first, second, f"removing {'.'.join(map(str, path))}", on)
 
 
