@@ -451,14 +451,19 @@ def _raised(txn: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
 
 
 def _only_its_class_was_open(before: dict[str, Any], second: dict[str, Any]) -> bool:
-    """Whether the only licence requirement a regime's answer left open was the one that
-    stands for the ECCNs whose requirements are not encoded (it asks a 'rules:' field),
-    and the raised figure classified the item: that requirement then has its ECCN."""
-    still_open = [s for s in before["trace"] if s.get("role") == "licence_requirement"
+    """Whether every licence requirement a regime's answer left open turned on the item's
+    ECCN (or stands for the ECCNs whose requirements are not encoded: it asks a 'rules:'
+    field), and the raised figure classified the item: those requirements then have its
+    ECCN. (An A100 to the Netherlands in September 2024, given a TPP and die area that the
+    catalogue contradicts, so both set aside, and TOPS that make a TPP of 1,600: it could be
+    3A090.a.2, or an ECCN that § 742.4(a)(5) or the unencoded rules reach; with more TOPS
+    it is 3A090.a.1, which needs no licence there.)"""
+    still_open = [str(s["result"]) for s in before["trace"]
+                  if s.get("role") == "licence_requirement"
                   and str(s["result"]).startswith("cannot be decided")]
     after = second.get("classification")
     return bool(still_open and after and after["eccn"]
-                and all("rules:" in str(s["result"]) for s in still_open))
+                and all("item.eccn" in r or "rules:" in r for r in still_open))
 
 
 def _classified_by(first: dict[str, Any], second: dict[str, Any]) -> bool:
