@@ -225,7 +225,6 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
         # possible Entity List entry, nor one entry without footnotes another with them)
         doubt = next((h for h in hits if h.score < MATCH
                       and _adds_to(designations, h.entry)), None)
-        lists = {d["list"] for d in designations}
         if matched and doubt is None:
             party["designations"] = designations
             snapshot = [h.entry.entry_id for h in matched
@@ -233,8 +232,9 @@ def screen_parties(txn: dict[str, Any], screener: Screener, on: date
             if snapshot:
                 party["screened_entry_id"] = snapshot[0]
         elif doubt is not None:
-            said = (f"{party['name']} matches '{matched[0].entry.name}' "
-                    f"({', '.join(sorted(lists))}). " if matched else "")
+            lists = ", ".join(sorted(d["list"] for d in designations))
+            said = f"{party['name']} matches '{matched[0].entry.name}' ({lists}). " \
+                if matched else ""
             review[i] = (f"{said}Is {party['name']} the listed '{doubt.entry.name}' "
                          f"({doubt.entry.list}, matched '{doubt.matched_name}' at "
                          f"{doubt.score:.2f})? Answer with all its designations, or [] if "
@@ -249,18 +249,16 @@ def _designations(matched: list[Hit]) -> list[dict[str, Any]]:
     only the best hit's (a party on the SDN list and the Entity List is on both). The Entity
     List's footnotes are those of every entry matched; unknown if one does not show them."""
     out: dict[str, dict[str, Any]] = {}
+    unshown = False
     for h in matched:
         designation = out.setdefault(h.entry.list, {"list": h.entry.list})
-        if h.entry.list != "entity_list":
-            continue
-        notes = designation.get("footnotes", [])
-        if h.entry.footnotes is None or notes is None:
-            designation["footnotes"] = None
-        else:
-            designation["footnotes"] = sorted({*notes, *h.entry.footnotes})
-    for designation in out.values():
-        if designation.get("footnotes", 0) is None:
-            del designation["footnotes"]  # (absent: unknown - the engine asks)
+        if h.entry.list == "entity_list":
+            notes = h.entry.footnotes
+            unshown = unshown or notes is None
+            designation["footnotes"] = sorted({*designation.get("footnotes", ()),
+                                               *(notes or ())})
+    if unshown:
+        del out["entity_list"]["footnotes"]  # (absent: unknown - the engine asks)
     return list(out.values())
 
 
