@@ -253,9 +253,7 @@ def _listed_by_name(txn: dict[str, Any], path: tuple[Any, ...], on: date) -> boo
     Entity List names exactly, in force on the day: the entry then decides."""
     if len(path) < 3 or path[0] != "parties" or path[2] != "designations":
         return False
-    name = normalise_name(txn["parties"][path[1]]["name"])
-    return any(normalise_name(e.name) == name and e.version_on(on) is not None
-               for e in RULES.entities.get("US", []))
+    return normalise_name(txn["parties"][path[1]]["name"]) in RULES.at(on).entity_index("US")
 
 
 def _contradictions(determination: dict[str, Any]) -> set[str]:

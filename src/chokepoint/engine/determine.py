@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from datetime import date
+from functools import partial
 from typing import Any
 
 from chokepoint import __version__
@@ -78,6 +79,15 @@ def apply_aliases(txn: dict[str, Any], snap: Snapshot, regime: str
     return out, steps
 
 
+def _entry_step(rule: str, i: int, entry: Any, version: Any, question: str, found: str
+                ) -> dict[str, Any]:
+    """The trace step of a party found in the snapshot by its exact name."""
+    return {"rule": rule, "role": "definition", "citation": version.citation.short(),
+            "question": question,
+            "result": f"parties[{i}] matches the entry '{entry.name}' by exact name {found}",
+            "evidence": version.citation.evidence}
+
+
 def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                      ) -> tuple[dict[str, Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """Look parties up in the curated Entity List snapshot by exact normalised name.
@@ -116,6 +126,7 @@ def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
                       "footnotes": version.footnotes,
                       "citation": version.citation.short()}
         party["entity_list_entry"] = {"id": entry.id, "rff": version.rff}
+        step = partial(_entry_step, snap.rules.entity_rule[regime], i, entry, version)
         given = party.get("designations")
         listed = [d for d in given or ()
                   if isinstance(d, dict) and d.get("list") == "entity_list"]
@@ -126,35 +137,22 @@ def resolve_parties(txn: dict[str, Any], snap: Snapshot, regime: str
             party["designations"] = [
                 {**d, "footnotes": sorted({*(d.get("footnotes") or ()), *version.footnotes})}
                 if d in short else d for d in given or ()]
-            steps.append({
-                "rule": snap.rules.entity_rule[regime],
-                "role": "definition",
-                "citation": version.citation.short(),
-                "question": f"Which footnotes does {party.get('name')}'s Entity List entry "
-                            "carry?",
-                "result": f"parties[{i}] matches the entry '{entry.name}' by exact name "
-                          f"(footnotes {list(version.footnotes)}); the input gave "
-                          + ", ".join("none" if d.get("footnotes") is None
-                                      else str(d["footnotes"]) for d in short)
-                          + ": the entry's footnotes are added (a party is not cleared by "
-                            "fewer footnotes than its entry carries)",
-                "evidence": version.citation.evidence,
-            })
+            gave = ", ".join("none" if d.get("footnotes") is None else str(d["footnotes"])
+                             for d in short)
+            steps.append(step(
+                f"Which footnotes does {party.get('name')}'s Entity List entry carry?",
+                f"(footnotes {list(version.footnotes)}); the input gave {gave}: the entry's "
+                "footnotes are added (a party is not cleared by fewer footnotes than its "
+                "entry carries)"))
         elif not listed:
             party["designations"] = [*(given or ()), {"list": "entity_list",
                                                       "footnotes": list(version.footnotes)}]
             said = ("" if given is None else
                     f"; the input gave {'no designation' if not given else 'other lists only'}"
                     ", but a party the Entity List names is not cleared")
-            steps.append({
-                "rule": snap.rules.entity_rule[regime],
-                "role": "definition",
-                "citation": version.citation.short(),
-                "question": f"Is {party.get('name')} on the Entity List?",
-                "result": f"parties[{i}] matches the entry '{entry.name}' by exact name "
-                          f"(footnotes {version.footnotes or 'none'}): designation set{said}",
-                "evidence": version.citation.evidence,
-            })
+            steps.append(step(f"Is {party.get('name')} on the Entity List?",
+                              f"(footnotes {version.footnotes or 'none'}): designation "
+                              f"set{said}"))
     return out, entries, steps
 
 
